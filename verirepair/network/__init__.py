@@ -1,0 +1,1 @@
+"""Networks: the immutable model (:mod:`.model`) and file formats (ONNX, .nnet, torch)."""

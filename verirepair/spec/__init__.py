@@ -1,0 +1,1 @@
+"""Properties: the model (:mod:`.property`) and VNN-LIB reading/writing (:mod:`.vnnlib`)."""
