@@ -1,0 +1,311 @@
+"""Marabou as a second, independent verification engine.
+
+Pipeline position: ``get_verifier("marabou")`` (in :mod:`verirepair.verify.engine`)
+lazily imports :func:`verify_marabou`; it speaks the same types as our own engine
+(:class:`~verirepair.verify.result.VerificationResult`), so the two can be
+compared instance by instance (``verirepair bench --compare own,marabou``).
+
+The query is built directly with ``maraboupy.MarabouCore`` from our
+:class:`~verirepair.network.model.Network` (never from the ONNX file), so both
+engines verify exactly the same float64 network:
+
+* variables ``0 .. n_inputs-1`` are the inputs, bounded by one input box;
+* every affine layer gets one variable per pre-activation, tied to its inputs
+  by an equation ``z_j - sum_i W_ji h_i = b_j``;
+* every ReLU layer gets one variable per post-activation and a ReLU constraint;
+* the last layer's pre-activations are the outputs;
+* the unsafe set ``OR_k (A_k y <= b_k)`` becomes plain ``<=`` equations when it
+  has one polytope, and one disjunction constraint otherwise.
+
+A union of input boxes is checked one box at a time, and a list of properties
+one property at a time, all under one shared wall-clock budget.
+
+Timeouts: Marabou's C++ ``solve`` cannot be interrupted from Python, so the
+budget is enforced by Marabou's own ``timeoutInSeconds`` option (an integer:
+the ceiling of the remaining budget).  A query may therefore overrun the budget
+by up to a second plus preprocessing; the benchmark runner adds a hard
+wall-clock guard that kills the worker process on top of this.
+
+Soundness: ``unsat`` maps to ``HOLDS``.  ``sat`` maps to ``VIOLATED`` only once
+Marabou's input assignment has been confirmed by our float64 forward pass
+(:func:`~verirepair.verify.confirm.confirm`); an assignment that is only a
+counterexample within Marabou's own tolerances gives ``UNKNOWN``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from verirepair.errors import SolverUnavailableError
+from verirepair.network.model import Network
+from verirepair.spec.property import Box, HalfSpaces, Property
+from verirepair.verify.confirm import confirm
+from verirepair.verify.result import (
+    Counterexample,
+    VerificationResult,
+    Verdict,
+    VerifyConfig,
+    VerifyStats,
+)
+
+logger = logging.getLogger(__name__)
+
+ENGINE_NAME = "marabou"
+
+def marabou_available() -> bool:
+    """Whether ``maraboupy`` can be imported.
+
+    Returns
+    -------
+    bool
+    """
+    try:
+        _import_marabou()
+    except SolverUnavailableError:
+        return False
+    return True
+
+
+def _import_marabou() -> tuple[Any, Any]:
+    """Import ``(MarabouCore, Marabou)`` or raise :class:`SolverUnavailableError`."""
+    try:
+        import warnings
+
+        with warnings.catch_warnings():
+            # maraboupy warns at import that its TensorFlow parser is missing; we never use it.
+            warnings.filterwarnings("ignore", message="Tensorflow parser is unavailable")
+            from maraboupy import Marabou, MarabouCore
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise SolverUnavailableError(
+            f"maraboupy is not installed ({exc}); install maraboupy==2.0.0 "
+            "or use engine='own'"
+        ) from exc
+    return MarabouCore, Marabou
+
+
+# --------------------------------------------------------------------- query
+def _equation(core: Any, kind: str, terms: Sequence[tuple[float, int]], scalar: float) -> Any:
+    """Build a MarabouCore equation ``sum c_i v_i (kind) scalar``."""
+    types = {"eq": core.Equation.EQ, "le": core.Equation.LE}
+    eq = core.Equation(types[kind])
+    for coeff, var in terms:
+        eq.addAddend(float(coeff), int(var))
+    eq.setScalar(float(scalar))
+    return eq
+
+
+def _unsafe_rows(poly: HalfSpaces) -> list[tuple[list[tuple[float, int]], float]] | None:
+    """The rows of ``A y <= b`` as Marabou terms over output indices.
+
+    Returns ``None`` if the polytope is trivially empty (a zero row with a
+    negative right-hand side); trivially true rows are dropped.
+    """
+    rows = []
+    for a_row, b_i in zip(poly.A, poly.b):
+        # Zero coefficients carry no information, and Marabou rejects them in
+        # single-variable disjuncts.
+        terms = [(float(c), j) for j, c in enumerate(a_row) if c != 0.0]
+        if not terms:
+            if b_i < 0.0:
+                return None
+            continue
+        rows.append((terms, float(b_i)))
+    return rows
+
+
+def build_query(network: Network, box: Box, unsafe: Sequence[HalfSpaces]) -> tuple[Any, int]:
+    """Encode "some input in ``box`` reaches the unsafe set" as a Marabou query.
+
+    Parameters
+    ----------
+    network : Network
+    box : Box, dimension n_inputs
+    unsafe : sequence of HalfSpaces over the n_outputs outputs (their union)
+
+    Returns
+    -------
+    (MarabouCore.InputQuery, int)
+        The query and the number of non-empty unsafe polytopes (0 means the
+        unsafe set is empty and the query need not be solved).
+
+    Raises
+    ------
+    ValueError
+        If the box or polytopes do not match the network's dimensions.
+    """
+    core, _ = _import_marabou()
+    if box.dim != network.n_inputs:
+        raise ValueError(f"input box has dimension {box.dim}, network has {network.n_inputs} inputs")
+    for poly in unsafe:
+        if poly.A.shape[1] != network.n_outputs:
+            raise ValueError(
+                f"unsafe polytope is over {poly.A.shape[1]} outputs, network has {network.n_outputs}"
+            )
+    n_vars = network.n_inputs + sum(
+        layer.out_features * (2 if layer.relu else 1) for layer in network.layers
+    )
+    query = core.InputQuery()
+    query.setNumberOfVariables(n_vars)
+    current = list(range(network.n_inputs))
+    for i, var in enumerate(current):
+        query.markInputVariable(var, i)
+        query.setLowerBound(var, float(box.lower[i]))
+        query.setUpperBound(var, float(box.upper[i]))
+    next_var = network.n_inputs
+    for layer in network.layers:
+        pre = list(range(next_var, next_var + layer.out_features))
+        next_var += layer.out_features
+        for j, z in enumerate(pre):
+            terms = [(1.0, z)] + [(-w, h) for w, h in zip(layer.weight[j], current) if w != 0.0]
+            query.addEquation(_equation(core, "eq", terms, layer.bias[j]))
+        if layer.relu:
+            post = list(range(next_var, next_var + layer.out_features))
+            next_var += layer.out_features
+            for z, h in zip(pre, post):
+                core.addReluConstraint(query, z, h)
+                query.setLowerBound(h, 0.0)
+            current = post
+        else:
+            current = pre
+    for k, var in enumerate(current):
+        query.markOutputVariable(var, k)
+    polytopes = [rows for rows in (_unsafe_rows(p) for p in unsafe) if rows is not None]
+    if any(not rows for rows in polytopes):
+        # One polytope is the whole output space: the unsafe set is everything.
+        polytopes = [[]]
+    outputs = current
+
+    def encode(rows: list[tuple[list[tuple[float, int]], float]]) -> list[Any]:
+        return [_equation(core, "le", [(c, outputs[j]) for c, j in terms], b) for terms, b in rows]
+
+    if len(polytopes) == 1:
+        for eq in encode(polytopes[0]):
+            query.addEquation(eq)
+    elif len(polytopes) > 1:
+        core.addDisjunctionConstraint(query, [encode(rows) for rows in polytopes])
+    return query, len(polytopes)
+
+
+# --------------------------------------------------------------------- solve
+@contextlib.contextmanager
+def _stdout_silenced() -> Iterator[None]:
+    """Send file descriptor 1 to /dev/null for the duration of the block.
+
+    Marabou's C++ code prints with ``printf`` even at verbosity 0.  Its own
+    ``redirect`` argument is not used because ``solve`` returns early without
+    restoring stdout when preprocessing already decides the query.
+    """
+    sys.stdout.flush()
+    libc = ctypes.CDLL(None)
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        libc.fflush(None)  # C stdio buffers still hold Marabou's text: drop it first
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _solve(query: Any, timeout_s: int) -> tuple[str, dict[int, float], Any]:
+    """Run Marabou on ``query`` with an integer timeout, its output discarded."""
+    core, marabou = _import_marabou()
+    options = marabou.createOptions(verbosity=0, timeoutInSeconds=int(timeout_s))
+    with _stdout_silenced():
+        exit_code, values, stats = core.solve(query, options, "")
+    return str(exit_code), dict(values), stats
+
+
+def _check_box(network: Network, prop: Property, box: Box, deadline: float,
+               config: VerifyConfig) -> tuple[Verdict, list[Counterexample], str]:
+    """Check one input box of ``prop``; returns (verdict, confirmed cexs, message)."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0.0:
+        return Verdict.TIMEOUT, [], "time budget exhausted before Marabou started"
+    query, n_polys = build_query(network, box, prop.unsafe)
+    if n_polys == 0:
+        return Verdict.HOLDS, [], ""
+    exit_code, values, _ = _solve(query, max(1, math.ceil(remaining)))
+    if exit_code == "unsat":
+        return Verdict.HOLDS, [], ""
+    if exit_code == "sat":
+        x = np.array([values[i] for i in range(network.n_inputs)], dtype=np.float64)
+        cexs = confirm(network, prop, x, ENGINE_NAME)[: max(1, config.max_counterexamples)]
+        if cexs:
+            return Verdict.VIOLATED, cexs, ""
+        y = network.forward(np.clip(x, box.lower, box.upper))
+        score = float(prop.violation_score(y)[0])
+        return (Verdict.UNKNOWN, [],
+                f"Marabou reported sat, but its assignment is not a counterexample in float64 "
+                f"(violation score {score:.3e}); Marabou's tolerance, not a proof either way")
+    if exit_code == "TIMEOUT":
+        return Verdict.TIMEOUT, [], f"Marabou timed out (budget {math.ceil(remaining)} s)"
+    return Verdict.UNKNOWN, [], f"Marabou returned {exit_code!r}"
+
+
+_RANK = {Verdict.HOLDS: 0, Verdict.UNKNOWN: 1, Verdict.TIMEOUT: 2}
+
+
+def verify_marabou(network: Network, props: Sequence[Property] | Property,
+                   config: VerifyConfig) -> VerificationResult:
+    """Verify properties on a network with Marabou.
+
+    Parameters
+    ----------
+    network : Network
+        Affine layers with ReLUs; n_inputs / n_outputs must match the properties.
+    props : Property or sequence of Property
+        All must hold for ``HOLDS``; the first confirmed violation ends the search.
+    config : VerifyConfig
+        ``timeout_s`` is the budget shared by every query (enforced by Marabou's
+        own integer ``timeoutInSeconds``, see the module docstring);
+        ``max_counterexamples`` caps the returned counterexamples.
+
+    Returns
+    -------
+    VerificationResult
+        ``engine="marabou"``.  ``VIOLATED`` only with a counterexample confirmed
+        by our float64 forward pass; ``HOLDS`` when every query was ``unsat``;
+        otherwise the worst of ``TIMEOUT`` / ``UNKNOWN`` with a message.
+        ``stats.extra["queries"]`` counts the Marabou calls.
+
+    Raises
+    ------
+    SolverUnavailableError
+        If maraboupy is not installed.
+    ValueError
+        If a property's dimensions do not match the network.
+    """
+    _import_marabou()
+    props = [props] if isinstance(props, Property) else list(props)
+    start = time.monotonic()
+    deadline = start + float(config.timeout_s)
+    names = ",".join(p.name for p in props)
+    overall, messages, queries = Verdict.HOLDS, [], 0
+    for prop in props:
+        for box_index, box in enumerate(prop.input_boxes):
+            verdict, cexs, message = _check_box(network, prop, box, deadline, config)
+            queries += 1
+            logger.debug("marabou %s box %d: %s", prop.name, box_index, verdict.value)
+            if verdict is Verdict.VIOLATED:
+                stats = VerifyStats(time_s=time.monotonic() - start, extra={"queries": queries})
+                return VerificationResult(Verdict.VIOLATED, tuple(cexs), stats, ENGINE_NAME,
+                                          prop.name, "")
+            if message:
+                messages.append(f"{prop.name} box {box_index}: {message}")
+            if _RANK[verdict] > _RANK[overall]:
+                overall = verdict
+    stats = VerifyStats(time_s=time.monotonic() - start, extra={"queries": queries})
+    return VerificationResult(overall, (), stats, ENGINE_NAME, names, "; ".join(messages))
