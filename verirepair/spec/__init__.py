@@ -1,1 +1,19 @@
-"""Properties: the model (:mod:`.property`) and VNN-LIB reading/writing (:mod:`.vnnlib`)."""
+"""Properties: the model (:mod:`.property`), VNN-LIB reading/writing (:mod:`.vnnlib`)
+and ACAS Xu properties in physical units (:mod:`.physical`).
+
+Imports here are explicit re-exports of the public API; nothing runs at import.
+"""
+
+from verirepair.spec.property import Box, HalfSpaces, Property, violation_score_torch
+from verirepair.spec.vnnlib import parse_vnnlib, parse_vnnlib_string, save_vnnlib, write_vnnlib
+
+__all__ = [
+    "Box",
+    "HalfSpaces",
+    "Property",
+    "parse_vnnlib",
+    "parse_vnnlib_string",
+    "save_vnnlib",
+    "violation_score_torch",
+    "write_vnnlib",
+]
