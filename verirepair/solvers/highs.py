@@ -1,0 +1,138 @@
+"""HiGHS backend through ``highspy``'s direct API (no PuLP in between).
+
+Pipeline position: one of the backends behind
+:func:`verirepair.solvers.get_backend` (name ``"highs"``).  The CSR matrix of a
+:class:`~verirepair.solvers.model.LinearProblem` is handed to HiGHS as is, so
+building the model costs no Python loop over constraints.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from verirepair.solvers.model import LinearProblem, Solution, SolveStatus
+from verirepair.solvers.registry import Backend, register_backend
+
+
+def _build_lp(problem: LinearProblem) -> object:
+    """Translate ``problem`` into a ``highspy.HighsLp``."""
+    import highspy
+
+    lp = highspy.HighsLp()
+    lp.num_col_ = problem.n_vars
+    lp.num_row_ = problem.n_constraints
+    lp.col_cost_ = problem.c
+    lp.col_lower_ = problem.col_lower
+    lp.col_upper_ = problem.col_upper
+    lp.row_lower_ = problem.row_lower
+    lp.row_upper_ = problem.row_upper
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+    lp.a_matrix_.num_col_ = problem.n_vars
+    lp.a_matrix_.num_row_ = problem.n_constraints
+    lp.a_matrix_.start_ = problem.A.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = problem.A.indices.astype(np.int32)
+    lp.a_matrix_.value_ = problem.A.data
+    if problem.is_mip:
+        kinds = [highspy.HighsVarType.kInteger if flag else highspy.HighsVarType.kContinuous
+                 for flag in problem.integrality]
+        lp.integrality_ = kinds
+    return lp
+
+
+def translate_highs_status(model_status: str, has_primal: bool) -> SolveStatus:
+    """Map a HiGHS model status name (e.g. ``"kOptimal"``) to :class:`SolveStatus`.
+
+    Parameters
+    ----------
+    model_status : str
+        Member name of ``highspy.HighsModelStatus``.
+    has_primal : bool
+        Whether HiGHS reports a feasible primal solution.
+    """
+    if model_status == "kOptimal":
+        return SolveStatus.OPTIMAL
+    if model_status == "kInfeasible":
+        return SolveStatus.INFEASIBLE
+    if model_status == "kUnbounded":
+        return SolveStatus.UNBOUNDED
+    if model_status in ("kTimeLimit", "kIterationLimit", "kSolutionLimit", "kInterrupt",
+                        "kHighsInterrupt", "kObjectiveBound", "kObjectiveTarget", "kUnknown"):
+        if has_primal:
+            return SolveStatus.FEASIBLE
+        return SolveStatus.TIME_LIMIT if model_status != "kUnknown" else SolveStatus.ERROR
+    return SolveStatus.ERROR
+
+
+class HighsBackend(Backend):
+    """Solve with HiGHS (simplex / branch-and-cut) via ``highspy``."""
+
+    name = "highs"
+
+    def available(self) -> bool:
+        try:
+            import highspy  # noqa: F401
+        except ImportError:
+            return False
+        return True
+
+    def _run(self, problem: LinearProblem, time_limit_s: float | None) -> tuple[object, str]:
+        import highspy
+
+        solver = highspy.Highs()
+        solver.setOptionValue("output_flag", False)
+        if time_limit_s is not None:
+            solver.setOptionValue("time_limit", float(max(time_limit_s, 1e-3)))
+        solver.passModel(_build_lp(problem))
+        solver.run()
+        return solver, solver.getModelStatus().name
+
+    def solve(self, problem: LinearProblem, time_limit_s: float | None = None) -> Solution:
+        import highspy
+
+        start = time.perf_counter()
+        try:
+            solver, status_name = self._run(problem, time_limit_s)
+        except Exception as exc:  # highspy raises plain RuntimeError on bad models
+            return Solution(SolveStatus.ERROR, None, None, time.perf_counter() - start,
+                            f"highspy failed: {exc}")
+        info = solver.getInfo()
+        has_primal = info.primal_solution_status == highspy.SolutionStatus.kSolutionStatusFeasible
+        if status_name == "kModelEmpty" and problem.n_constraints == 0:
+            return self._solve_bounds_only(problem, start)
+        status = translate_highs_status(status_name, has_primal)
+        if status_name == "kUnboundedOrInfeasible":
+            status = self._infeasible_or_unbounded(problem, time_limit_s)
+        x = objective = None
+        if status.has_solution:
+            x = np.array(solver.getSolution().col_value, dtype=np.float64)
+            objective = float(problem.c @ x)
+        return Solution(status, x, objective, time.perf_counter() - start, status_name)
+
+    def _infeasible_or_unbounded(self, problem: LinearProblem,
+                                 time_limit_s: float | None) -> SolveStatus:
+        """Decide an ambiguous status by solving the feasibility problem (zero cost)."""
+        zero = LinearProblem(np.zeros(problem.n_vars), problem.A, problem.row_lower,
+                             problem.row_upper, problem.col_lower, problem.col_upper,
+                             problem.integrality, problem.name)
+        _, name = self._run(zero, time_limit_s)
+        if name == "kOptimal":
+            return SolveStatus.UNBOUNDED
+        if name == "kInfeasible":
+            return SolveStatus.INFEASIBLE
+        return SolveStatus.ERROR
+
+    @staticmethod
+    def _solve_bounds_only(problem: LinearProblem, start: float) -> Solution:
+        """A problem without rows: each variable sits at its cheaper bound."""
+        x = np.where(problem.c >= 0, problem.col_lower, problem.col_upper)
+        x = np.where(problem.c == 0, np.clip(0.0, problem.col_lower, problem.col_upper), x)
+        if not np.all(np.isfinite(x)):
+            return Solution(SolveStatus.UNBOUNDED, None, None, time.perf_counter() - start,
+                            "kModelEmpty")
+        return Solution(SolveStatus.OPTIMAL, x, float(problem.c @ x),
+                        time.perf_counter() - start, "kModelEmpty")
+
+
+register_backend("highs", HighsBackend)
