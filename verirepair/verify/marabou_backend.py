@@ -62,6 +62,15 @@ logger = logging.getLogger(__name__)
 
 ENGINE_NAME = "marabou"
 
+#: Margins (in output units, per unit-norm row) by which the unsafe polytopes
+#: are shrunk on successive queries of one box.  Marabou's satisfying
+#: assignments typically lie exactly on the boundary of the unsafe set, and its
+#: own feasibility tolerance puts our float64 forward pass a hair outside
+#: (violation scores around -1e-16 .. -1e-9).  When that happens the query is
+#: repeated with the polytopes pulled inwards, so the next assignment sits
+#: strictly inside.  ``unsat`` is only ever trusted for margin 0.
+SAT_RETRY_MARGINS = (0.0, 1e-6, 1e-4)
+
 def marabou_available() -> bool:
     """Whether ``maraboupy`` can be imported.
 
@@ -104,14 +113,15 @@ def _equation(core: Any, kind: str, terms: Sequence[tuple[float, int]], scalar: 
     return eq
 
 
-def _unsafe_rows(poly: HalfSpaces) -> list[tuple[list[tuple[float, int]], float]] | None:
-    """The rows of ``A y <= b`` as Marabou terms over output indices.
+def _unsafe_rows(poly: HalfSpaces,
+                 margin: float) -> list[tuple[list[tuple[float, int]], float]] | None:
+    """The rows of ``A y <= b - margin * ||a_i||`` as Marabou terms over output indices.
 
     Returns ``None`` if the polytope is trivially empty (a zero row with a
     negative right-hand side); trivially true rows are dropped.
     """
     rows = []
-    for a_row, b_i in zip(poly.A, poly.b):
+    for a_row, b_i in zip(poly.A, poly.b - margin * np.linalg.norm(poly.A, axis=1)):
         # Zero coefficients carry no information, and Marabou rejects them in
         # single-variable disjuncts.
         terms = [(float(c), j) for j, c in enumerate(a_row) if c != 0.0]
@@ -123,7 +133,8 @@ def _unsafe_rows(poly: HalfSpaces) -> list[tuple[list[tuple[float, int]], float]
     return rows
 
 
-def build_query(network: Network, box: Box, unsafe: Sequence[HalfSpaces]) -> tuple[Any, int]:
+def build_query(network: Network, box: Box, unsafe: Sequence[HalfSpaces],
+                margin: float = 0.0) -> tuple[Any, int]:
     """Encode "some input in ``box`` reaches the unsafe set" as a Marabou query.
 
     Parameters
@@ -131,6 +142,9 @@ def build_query(network: Network, box: Box, unsafe: Sequence[HalfSpaces]) -> tup
     network : Network
     box : Box, dimension n_inputs
     unsafe : sequence of HalfSpaces over the n_outputs outputs (their union)
+    margin : float
+        Shrink every polytope by this distance (each row ``a_i y <= b_i`` becomes
+        ``a_i y <= b_i - margin * ||a_i||``); 0 encodes the property exactly.
 
     Returns
     -------
@@ -179,7 +193,7 @@ def build_query(network: Network, box: Box, unsafe: Sequence[HalfSpaces]) -> tup
             current = pre
     for k, var in enumerate(current):
         query.markOutputVariable(var, k)
-    polytopes = [rows for rows in (_unsafe_rows(p) for p in unsafe) if rows is not None]
+    polytopes = [rows for rows in (_unsafe_rows(p, margin) for p in unsafe) if rows is not None]
     if any(not rows for rows in polytopes):
         # One polytope is the whole output space: the unsafe set is everything.
         polytopes = [[]]
@@ -230,29 +244,40 @@ def _solve(query: Any, timeout_s: int) -> tuple[str, dict[int, float], Any]:
 
 def _check_box(network: Network, prop: Property, box: Box, deadline: float,
                config: VerifyConfig) -> tuple[Verdict, list[Counterexample], str]:
-    """Check one input box of ``prop``; returns (verdict, confirmed cexs, message)."""
-    remaining = deadline - time.monotonic()
-    if remaining <= 0.0:
-        return Verdict.TIMEOUT, [], "time budget exhausted before Marabou started"
-    query, n_polys = build_query(network, box, prop.unsafe)
-    if n_polys == 0:
-        return Verdict.HOLDS, [], ""
-    exit_code, values, _ = _solve(query, max(1, math.ceil(remaining)))
-    if exit_code == "unsat":
-        return Verdict.HOLDS, [], ""
-    if exit_code == "sat":
-        x = np.array([values[i] for i in range(network.n_inputs)], dtype=np.float64)
-        cexs = confirm(network, prop, x, ENGINE_NAME)[: max(1, config.max_counterexamples)]
-        if cexs:
-            return Verdict.VIOLATED, cexs, ""
-        y = network.forward(np.clip(x, box.lower, box.upper))
-        score = float(prop.violation_score(y)[0])
-        return (Verdict.UNKNOWN, [],
-                f"Marabou reported sat, but its assignment is not a counterexample in float64 "
-                f"(violation score {score:.3e}); Marabou's tolerance, not a proof either way")
-    if exit_code == "TIMEOUT":
-        return Verdict.TIMEOUT, [], f"Marabou timed out (budget {math.ceil(remaining)} s)"
-    return Verdict.UNKNOWN, [], f"Marabou returned {exit_code!r}"
+    """Check one input box of ``prop``; returns (verdict, confirmed cexs, message).
+
+    The exact query decides ``HOLDS``; an unconfirmed ``sat`` is retried with
+    the unsafe set shrunk by :data:`SAT_RETRY_MARGINS`.
+    """
+    score = float("nan")
+    for margin in SAT_RETRY_MARGINS:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0.0:
+            return Verdict.TIMEOUT, [], "time budget exhausted before Marabou started"
+        query, n_polys = build_query(network, box, prop.unsafe, margin)
+        if n_polys == 0:
+            if margin == 0.0:
+                return Verdict.HOLDS, [], ""
+            break
+        exit_code, values, _ = _solve(query, max(1, math.ceil(remaining)))
+        if exit_code == "unsat" and margin == 0.0:
+            return Verdict.HOLDS, [], ""
+        if exit_code == "sat":
+            x = np.array([values[i] for i in range(network.n_inputs)], dtype=np.float64)
+            cexs = confirm(network, prop, x, ENGINE_NAME)[: max(1, config.max_counterexamples)]
+            if cexs:
+                return Verdict.VIOLATED, cexs, ""
+            score = float(prop.violation_score(network.forward(np.clip(x, box.lower, box.upper)))[0])
+            continue
+        if exit_code == "TIMEOUT":
+            return Verdict.TIMEOUT, [], f"Marabou timed out (budget {math.ceil(remaining)} s)"
+        if exit_code != "unsat":
+            return Verdict.UNKNOWN, [], f"Marabou returned {exit_code!r} (margin {margin:g})"
+        break  # unsat once shrunk: the violating region is thinner than the margin
+    return (Verdict.UNKNOWN, [],
+            f"Marabou reported sat, but its assignment is not a counterexample in float64 "
+            f"(violation score {score:.3e}) and none was found strictly inside the unsafe set; "
+            f"Marabou's tolerance, not a proof either way")
 
 
 _RANK = {Verdict.HOLDS: 0, Verdict.UNKNOWN: 1, Verdict.TIMEOUT: 2}
