@@ -27,3 +27,24 @@ FORWARD_AGREE_TOL = 1e-6
 #: float64; strict VNN-LIB inequalities are read as non-strict (closure), which
 #: is the sound direction for proofs.
 CEX_TOL = 0.0
+
+#: A weight or bias change of magnitude at most this counts as "unchanged" when
+#: a patch reports how many parameters it modifies (LP solutions carry noise of
+#: order 1e-12 on entries that are zero at the optimum).
+PATCH_ZERO_TOL = 1e-9
+
+#: Relative slack trusted on an LP optimum (HiGHS simplex): a minimum ``v`` is
+#: used as the bound ``v - LP_BOUND_TOL * (1 + |v|)``.  HiGHS's default primal
+#: and dual feasibility tolerances are 1e-7, so the optimum can be off by about
+#: that times the size of the duals; 1e-6 covers the ACAS Xu-sized LPs.
+LP_BOUND_TOL = 1e-6
+
+#: Agreement between our float64 forward pass and a *float32* engine
+#: (onnxruntime on a float32 model, or the float32-rounded twin of a network).
+#: float32 arithmetic alone makes them differ: on the 45 ACAS Xu networks
+#: (|y| <= 11) onnxruntime differs from our float64 pass by up to 1.14e-5 over
+#: 1000 points each, which is exactly a float32 NumPy pass's deviation, while
+#: onnxruntime on a float64 copy of the same graph agrees bit for bit.  So
+#: FORWARD_AGREE_TOL applies to float64 engines; this one (about 4x the measured
+#: worst case) to float32 engines on ACAS-sized networks.
+FLOAT32_FORWARD_TOL = 5e-5

@@ -1,1 +1,22 @@
 """Networks: the immutable model (:mod:`.model`) and file formats (ONNX, .nnet, torch)."""
+
+from verirepair.network.loader import load_network
+from verirepair.network.model import AffineLayer, Network, Normalization, SourceGraph, random_network
+from verirepair.network.nnet import load_nnet
+from verirepair.network.onnx_io import save_onnx, load_onnx
+from verirepair.network.onnx_ops import SUPPORTED_OPS
+from verirepair.network.torch_export import to_torch
+
+__all__ = [
+    "AffineLayer",
+    "Network",
+    "Normalization",
+    "SourceGraph",
+    "SUPPORTED_OPS",
+    "load_network",
+    "load_nnet",
+    "load_onnx",
+    "random_network",
+    "save_onnx",
+    "to_torch",
+]
