@@ -1,0 +1,527 @@
+"""The certify loop: verify, localize, repair, apply, re-verify, deliver.
+
+Pipeline position: this module strings the stages together (CONVENTIONS.md,
+"The shape of the house").  It never prints; progress goes through an
+``on_event(stage, info)`` callback that the CLI renders.
+
+One round:
+
+1. verify every property with our engine; stop (``REPAIRED``) when all hold;
+2. add the new confirmed counterexamples to the pool;
+3. localize on the *original* network with the whole pool;
+4. solve the layer repair from the *original* network (the next-ranked layer
+   is tried when a layer is infeasible);
+5. apply the patch to a new network and go back to 1.
+
+The final network is written with ``save_onnx`` (same graph, new
+initializers), loaded back from the file, and re-verified from the file, so the
+certificate speaks about the delivered bytes; Marabou cross-checks it.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from verirepair.network.model import Network
+from verirepair.spec.property import Box, Property
+from verirepair.verify.result import Verdict, VerificationResult, VerifyConfig
+
+logger = logging.getLogger(__name__)
+
+EventCallback = Callable[[str, dict], None]
+NamedProperties = list[tuple[str, list[Property]]]
+
+
+class PipelineStatus(enum.Enum):
+    """How a repair run ended."""
+
+    REPAIRED = "repaired"          # every property proven on the delivered file
+    NOT_NEEDED = "not_needed"      # every property held before any change
+    PARTIAL = "partial"            # budget ran out or a verdict stayed open
+    FAILED = "failed"              # no layer admitted a repair
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineConfig:
+    """Settings of :func:`run_pipeline`.
+
+    Parameters
+    ----------
+    layer : int or None
+        Layer to repair; None takes the localization's ranking.
+    norm : {"l1", "linf", "mix"}
+    solver : {"cbc", "highs", "gurobi"}
+    encoding : {"lp", "milp"}
+    localize_method : {"causal", "activation", "gradient"}
+    max_rounds : int
+    timeout_s : float
+        Total wall-clock budget of the run.
+    verify_timeout_s : float
+        Budget of one property's verification inside a round.
+    cross_check : str or None
+        Second engine for the final check (``"marabou"``), or None.
+    cross_check_timeout_s : float
+    seed : int
+    n_preserve : int
+        Preservation points sampled over the input domain for the LP.
+    n_fidelity : int
+        Points for advisory fidelity (uniform over the domain).
+    n_care : int
+        CARE-protocol samples per property region (correct and violating).
+    cex_per_property : int
+        Counterexamples gathered per violated property and round.
+    max_delta : float
+        Bound on each weight change.
+    """
+
+    layer: int | None = None
+    norm: str = "l1"
+    solver: str = "cbc"
+    encoding: str = "lp"
+    localize_method: str = "causal"
+    max_rounds: int = 8
+    timeout_s: float = 1800.0
+    verify_timeout_s: float = 300.0
+    cross_check: str | None = "marabou"
+    cross_check_timeout_s: float = 300.0
+    seed: int = 0
+    n_preserve: int = 2000
+    n_fidelity: int = 5000
+    n_care: int = 10016
+    cex_per_property: int = 64
+    max_delta: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class RoundRecord:
+    """What happened in one round."""
+
+    index: int
+    verdicts: dict
+    new_counterexamples: int
+    pool_size: int
+    layer_index: int | None
+    solver_status: str
+    objective: float | None
+    time_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineResult:
+    """Outcome of :func:`run_pipeline` (also serialised into ``report.json``)."""
+
+    status: PipelineStatus
+    network: Network
+    output_path: Path | None
+    report_dir: Path
+    properties: dict
+    rounds: tuple[RoundRecord, ...]
+    change: dict | None
+    fidelity: dict | None
+    time_s: float
+    patch: object | None = field(default=None, repr=False)
+
+
+# ----------------------------------------------------------------------------- inputs
+def collect_properties(network_path: Path, paths: Sequence[Path], acasxu: bool) -> NamedProperties:
+    """Gather named properties from files and, with ``acasxu``, the applicable ACAS Xu ones.
+
+    Parameters
+    ----------
+    network_path : Path -- used to recognise an ACAS Xu network by name
+    paths : VNN-LIB files given explicitly
+    acasxu : bool -- add every ACAS Xu property that applies to the network
+
+    Returns
+    -------
+    list of (name, list of Property)
+    """
+    from verirepair.spec import parse_vnnlib
+
+    named: NamedProperties = []
+    if acasxu:
+        import acasxu_nets
+        from verirepair.spec.physical import default_vnnlib_dir
+
+        info = acasxu_nets.get_info(network_path.stem)
+        for number in info.applicable_properties:
+            path = default_vnnlib_dir() / f"prop_{number}.vnnlib"
+            named.append((f"phi{number}", parse_vnnlib(path)))
+    seen = {name for name, _ in named}
+    for path in paths:
+        name = path.stem
+        if name in seen:
+            continue
+        named.append((name, parse_vnnlib(path)))
+        seen.add(name)
+    return named
+
+
+def input_domain(network: Network, props: Sequence[Property]) -> Box:
+    """The box of valid inputs, used for preservation and fidelity sampling.
+
+    Taken from the network's normalisation metadata when it has some, from the
+    ACAS Xu constants when the network is an ACAS Xu one, and otherwise the
+    bounding box of every property's input region.
+    """
+    if network.normalization is not None:
+        norm = network.normalization
+        lower = (np.asarray(norm.input_min) - norm.input_mean) / np.asarray(norm.input_range)
+        upper = (np.asarray(norm.input_max) - norm.input_mean) / np.asarray(norm.input_range)
+        return Box(lower, upper)
+    try:
+        import acasxu_nets
+
+        acasxu_nets.get_info(network.name)
+        return acasxu_nets.input_domain()
+    except (ImportError, KeyError, ValueError, LookupError, AttributeError):
+        pass
+    lower = np.min([box.lower for prop in props for box in prop.input_boxes], axis=0)
+    upper = np.max([box.upper for prop in props for box in prop.input_boxes], axis=0)
+    return Box(lower, upper)
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# ----------------------------------------------------------------------------- stages
+def _verify_all(network: Network, named: NamedProperties, config: PipelineConfig, deadline: float,
+                engine: str, timeout_s: float, max_cex: int) -> dict[str, VerificationResult]:
+    from verirepair.verify import verify
+
+    results: dict[str, VerificationResult] = {}
+    for name, props in named:
+        budget = max(1.0, min(timeout_s, deadline - time.perf_counter()))
+        vconfig = VerifyConfig(timeout_s=budget, seed=config.seed, max_counterexamples=max_cex)
+        results[name] = verify(network, props, vconfig, engine=engine)
+    return results
+
+
+def _verdict_entry(result: VerificationResult) -> dict:
+    return {"verdict": result.verdict.value, "engine": result.engine, "time_s": result.stats.time_s,
+            "subproblems": result.stats.subproblems, "message": result.message}
+
+
+def _densify(network: Network, props: list[Property], seeds: np.ndarray, rng: np.random.Generator,
+             count: int) -> np.ndarray:
+    """More counterexamples around known ones: Gaussian perturbations that stay violating."""
+    if seeds.shape[0] == 0 or count <= 0:
+        return seeds
+    boxes = [box for prop in props for box in prop.input_boxes]
+    scale = np.min([box.width for box in boxes], axis=0) * 0.02 + 1e-9
+    picks = seeds[rng.integers(0, seeds.shape[0], size=count * 4)]
+    cand = picks + rng.normal(size=picks.shape) * scale
+    keep = np.zeros(cand.shape[0], dtype=bool)
+    for prop in props:
+        inside = prop.in_region(cand)
+        if inside.any():
+            keep[inside] |= prop.is_violated_by(network.forward(cand[inside]))
+    return np.vstack([seeds, cand[keep][:count]])
+
+
+def localize_network(network: Network, props: list[Property], method: str = "causal", seed: int = 0,
+                     cex_path: Path | None = None, timeout_s: float = 60.0):
+    """Find counterexamples (or read them) and localize the fault.
+
+    Parameters
+    ----------
+    network : Network
+    props : list of Property -- one VNN-LIB file's properties
+    method : {"causal", "activation", "gradient"}
+    seed : int
+    cex_path : Path or None -- counterexamples file (.npy, .json or a VNN-COMP result)
+    timeout_s : float -- verification budget
+
+    Returns
+    -------
+    Localization
+    """
+    from verirepair.localize import LocalizeConfig, localize
+    from verirepair.localize.samples import sample_correct
+
+    rng = np.random.default_rng(seed)
+    if cex_path is not None:
+        cex_x = read_counterexamples(cex_path, network.n_inputs)
+    else:
+        cex_x = _find_counterexamples(network, props, seed, timeout_s, 64)
+    if cex_x.shape[0]:
+        cex_x = _densify(network, props, cex_x, rng, 256)
+    correct_x = sample_correct(network, props, 512, rng)
+    return localize(network, props, cex_x, correct_x, LocalizeConfig(method=method, seed=seed))
+
+
+def _find_counterexamples(network: Network, props: list[Property], seed: int, timeout_s: float,
+                          count: int) -> np.ndarray:
+    from verirepair.verify import verify
+
+    result = verify(network, props, VerifyConfig(timeout_s=timeout_s, seed=seed, max_counterexamples=count))
+    if result.verdict is not Verdict.VIOLATED:
+        return np.zeros((0, network.n_inputs))
+    return np.array([c.x for c in result.counterexamples])
+
+
+def read_counterexamples(path: Path, n_inputs: int) -> np.ndarray:
+    """Read counterexample inputs from ``.npy``, ``.json`` (list of lists or {"x": ...}) or a VNN-COMP result.
+
+    Returns
+    -------
+    array, shape (n, n_inputs)
+    """
+    import json
+
+    from verirepair.errors import VerirepairError
+
+    if path.suffix == ".npy":
+        x = np.load(path)
+    elif path.suffix == ".json":
+        data = json.loads(path.read_text())
+        if isinstance(data, dict):
+            data = data.get("counterexample", data).get("x") if "x" not in data else data["x"]
+        x = np.asarray(data, dtype=np.float64)
+    else:
+        from verirepair.verify.vnncomp_io import parse_result
+
+        verdict, x, _ = parse_result(path.read_text())
+        if x is None:
+            raise VerirepairError(f"{path}: result file says {verdict!r}, and carries no counterexample")
+    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    if x.shape[1] != n_inputs:
+        raise VerirepairError(f"{path}: counterexamples have {x.shape[1]} inputs, the network has {n_inputs}")
+    return x
+
+
+# ----------------------------------------------------------------------------- the loop
+def _float32_exact(network: Network) -> Network:
+    """The network whose weights are exactly what a float32 ONNX file stores.
+
+    We verify the float64 semantics of the stored float32 weights, so every
+    candidate is rounded this way *before* it is verified: the certificate
+    then speaks about the bytes that are delivered.
+    """
+    result = network
+    for index, layer in enumerate(network.layers):
+        result = result.replace_layer(index, layer.weight.astype(np.float32), layer.bias.astype(np.float32))
+    return result
+
+
+def _candidate_layers(network: Network, named: NamedProperties, pool: np.ndarray,
+                      config: PipelineConfig, rng: np.random.Generator, emit: EventCallback):
+    """Layers to try, best first, and the localization that ranked them."""
+    if config.layer is not None:
+        if not 0 <= config.layer < network.n_layers:
+            from verirepair.errors import VerirepairError
+
+            raise VerirepairError(f"--layer {config.layer} is out of range: the network has layers "
+                                  f"0..{network.n_layers - 1}")
+        return [config.layer], None
+    from verirepair.localize import LocalizeConfig, localize
+    from verirepair.localize.samples import sample_correct
+
+    all_props = [p for _, props in named for p in props]
+    emit("localize", {"text": f"{config.localize_method} on {pool.shape[0]} counterexamples"})
+    correct = sample_correct(network, all_props, 512, rng)
+    loc = localize(network, all_props, pool, correct,
+                   LocalizeConfig(method=config.localize_method, seed=config.seed))
+    scores = np.asarray(loc.layer_scores, dtype=float)
+    order = [int(i) for i in np.argsort(-scores) if scores[i] > 0]
+    ranked = [loc.suggested_layer] + [i for i in order if i != loc.suggested_layer]
+    last = network.n_layers - 1
+    if last not in ranked:
+        ranked.append(last)  # the exact LP on the output layer is always worth a try
+    return ranked, loc
+
+
+def _solve_repair(network: Network, named: NamedProperties, pool: np.ndarray, preserve_x: np.ndarray,
+                  layers: list[int], config: PipelineConfig, deadline: float, emit: EventCallback):
+    from verirepair.repair import RepairConfig, RepairStatus, repair_layer
+
+    all_props = [p for _, props in named for p in props]
+    last = None
+    for layer_index in layers:
+        remaining = deadline - time.perf_counter()
+        if remaining <= 1.0:
+            break
+        emit("repair", {"text": f"layer {layer_index}, {pool.shape[0]} counterexamples, "
+                                f"{preserve_x.shape[0]} preservation points ({config.solver})"})
+        rconfig = RepairConfig(norm=config.norm, solver=config.solver, encoding=config.encoding,
+                               max_delta=config.max_delta, time_limit_s=max(1.0, remaining))
+        last = repair_layer(network, all_props, pool, preserve_x, layer_index, rconfig)
+        emit("repair", {"text": f"layer {layer_index}: {last.status.value}", "log": True})
+        if last.status is RepairStatus.REPAIRED:
+            return last, layer_index
+    return last, None
+
+
+def run_pipeline(network: Network, named: NamedProperties, config: PipelineConfig, out_path: Path,
+                 report_dir: Path, source_path: Path | None = None,
+                 on_event: EventCallback | None = None) -> PipelineResult:
+    """Repair ``network`` until every property is proven, and deliver the results.
+
+    Parameters
+    ----------
+    network : Network -- the original (never modified)
+    named : list of (name, list of Property) -- every property that applies
+    config : PipelineConfig
+    out_path : Path -- repaired ONNX file (written atomically; never the input file)
+    report_dir : Path -- receives report.json, report.md, certificate.json and plots
+    source_path : Path or None -- the input file, hashed into the report
+    on_event : callable(stage, info) or None -- progress callback
+
+    Returns
+    -------
+    PipelineResult
+    """
+    from verirepair.errors import VerirepairError
+    from verirepair.repair import apply_patch
+
+    emit = on_event or (lambda stage, info: None)
+    started = time.perf_counter()
+    deadline = started + config.timeout_s
+    if source_path is not None and Path(out_path).resolve() == Path(source_path).resolve():
+        raise VerirepairError(f"refusing to overwrite the input network {source_path}; choose another --out")
+    rng = np.random.default_rng(config.seed)
+    all_props = [p for _, props in named for p in props]
+    domain = input_domain(network, all_props)
+    preserve_x = domain.sample(rng, config.n_preserve)
+
+    emit("verify", {"text": f"{len(named)} properties on the original network", "log": True})
+    results = _verify_all(network, named, config, deadline, "own", config.verify_timeout_s,
+                          config.cex_per_property)
+    record = {name: {"before": _verdict_entry(res)} for name, res in results.items()}
+    for name, res in results.items():
+        emit("verify", {"text": f"{name}: {res.verdict.value} ({res.stats.time_s:.1f} s)", "log": True})
+    pool = np.zeros((0, network.n_inputs))
+    current, patch, rounds, loc = network, None, [], None
+    failed = False
+    for round_index in range(config.max_rounds):
+        violated = [name for name, res in results.items() if res.verdict is Verdict.VIOLATED]
+        if not violated or time.perf_counter() > deadline:
+            break
+        round_start = time.perf_counter()
+        new = []
+        for name in violated:
+            props = dict(named)[name]
+            seeds = np.array([c.x for c in results[name].counterexamples])
+            new.append(_densify(current, props, seeds, rng, config.cex_per_property))
+        new_x = np.vstack(new)
+        pool = np.vstack([pool, new_x])
+        layers, found_loc = _candidate_layers(network, named, pool, config, rng, emit)
+        loc = found_loc or loc
+        outcome, layer_index = _solve_repair(network, named, pool, preserve_x, layers, config, deadline, emit)
+        if layer_index is None:
+            failed = True
+            rounds.append(RoundRecord(round_index, {n: r.verdict.value for n, r in results.items()},
+                                      int(new_x.shape[0]), int(pool.shape[0]), None,
+                                      outcome.status.value if outcome else "no_time", None,
+                                      time.perf_counter() - round_start))
+            break
+        patch = outcome.patch
+        current = _float32_exact(apply_patch(network, patch))
+        emit("verify", {"text": f"round {round_index + 1}: re-verifying every property", "log": True})
+        results = _verify_all(current, named, config, deadline, "own", config.verify_timeout_s,
+                              config.cex_per_property)
+        for name, res in results.items():
+            emit("verify", {"text": f"{name}: {res.verdict.value} ({res.stats.time_s:.1f} s)", "log": True})
+        rounds.append(RoundRecord(round_index, {n: r.verdict.value for n, r in results.items()},
+                                  int(new_x.shape[0]), int(pool.shape[0]), layer_index,
+                                  outcome.status.value, outcome.objective,
+                                  time.perf_counter() - round_start))
+    return _deliver(network, current, named, results, record, rounds, patch, loc, failed, config,
+                    out_path, report_dir, source_path, started, emit)
+
+
+def _deliver(original: Network, current: Network, named: NamedProperties,
+             results: dict[str, VerificationResult], record: dict, rounds: list, patch, loc,
+             failed: bool, config: PipelineConfig, out_path: Path, report_dir: Path,
+             source_path: Path | None, started: float, emit: EventCallback) -> PipelineResult:
+    """Save the repaired file, re-verify it from disk, cross-check, measure fidelity, report."""
+    from verirepair import report
+    from verirepair.fidelity import advisory_agreement, care_fidelity
+    from verirepair.network import load_network, save_onnx
+
+    all_hold = all(res.verdict is Verdict.HOLDS for res in results.values())
+    output_path = None
+    delivered = current
+    if patch is not None:
+        emit("deliver", {"text": f"writing {out_path}", "log": True})
+        output_path = save_onnx(current, Path(out_path))
+        delivered = load_network(output_path)
+        same = all(np.array_equal(a.weight, b.weight) and np.array_equal(a.bias, b.bias)
+                   for a, b in zip(delivered.layers, current.layers))
+        if not same:
+            # The file does not hold exactly what we verified: verify the file itself.
+            emit("verify", {"text": "re-verifying the delivered file", "log": True})
+            results = _verify_all(delivered, named, config, started + config.timeout_s + 600, "own",
+                                  config.verify_timeout_s, 1)
+            all_hold = all(res.verdict is Verdict.HOLDS for res in results.values())
+    for name, res in results.items():
+        record[name]["after"] = _verdict_entry(res)
+    if config.cross_check:
+        emit("crosscheck", {"text": f"{config.cross_check} on every property", "log": True})
+        cross = _cross_check(delivered, named, config)
+        for name, entry in cross.items():
+            record[name]["cross_check"] = entry
+    if patch is None and not failed and all_hold and not rounds:
+        status = PipelineStatus.NOT_NEEDED
+    elif all_hold and patch is not None:
+        status = PipelineStatus.REPAIRED
+    elif failed and patch is None:
+        status = PipelineStatus.FAILED
+    else:
+        status = PipelineStatus.PARTIAL
+    change = fidelity = None
+    if patch is not None:
+        emit("fidelity", {"text": "measuring fidelity", "log": True})
+        rng = np.random.default_rng(config.seed + 1)
+        all_props = [p for _, props in named for p in props]
+        domain = input_domain(original, all_props)
+        change = {"layer_index": int(patch.layer_index), "l1": float(patch.l1), "linf": float(patch.linf),
+                  "n_changed": int(patch.n_changed)}
+        repaired_names = [n for n, e in record.items() if e["before"]["verdict"] == Verdict.VIOLATED.value]
+        fidelity = {
+            "advisory_agreement": advisory_agreement(original, delivered, domain, config.n_fidelity, rng),
+            "n_domain_points": config.n_fidelity,
+            "care": [care_fidelity(original, delivered, n, dict(named)[n], config.n_care, rng).to_dict()
+                     for n in repaired_names],
+        }
+    result = PipelineResult(status, delivered, output_path, Path(report_dir), record, tuple(rounds),
+                            change, fidelity, time.perf_counter() - started, patch)
+    emit("report", {"text": f"writing {report_dir}", "log": True})
+    report.write_report(result, original, named, config, source_path, loc)
+    return result
+
+
+def _cross_check(network: Network, named: NamedProperties, config: PipelineConfig) -> dict:
+    """Verdicts of the independent engine; an unavailable engine is recorded, not fatal."""
+    from verirepair.errors import SolverUnavailableError
+    from verirepair.verify import verify
+
+    entries = {}
+    for name, props in named:
+        try:
+            res = verify(network, props, VerifyConfig(timeout_s=config.cross_check_timeout_s,
+                                                      seed=config.seed), engine=config.cross_check)
+            entries[name] = _verdict_entry(res)
+        except SolverUnavailableError as exc:
+            entries[name] = {"verdict": Verdict.UNKNOWN.value, "engine": config.cross_check,
+                             "time_s": 0.0, "message": str(exc)}
+    return entries
+
+
+def config_dict(config: PipelineConfig) -> dict:
+    """The configuration as a JSON-ready dict."""
+    return asdict(config)
