@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rich.console import Console
+from rich.text import Text
 
 from verirepair import __version__
 from verirepair.errors import VerirepairError
@@ -388,7 +389,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except (VerirepairError, _BadInput, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+        # Text, not markup: messages quote file contents that may contain brackets.
+        err_console.print(Text.assemble(("error: ", "bold red"), str(exc)))
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/yellow]")

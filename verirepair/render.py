@@ -71,7 +71,7 @@ def _halfspace_text(poly: HalfSpaces) -> str:
             text = ("-" if first_sign == "-" else "") + first
             text += "".join(f" {s} {t}" for s, t in terms[1:])
         rows.append(f"{text} <= {b_value:.9g}")
-    return "  and  ".join(rows)
+    return "\n         and ".join(rows)
 
 
 def property_panel(prop: Property, index: int, count: int) -> Panel:
