@@ -21,6 +21,10 @@ Semantics (the VNN-COMP dialect):
   set is the union of their polytopes; then properties with the same unsafe
   set are merged into one property whose input region is the union of their
   boxes (VNN-COMP ``prop_6``: 2 boxes, 4 unsafe polytopes).
+* A constant comparison such as ``(<= 1 0)`` becomes the output row
+  ``0 . y <= -1`` (never satisfied), so it is kept exactly; a conjunct without
+  any output atom gets the always-true row ``0 . y <= 0`` (every output is
+  unsafe there).
 * A property is named after the file's stem; when a file yields several
   properties they are named ``stem[0]``, ``stem[1]``, ...
 """
@@ -88,11 +92,10 @@ def parse_vnnlib_string(text: str, path: str = "<string>") -> list[Property]:
     See :func:`parse_vnnlib` for the return value and errors.
     """
     problem = _read_problem(text, path)
-    pairs = [pair for conjunct in problem.dnf
-             if (pair := _conjunct_to_pair(conjunct, problem, path)) is not None]
-    if not pairs:
-        raise SpecError(path, 1, 1, "the asserts are unsatisfiable (every disjunct contains a "
-                        "false constant comparison), so the file describes no property")
+    if not problem.dnf:
+        raise SpecError(path, 1, 1, "the asserts are unsatisfiable (an empty disjunction "
+                        "'(or)'), so the file describes no property")
+    pairs = [_conjunct_to_pair(conjunct, problem, path) for conjunct in problem.dnf]
     return _group(pairs, Path(path).stem)
 
 
@@ -191,8 +194,8 @@ def _tighten(atom: LinearAtom, lower: np.ndarray, upper: np.ndarray,
 
 
 def _conjunct_to_pair(conjunct: Conjunct, problem: _Problem,
-                      path: str) -> tuple[Box, HalfSpaces] | None:
-    """The input box and unsafe polytope of one DNF conjunct (None if it is false)."""
+                      path: str) -> tuple[Box, HalfSpaces]:
+    """The input box and unsafe polytope of one DNF conjunct."""
     n_in = len(problem.inputs)
     lower, upper = np.full(n_in, -np.inf), np.full(n_in, np.inf)
     sources: dict[tuple[int, str], LinearAtom] = {}
@@ -200,10 +203,7 @@ def _conjunct_to_pair(conjunct: Conjunct, problem: _Problem,
     rhs: list[float] = []
     for atom in conjunct:
         kinds = atom.kinds
-        if not kinds:
-            if atom.const > 0.0:
-                return None  # a false constant comparison such as (<= 1 0)
-        elif kinds == {"X", "Y"}:
+        if kinds == {"X", "Y"}:
             raise SpecError(path, atom.line, atom.col, "unsupported constraint mixing inputs "
                             "(X_i) and outputs (Y_j); expected input bounds or output "
                             "constraints")
@@ -213,6 +213,8 @@ def _conjunct_to_pair(conjunct: Conjunct, problem: _Problem,
                                 "constraint over several inputs; expected bounds on one X_i")
             _tighten(atom, lower, upper, sources, path)
         else:
+            # Output atoms, and constant ones such as (<= 1 0): a constant c <= 0
+            # is kept as the row 0 . y <= -c, always true or never, exactly.
             row = np.zeros(problem.n_outputs)
             for (_, j), c in atom.coeffs:
                 row[j] = c
@@ -225,8 +227,11 @@ def _conjunct_to_pair(conjunct: Conjunct, problem: _Problem,
                 op = ">=" if side == "lower" else "<="
                 raise SpecError(path, decl.line, decl.col, f"input X_{i} has no {side} bound; "
                                 f"expected an assert such as ({op} X_{i} <number>)")
-    A = np.array(rows) if rows else np.zeros((0, problem.n_outputs))
-    return Box(lower, upper), HalfSpaces(A, np.array(rhs))
+    if not rows:
+        # No output constraint: every output is unsafe.  Stored as the always-true
+        # row 0 . y <= 0 so that every polytope has at least one row.
+        rows, rhs = [np.zeros(problem.n_outputs)], [0.0]
+    return Box(lower, upper), HalfSpaces(np.array(rows), np.array(rhs))
 
 
 def _group(pairs: list[tuple[Box, HalfSpaces]], stem: str) -> list[Property]:

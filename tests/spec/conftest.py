@@ -1,0 +1,15 @@
+"""Fixtures for the property tests: the ACAS Xu data folder, or a clean skip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import acasxu_nets
+
+
+@pytest.fixture(scope="session")
+def acasxu_data() -> Path:
+    """The ACAS Xu data folder (``acasxu_nets.acasxu_dir()``), or skip when it is absent."""
+    return acasxu_nets.data_or_skip()

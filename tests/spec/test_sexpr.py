@@ -1,0 +1,75 @@
+"""Tokenizer and s-expression reader: positions, numbers, comments, parentheses."""
+
+from __future__ import annotations
+
+import pytest
+
+from verirepair.errors import SpecError
+from verirepair.spec.sexpr import Atom, SList, TokenKind, parse_sexprs, tokenize
+
+
+@pytest.mark.parametrize("word, value", [
+    ("-1.5e-3", -1.5e-3), (".5", 0.5), ("+2", 2.0), ("1E5", 1e5), ("1.", 1.0),
+    ("-.25", -0.25), ("0.0", 0.0), ("3.991125645861615", 3.991125645861615),
+    ("1e+16", 1e16), ("-7E-2", -0.07),
+])
+def test_numbers_in_any_decimal_form(word: str, value: float) -> None:
+    (token,) = tokenize(word)
+    assert token.kind is TokenKind.NUMBER
+    assert float(token.text) == value
+
+
+@pytest.mark.parametrize("word", ["X_0", "Y_12", "<=", ">=", "-", "+", "*", "declare-const",
+                                  "and", "+.e3"])
+def test_symbols(word: str) -> None:
+    (token,) = tokenize(word)
+    assert token.kind is TokenKind.SYMBOL
+    assert token.text == word
+
+
+@pytest.mark.parametrize("word", ["1.2.3", "1e", "1e+", "2x", "-3.5.1", "+.5q", "1e5e5"])
+def test_malformed_numbers_are_errors_with_position(word: str) -> None:
+    with pytest.raises(SpecError, match=r"line 2, column 11") as info:
+        tokenize(f"(assert\n  (<= X_0 {word}))", "f.vnnlib")
+    assert "malformed number" in info.value.message
+    assert (info.value.line, info.value.col) == (2, 11)
+
+
+def test_positions_and_comments() -> None:
+    text = "; header (not a token\n(assert  (<= X_0 -1.5e-3)) ; trailing ( comment\n  Y_1"
+    tokens = tokenize(text)
+    assert [(t.text, t.line, t.col) for t in tokens] == [
+        ("(", 2, 1), ("assert", 2, 2), ("(", 2, 10), ("<=", 2, 11), ("X_0", 2, 14),
+        ("-1.5e-3", 2, 18), (")", 2, 25), (")", 2, 26), ("Y_1", 3, 3),
+    ]
+
+
+def test_comment_runs_to_end_of_line_only() -> None:
+    tokens = tokenize("a;b c\nd")
+    assert [t.text for t in tokens] == ["a", "d"]
+
+
+def test_reader_builds_nested_lists() -> None:
+    (form,) = parse_sexprs("(assert (or (and (<= Y_0 1)) (and)))")
+    assert isinstance(form, SList)
+    head, body = form.items
+    assert isinstance(head, Atom) and head.text == "assert"
+    assert isinstance(body, SList) and len(body.items) == 3
+    assert isinstance(body.items[2], SList) and len(body.items[2].items) == 1
+    assert (body.open.line, body.open.col) == (1, 9)
+
+
+def test_missing_close_points_at_unclosed_open() -> None:
+    text = "(declare-const X_0 Real)\n\n(assert (<= X_0 1.0)\n(assert (>= X_0 0.0))\n"
+    with pytest.raises(SpecError, match="line 3") as info:
+        parse_sexprs(text, "p.vnnlib")
+    assert "unclosed '('" in str(info.value)
+    assert info.value.path == "p.vnnlib"
+    assert (info.value.line, info.value.col) == (3, 1)
+
+
+def test_extra_close_points_at_it() -> None:
+    text = "(declare-const X_0 Real)\n(assert (<= X_0 1.0))\n(assert (>= X_0 0.0)))\n"
+    with pytest.raises(SpecError, match="line 3, column 22") as info:
+        parse_sexprs(text)
+    assert "unexpected ')'" in str(info.value)
