@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from onnx import helper, numpy_helper
+from onnx import TensorProto, helper, numpy_helper
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -112,3 +112,81 @@ def assert_matches_ort(network, model: onnx.ModelProto | bytes, x: np.ndarray) -
     exact, stored = ort_differences(network, model, x)
     assert exact <= FORWARD_AGREE_TOL, f"float64 onnxruntime differs by {exact}"
     assert stored <= FLOAT32_FORWARD_TOL, f"float32 onnxruntime differs by {stored}"
+
+
+def value_info(name: str, shape: list) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+
+def save_model(model: onnx.ModelProto, tmp_path: Path, name: str = "net.onnx") -> Path:
+    path = tmp_path / name
+    onnx.save(model, str(path))
+    return path
+
+
+def gemm_model(data_as: str, trans_a: int, trans_b: int, rng: np.random.Generator):
+    """Gemm(alpha=0.5, beta=2) -> Relu -> MatMul -> Add, with the data as operand A or B.
+
+    Returns the model and the expected first layer (W (4, 3), b (4,)).
+    """
+    a_or_b = rng.normal(size=(4, 3))  # (out, in) view of the stored matrix
+    bias, second = rng.normal(size=4), rng.normal(size=(4, 2))
+    if data_as == "A":
+        stored = a_or_b if trans_b else a_or_b.T  # B' = stored.T if transB: (in, out)
+        x_shape = [3, "N"] if trans_a else ["N", 3]
+        gemm_inputs, bias_shape = ["x", "W", "C"], (4,)
+        tail = helper.make_node("MatMul", ["h", "W2"], ["m"], name="out_mm")
+        second_stored = second
+    else:
+        stored = a_or_b.T if trans_a else a_or_b  # A' = stored.T if transA: (out, in)
+        x_shape = ["N", 3] if trans_b else [3, "N"]
+        gemm_inputs, bias_shape = ["W", "x", "C"], (4, 1)
+        tail = helper.make_node("MatMul", ["W2", "h"], ["m"], name="out_mm")
+        second_stored = second.T
+    stored, bias, second_stored = f32(stored, bias, second_stored)
+    nodes = [helper.make_node("Gemm", gemm_inputs, ["g"], name="gemm", alpha=0.5, beta=2.0,
+                              transA=trans_a, transB=trans_b),
+             helper.make_node("Relu", ["g"], ["h"], name="relu"), tail,
+             helper.make_node("Add", ["m", "C2"], ["y"], name="out_add")]
+    y_shape = ["N", 2] if data_as == "A" else [2, "N"]
+    model = make_model(nodes, [value_info("x", x_shape)], [value_info("y", y_shape)],
+                       {"W": stored, "C": bias.reshape(bias_shape), "W2": second_stored,
+                        "C2": f32(rng.normal(size=2))[0].reshape((2,) + bias_shape[1:])})
+    w_out_in = stored.astype(np.float64)
+    if (data_as == "A" and not trans_b) or (data_as == "B" and trans_a):
+        w_out_in = w_out_in.T
+    return model, 0.5 * w_out_in, 2.0 * bias.astype(np.float64)
+
+
+def shape_ops_model(rng: np.random.Generator, opset: int):
+    """Sub(scalar) -> Flatten -> Unsqueeze -> Squeeze -> MatMul -> Add(Constant) -> Relu ->
+    Identity -> Reshape -> Sub(c - h) -> Gemm(transB=1) -> Relu (the graph ends in a ReLU)."""
+    w1, b1, c2, w2, c3 = f32(rng.normal(size=(6, 4)), rng.normal(size=4), rng.normal(size=4),
+                             rng.normal(size=(3, 4)), rng.normal(size=3))
+    axes_13 = opset >= 13
+    inits = {"shift": np.array(0.25, np.float32), "W1": w1, "c2": c2, "W2": w2, "C3": c3,
+             "target": np.array([0, -1], np.int64)}
+    if axes_13:
+        inits["axes"] = np.array([1], np.int64)
+    axes_kw = {} if axes_13 else {"axes": [1]}
+    axes_in = ["axes"] if axes_13 else []
+    nodes = [
+        helper.make_node("Sub", ["x", "shift"], ["s"], name="shift"),
+        helper.make_node("Flatten", ["s"], ["f"], name="flat", axis=1),
+        helper.make_node("Unsqueeze", ["f"] + axes_in, ["u"], name="unsq", **axes_kw),
+        helper.make_node("Squeeze", ["u"] + axes_in, ["q"], name="sq", **axes_kw),
+        helper.make_node("MatMul", ["q", "W1"], ["m"], name="mm"),
+        helper.make_node("Constant", [], ["b1"], name="b1_const",
+                         value=onnx.numpy_helper.from_array(b1)),
+        helper.make_node("Add", ["m", "b1"], ["a"], name="add"),
+        helper.make_node("Relu", ["a"], ["r"], name="relu1"),
+        helper.make_node("Identity", ["r"], ["i"], name="ident"),
+        helper.make_node("Reshape", ["i", "target"], ["rs"], name="reshape"),
+        helper.make_node("Sub", ["c2", "rs"], ["neg"], name="negate"),
+        helper.make_node("Gemm", ["neg", "W2", "C3"], ["g"], name="gemm", transB=1),
+        helper.make_node("Relu", ["g"], ["y"], name="relu2"),
+    ]
+    model = make_model(nodes, [value_info("x", [1, 2, 3])], [value_info("y", [1, 3])], inits, opset=opset)
+    w1, b1, c2, w2, c3 = (a.astype(np.float64) for a in (w1, b1, c2, w2, c3))
+    expected = [(w1.T, w1.T @ np.full(6, -0.25) + b1), (-w2, w2 @ c2 + c3)]
+    return model, expected
