@@ -4,6 +4,8 @@ and ACAS Xu properties in physical units (:mod:`.physical`).
 Imports here are explicit re-exports of the public API; nothing runs at import.
 """
 
+from verirepair.spec.physical import (compile_property, export_properties,
+                                      load_normalization, load_physical_properties)
 from verirepair.spec.property import Box, HalfSpaces, Property, violation_score_torch
 from verirepair.spec.vnnlib import parse_vnnlib, parse_vnnlib_string, save_vnnlib, write_vnnlib
 
@@ -11,6 +13,10 @@ __all__ = [
     "Box",
     "HalfSpaces",
     "Property",
+    "compile_property",
+    "export_properties",
+    "load_normalization",
+    "load_physical_properties",
     "parse_vnnlib",
     "parse_vnnlib_string",
     "save_vnnlib",

@@ -236,11 +236,11 @@ def _conjunct_to_pair(conjunct: Conjunct, problem: _Problem,
 
 def _group(pairs: list[tuple[Box, HalfSpaces]], stem: str) -> list[Property]:
     """Same box -> one unsafe union; then same unsafe union -> one box union."""
-    by_box: dict[Box, list[HalfSpaces]] = {}
+    # dicts as insertion-ordered sets: first appearance fixes the order, hashing
+    # keeps this linear in the number of conjuncts.
+    by_box: dict[Box, dict[HalfSpaces, None]] = {}
     for box, poly in pairs:
-        polys = by_box.setdefault(box, [])
-        if poly not in polys:
-            polys.append(poly)
+        by_box.setdefault(box, {})[poly] = None
     by_unsafe: dict[frozenset[HalfSpaces], tuple[list[Box], tuple[HalfSpaces, ...]]] = {}
     for box, polys in by_box.items():
         entry = by_unsafe.setdefault(frozenset(polys), ([], tuple(polys)))

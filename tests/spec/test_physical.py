@@ -1,0 +1,160 @@
+"""Physical-unit ACAS Xu properties: loading, compiling (== VNN-COMP), exporting."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from verirepair.errors import SpecError
+from verirepair.spec.infix import InfixError, parse_constraint, parse_value
+from verirepair.spec.physical import (compile_property, default_properties_dir,
+                                      default_vnnlib_dir, export_properties,
+                                      load_normalization, load_physical_properties)
+from verirepair.spec.vnnlib import parse_vnnlib
+
+PROPS_DIR = default_properties_dir()
+NORM = load_normalization(PROPS_DIR / "normalization.toml")
+
+
+@pytest.fixture(scope="module")
+def physical():
+    return load_physical_properties(PROPS_DIR)
+
+
+def test_ten_properties_load_in_order(physical) -> None:
+    assert [p.number for p in physical] == list(range(1, 11))
+    assert [p.name for p in physical] == [f"prop_{n}" for n in range(1, 11)]
+    assert [len(p.input_boxes) for p in physical] == [1, 1, 1, 1, 1, 2, 1, 1, 1, 1]
+    assert all(p.description and p.desired for p in physical)
+
+
+def test_phi1_threshold_normalises_by_output_mean_and_range(physical) -> None:
+    prop = compile_property(physical[0], NORM)
+    # COC >= 1500 in physical units  <=>  -y_0 <= -(1500 - 7.5188840201005975) / 373.94992
+    assert prop.unsafe[0].A.tolist() == [[-1.0, 0.0, 0.0, 0.0, 0.0]]
+    assert prop.unsafe[0].b[0] == pytest.approx(-3.991125645861615, abs=1e-15)
+    assert prop.input_boxes[0].lower[0] == pytest.approx(0.6, abs=1e-12)
+
+
+def test_no_clipping_for_phi6(physical) -> None:
+    prop = compile_property(physical[5], NORM)
+    upper_rho = (62000.0 - 19791.091) / 60261.0
+    training_max = (60760.0 - 19791.091) / 60261.0
+    assert [box.upper[0] for box in prop.input_boxes] == [upper_rho, upper_rho]
+    assert upper_rho > training_max
+
+
+def test_comparisons_between_outputs_are_scale_invariant(physical) -> None:
+    prop = compile_property(physical[6], NORM)   # phi7: SL <= COC, SL <= WL, SL <= WR | SR ...
+    first = prop.unsafe[0]
+    assert first.A.tolist() == [[-1, 0, 0, 1, 0], [0, -1, 0, 1, 0], [0, 0, -1, 1, 0]]
+    assert first.b.tolist() == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.acasxu
+@pytest.mark.parametrize("number", range(1, 11))
+def test_compiled_property_equals_vnncomp_file(physical, acasxu_data, number: int) -> None:
+    ours = compile_property(physical[number - 1], NORM)
+    (theirs,) = parse_vnnlib(acasxu_data / "vnnlib" / f"prop_{number}.vnnlib")
+    assert ours.name == theirs.name
+    key = lambda box: tuple(box.lower)  # noqa: E731
+    ours_boxes = sorted(ours.input_boxes, key=key)
+    theirs_boxes = sorted(theirs.input_boxes, key=key)
+    assert len(ours_boxes) == len(theirs_boxes)
+    for a, b in zip(ours_boxes, theirs_boxes):
+        # VNN-COMP rounds bounds to 9 decimals; we keep full precision.
+        np.testing.assert_allclose(a.lower, b.lower, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(a.upper, b.upper, rtol=0, atol=1e-9)
+    assert ours.canonical()[1] == theirs.canonical()[1]
+
+
+@pytest.mark.acasxu
+def test_normalization_file_matches_every_nnet_header(acasxu_data) -> None:
+    expected = [NORM.input_min, NORM.input_max,
+                np.append(NORM.input_mean, NORM.output_mean),
+                np.append(NORM.input_range, NORM.output_range)]
+    for path in sorted((acasxu_data / "nnet").glob("*.nnet")):
+        lines = [ln for ln in path.read_text().splitlines() if not ln.startswith("//")]
+        header = [np.array([float(v) for v in ln.split(",") if v.strip()]) for ln in lines[3:7]]
+        for got, want in zip(header, expected):
+            np.testing.assert_array_equal(got, want, err_msg=path.name)
+
+
+def test_committed_vnnlib_files_equal_a_fresh_export(tmp_path) -> None:
+    written = export_properties(PROPS_DIR, tmp_path)
+    assert [p.name for p in written] == [f"prop_{n}.vnnlib" for n in range(1, 11)]
+    for path in written:
+        committed = default_vnnlib_dir() / path.name
+        assert committed.read_text() == path.read_text(), (
+            f"{committed} is stale: re-run verirepair.spec.physical.export_properties()")
+
+
+def test_exported_files_parse_back_to_the_compiled_properties(physical, tmp_path) -> None:
+    for path, pp in zip(export_properties(PROPS_DIR, tmp_path), physical):
+        assert parse_vnnlib(path) == [compile_property(pp, NORM)]
+
+
+def test_export_touches_nothing_else(tmp_path) -> None:
+    other = tmp_path / "notes.txt"
+    other.write_text("keep me")
+    (tmp_path / "prop_1.vnnlib").write_text("stale")
+    export_properties(PROPS_DIR, tmp_path)
+    assert other.read_text() == "keep me"
+    assert (tmp_path / "prop_1.vnnlib").read_text().startswith("; ACAS Xu property phi1")
+    assert len(list(tmp_path.iterdir())) == 11
+
+
+# -- malformed property files ------------------------------------------------------
+
+def _copy_with(tmp_path: Path, old: str, new: str, name: str = "phi6.toml") -> Path:
+    folder = tmp_path / "props"
+    folder.mkdir()
+    shutil.copy(PROPS_DIR / "normalization.toml", folder)
+    text = (PROPS_DIR / name).read_text()
+    assert old in text
+    (folder / name).write_text(text.replace(old, new, 1))
+    return folder
+
+
+@pytest.mark.parametrize("old, new, match", [
+    ('["WR <= COC"]', '["WR <== COC"]', r"phi6.toml:\d+:\d+: unknown name '='"),
+    ('["WR <= COC"]', '["WR * COC <= 1"]', r"non-linear product"),
+    ('["WR <= COC"]', '["XX <= COC"]', r"unknown name 'XX'; expected one of COC, WL"),
+    ('"N1,1"', '"N6,1"', r"bad network names \['N6,1'\]"),
+    ("v_own = [100.0, 1200.0]", "v_own = [1200.0, 100.0]", r"v_own has lower bound 1200.0"),
+    ("v_own = [100.0, 1200.0]", "v_speed = [100.0, 1200.0]", r"expected exactly the inputs"),
+    ('psi = ["-3.141592", "-3.141592 + 0.005"]', 'psi = ["-3.141592", "-tau"]',
+     r"unknown name 'tau'"),
+    ("number = 6", "number = 6\ncolour = 1", r"unknown keys \['colour'\]"),
+])
+def test_malformed_property_files(tmp_path, old: str, new: str, match: str) -> None:
+    folder = _copy_with(tmp_path, old, new)
+    with pytest.raises(SpecError, match=match):
+        load_physical_properties(folder)
+
+
+def test_constraint_errors_point_at_their_line(tmp_path) -> None:
+    folder = _copy_with(tmp_path, '["SL <= COC"]', '["SL <= COC +"]')
+    line = next(i for i, ln in enumerate((folder / "phi6.toml").read_text().splitlines(), 1)
+                if "SL <= COC +" in ln)
+    with pytest.raises(SpecError, match=f"phi6.toml:{line}:"):
+        load_physical_properties(folder)
+
+
+def test_infix_grammar() -> None:
+    assert parse_value("-pi") == -math.pi
+    assert parse_value("-3.141592 + 0.005") == -3.141592 + 0.005
+    assert parse_value("-0.75 * 3.141592") == -0.75 * 3.141592
+    assert parse_value("2 * (1 + .5) / 3") == 1.0
+    (atom,) = parse_constraint("COC >= 1500", ["COC", "WL"])
+    assert atom.coeffs == (("COC", -1.0),) and atom.const == 1500.0
+    lo, hi = parse_constraint("WL = 2 * COC - 1", ["COC", "WL"])
+    assert lo.as_dict() == {"WL": 1.0, "COC": -2.0} and lo.const == 1.0
+    assert hi.as_dict() == {"WL": -1.0, "COC": 2.0} and hi.const == -1.0
+    for bad in ["COC", "COC <= (1", "1.2.3 <= COC", "COC <= 1 / 0", "COC $ 1"]:
+        with pytest.raises(InfixError):
+            parse_constraint(bad, ["COC"])
