@@ -11,5 +11,5 @@ import acasxu_nets
 
 @pytest.fixture(scope="session")
 def acasxu_data() -> Path:
-    """The ACAS Xu data folder (``acasxu_nets.acasxu_dir()``), or skip when it is absent."""
-    return acasxu_nets.data_or_skip()
+    """The ACAS Xu data folder (``acasxu_nets.acasxu_dir()``) with its VNN-LIB files, or skip."""
+    return acasxu_nets.data_or_skip(formats=())

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import acasxu_nets
 from verirepair.errors import SpecError
 from verirepair.spec.infix import InfixError, parse_constraint, parse_value
 from verirepair.spec.physical import (compile_property, default_properties_dir,
@@ -73,11 +74,14 @@ def test_compiled_property_equals_vnncomp_file(physical, acasxu_data, number: in
 
 
 @pytest.mark.acasxu
-def test_normalization_file_matches_every_nnet_header(acasxu_data) -> None:
+def test_normalization_file_matches_every_nnet_header() -> None:
+    acasxu_data = acasxu_nets.data_or_skip(formats=("nnet",))
     expected = [NORM.input_min, NORM.input_max,
                 np.append(NORM.input_mean, NORM.output_mean),
                 np.append(NORM.input_range, NORM.output_range)]
-    for path in sorted((acasxu_data / "nnet").glob("*.nnet")):
+    paths = [acasxu_nets.nnet_path(name) for name in acasxu_nets.NETWORK_NAMES]
+    assert len(paths) == 45
+    for path in paths:
         lines = [ln for ln in path.read_text().splitlines() if not ln.startswith("//")]
         header = [np.array([float(v) for v in ln.split(",") if v.strip()]) for ln in lines[3:7]]
         for got, want in zip(header, expected):

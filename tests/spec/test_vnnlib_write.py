@@ -43,6 +43,7 @@ def test_list_of_properties_with_distinct_boxes_roundtrips() -> None:
     assert roundtrip([a, b], "f") == [a, b]
 
 
+@pytest.mark.acasxu
 def test_vnncomp_files_roundtrip_exactly(tmp_path) -> None:
     import acasxu_nets
 
