@@ -96,7 +96,7 @@ def _scan_digits(word: str, i: int) -> int:
     return i
 
 
-def _number_end(word: str) -> int:
+def number_prefix_length(word: str) -> int:
     """Length of the longest numeric prefix of ``word`` (0 when there is none)."""
     start = 1 if word[:1] in ("+", "-") else 0
     end = _scan_digits(word, start)
@@ -129,7 +129,7 @@ def _looks_numeric(word: str) -> bool:
 
 def _classify(word: str, line: int, col: int, path: str) -> Token:
     if _looks_numeric(word):
-        if _number_end(word) != len(word):
+        if number_prefix_length(word) != len(word):
             raise SpecError(path, line, col, f"malformed number {word!r}; expected a decimal "
                             "number such as 12, -0.5, .5, +2 or 1.5e-3")
         return Token(TokenKind.NUMBER, word, line, col)
