@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from verirepair.errors import SpecError
 from verirepair.spec.sexpr import Atom, SList, TokenKind, parse_sexprs, tokenize
@@ -73,3 +75,11 @@ def test_extra_close_points_at_it() -> None:
     with pytest.raises(SpecError, match="line 3, column 22") as info:
         parse_sexprs(text)
     assert "unexpected ')'" in str(info.value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_every_float_repr_is_one_number_token(value: float) -> None:
+    (token,) = tokenize(repr(value))
+    assert token.kind is TokenKind.NUMBER
+    assert float(token.text) == value

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from verirepair.spec.property import Box, HalfSpaces, Property
 from verirepair.spec.vnnlib import parse_vnnlib, parse_vnnlib_string
@@ -140,3 +142,40 @@ def test_vnncomp_prop1_and_prop6_values(acasxu_data) -> None:
         expected = np.zeros((1, 5))
         expected[0, 0], expected[0, j] = -1.0, 1.0
         assert poly == HalfSpaces(expected, [0.0])
+
+
+# -- DNF oracle: the parsed property agrees with direct evaluation of the formula ----
+
+_atoms = st.tuples(st.sampled_from(["<=", ">=", "<", ">"]), st.sampled_from(["Y_0", "Y_1"]),
+                   st.integers(-3, 3))
+_formulas = st.recursive(
+    _atoms, lambda inner: st.tuples(st.sampled_from(["and", "or"]),
+                                    st.lists(inner, min_size=1, max_size=3)),
+    max_leaves=8)
+
+
+def _text(f) -> str:
+    if isinstance(f[1], list):
+        return f"({f[0]} {' '.join(_text(g) for g in f[1])})"
+    op, var, c = f
+    return f"({op} {var} {c})"
+
+
+def _holds(f, y: dict[str, float]) -> bool:
+    if isinstance(f[1], list):
+        results = [_holds(g, y) for g in f[1]]
+        return all(results) if f[0] == "and" else any(results)
+    op, var, c = f
+    # strict comparisons are read as their closure
+    return y[var] <= c if op in ("<=", "<") else y[var] >= c
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(_formulas, min_size=1, max_size=3))
+def test_dnf_agrees_with_direct_evaluation(formulas) -> None:
+    text = DECL_2_2 + BOX + "".join(f"(assert {_text(f)})\n" for f in formulas)
+    (prop,) = parse_vnnlib_string(text)
+    grid = np.arange(-4.0, 4.5, 0.5)
+    ys = np.array([[a, b] for a in grid for b in grid])
+    expected = [all(_holds(f, {"Y_0": a, "Y_1": b}) for f in formulas) for a, b in ys]
+    assert prop.is_violated_by(ys).tolist() == expected
