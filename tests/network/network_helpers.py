@@ -190,3 +190,22 @@ def shape_ops_model(rng: np.random.Generator, opset: int):
     w1, b1, c2, w2, c3 = (a.astype(np.float64) for a in (w1, b1, c2, w2, c3))
     expected = [(w1.T, w1.T @ np.full(6, -0.25) + b1), (-w2, w2 @ c2 + c3)]
     return model, expected
+
+
+def assert_same_graph_new_values(original: onnx.ModelProto, saved: onnx.ModelProto) -> None:
+    """Same nodes, opset, inputs and outputs; initializers differ in values only."""
+    assert saved.opset_import == original.opset_import
+    assert saved.ir_version == original.ir_version
+    assert saved.graph.input == original.graph.input
+    assert saved.graph.output == original.graph.output
+    assert len(saved.graph.node) == len(original.graph.node)
+    for new, old in zip(saved.graph.node, original.graph.node):
+        assert (new.op_type, new.name, new.input, new.output) == (old.op_type, old.name, old.input,
+                                                                 old.output)
+        if new.op_type != "Constant":  # a Constant node's value may carry a parameter
+            assert new == old
+    assert [(t.name, tuple(t.dims), t.data_type) for t in saved.graph.initializer] == \
+        [(t.name, tuple(t.dims), t.data_type) for t in original.graph.initializer]
+    changed = [a.name for a, b in zip(saved.graph.initializer, original.graph.initializer)
+               if not np.array_equal(numpy_helper.to_array(a), numpy_helper.to_array(b))]
+    assert changed, "no initializer changed"

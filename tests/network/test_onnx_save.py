@@ -11,8 +11,8 @@ import pytest
 from onnx import helper, numpy_helper
 
 from network_helpers import (
-    assert_matches_ort, float32_points, gemm_model, make_model, ort_forward, save_model,
-    shape_ops_model, value_info,
+    assert_matches_ort, assert_same_graph_new_values, float32_points, gemm_model, make_model,
+    ort_forward, save_model, shape_ops_model, value_info,
 )
 from verirepair.errors import NetworkFormatError, VerirepairError
 from verirepair.network import Network, load_nnet, load_onnx, random_network, save_onnx
@@ -31,25 +31,6 @@ def _perturb(network: Network, rng: np.random.Generator, float32_exact: bool = F
             weight, bias = (a.astype(np.float32).astype(np.float64) for a in (weight, bias))
         network = network.replace_layer(index, weight, bias)
     return network
-
-
-def _assert_same_graph_new_values(original: onnx.ModelProto, saved: onnx.ModelProto) -> None:
-    """Same nodes, opset, inputs and outputs; initializers differ in values only."""
-    assert saved.opset_import == original.opset_import
-    assert saved.ir_version == original.ir_version
-    assert saved.graph.input == original.graph.input
-    assert saved.graph.output == original.graph.output
-    assert len(saved.graph.node) == len(original.graph.node)
-    for new, old in zip(saved.graph.node, original.graph.node):
-        assert (new.op_type, new.name, new.input, new.output) == (old.op_type, old.name, old.input,
-                                                                 old.output)
-        if new.op_type != "Constant":  # a Constant node's value may carry a parameter
-            assert new == old
-    assert [(t.name, tuple(t.dims), t.data_type) for t in saved.graph.initializer] == \
-        [(t.name, tuple(t.dims), t.data_type) for t in original.graph.initializer]
-    changed = [a.name for a, b in zip(saved.graph.initializer, original.graph.initializer)
-               if not np.array_equal(numpy_helper.to_array(a), numpy_helper.to_array(b))]
-    assert changed, "no initializer changed"
 
 
 def _models(rng: np.random.Generator) -> list[onnx.ModelProto]:
@@ -72,7 +53,7 @@ def test_changed_network_keeps_the_graph_and_swaps_only_parameters(case, rng, tm
     out = save_onnx(changed, tmp_path / "repaired.onnx")
     saved = onnx.load(str(out))
     onnx.checker.check_model(saved)
-    _assert_same_graph_new_values(model, saved)
+    assert_same_graph_new_values(model, saved)
     reloaded = load_onnx(out)
     x = float32_points(rng, 40, network.n_inputs)
     # the saved file holds float32 parameters: it reproduces `changed` up to that rounding

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from verirepair.network.model import Network
 
 if TYPE_CHECKING:
@@ -40,8 +42,9 @@ def to_torch(network: Network, dtype: torch.dtype | None = None) -> torch.nn.Seq
     for layer in network.layers:
         linear = torch.nn.Linear(layer.in_features, layer.out_features, dtype=dtype)
         with torch.no_grad():
-            linear.weight.copy_(torch.as_tensor(layer.weight, dtype=dtype))
-            linear.bias.copy_(torch.as_tensor(layer.bias, dtype=dtype))
+            # np.array(...) makes a writable copy: torch refuses read-only buffers
+            linear.weight.copy_(torch.from_numpy(np.array(layer.weight)).to(dtype))
+            linear.bias.copy_(torch.from_numpy(np.array(layer.bias)).to(dtype))
         modules.append(linear)
         if layer.relu:
             modules.append(torch.nn.ReLU())
