@@ -151,7 +151,7 @@ def collect_properties(network_path: Path, paths: Sequence[Path], acasxu: bool) 
         import acasxu_nets
         from verirepair.spec.physical import default_vnnlib_dir
 
-        info = acasxu_nets.get_info(network_path.stem)
+        info = acasxu_nets.network_info(network_path.stem)
         for number in info.applicable_properties:
             path = default_vnnlib_dir() / f"prop_{number}.vnnlib"
             named.append((f"phi{number}", parse_vnnlib(path)))
@@ -177,16 +177,24 @@ def input_domain(network: Network, props: Sequence[Property]) -> Box:
         lower = (np.asarray(norm.input_min) - norm.input_mean) / np.asarray(norm.input_range)
         upper = (np.asarray(norm.input_max) - norm.input_mean) / np.asarray(norm.input_range)
         return Box(lower, upper)
-    try:
-        import acasxu_nets
+    if _is_acasxu_name(network.name):
+        from verirepair.spec.physical import NORMALIZATION_FILE, default_properties_dir, load_normalization
 
-        acasxu_nets.get_info(network.name)
-        return acasxu_nets.input_domain()
-    except (ImportError, KeyError, ValueError, LookupError, AttributeError):
-        pass
+        norm = load_normalization(default_properties_dir() / NORMALIZATION_FILE)
+        return Box(norm.normalize_inputs(norm.input_min), norm.normalize_inputs(norm.input_max))
     lower = np.min([box.lower for prop in props for box in prop.input_boxes], axis=0)
     upper = np.max([box.upper for prop in props for box in prop.input_boxes], axis=0)
     return Box(lower, upper)
+
+
+def _is_acasxu_name(name: str) -> bool:
+    import acasxu_nets
+
+    try:
+        acasxu_nets.network_info(name)
+    except (KeyError, ValueError, LookupError):
+        return False
+    return True
 
 
 def sha256_file(path: Path) -> str:
