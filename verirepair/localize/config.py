@@ -1,0 +1,102 @@
+"""Settings of the fault-localization stage.
+
+Pipeline position: ``localize(network, props, cex_x, correct_x, config)`` reads
+one :class:`LocalizeConfig`; every default lives here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class LocalizeMethod(enum.Enum):
+    """Which fault-localization algorithm ranks the hidden neurons.
+
+    ``CAUSAL`` is the interventional method of CARE (Sun et al., ICSE 2022);
+    ``ACTIVATION`` (BIRDNN-style activation difference) and ``GRADIENT``
+    (gradient x activation) are the baselines it is compared with.
+    """
+
+    CAUSAL = "causal"
+    ACTIVATION = "activation"
+    GRADIENT = "gradient"
+
+
+class InterventionRange(enum.Enum):
+    """Which interventions ``do(h = v)`` count towards a neuron's causal effect.
+
+    ``DOWN`` (default): only values at or below the neuron's mean activation on
+    the counterexamples (0 included), i.e. "what if this neuron had been less
+    active": a *cause* of the violation is excess activity.  ``FULL``: every
+    value of the grid, i.e. the neuron whose setting can most reduce the
+    violation in either direction (this also ranks neurons that could
+    *compensate* for a fault elsewhere by being raised).
+    """
+
+    DOWN = "down"
+    FULL = "full"
+
+
+@dataclass(frozen=True, slots=True)
+class LocalizeConfig:
+    """Settings of one localization call.
+
+    Parameters
+    ----------
+    method : LocalizeMethod or str
+        ``"causal"`` (default), ``"activation"`` or ``"gradient"``.
+    k_values : int
+        Number of intervention values ``v`` per neuron (causal method), spread
+        evenly over ``[0, max observed activation]``.
+    seed : int
+        Seed of the sub-sampling of the inputs (see ``max_samples``); the
+        result is a deterministic function of the inputs and this seed.
+    top_k : int
+        How many neurons of the suggested layer to suggest, and how many top
+        neurons of each layer make up its layer score.
+    max_samples : int
+        At most this many counterexamples and at most this many correct inputs
+        are used (a seeded random subset when there are more).
+    collateral_weight : float
+        Ranking key is ``effect_violation - collateral_weight * effect_correct``.
+        The default 0 ranks by the violation effect alone, as CARE does; the
+        collateral effect is still reported for every neuron.
+    intervention_range : InterventionRange or str
+        ``"down"`` (default) or ``"full"``; see :class:`InterventionRange`.
+    row_budget : int
+        Largest number of intervened rows pushed through the network in one
+        batched forward pass (bounds memory: rows x width x 8 bytes).
+    """
+
+    method: LocalizeMethod | str = LocalizeMethod.CAUSAL
+    k_values: int = 16
+    seed: int = 0
+    top_k: int = 5
+    max_samples: int = 256
+    collateral_weight: float = 0.0
+    intervention_range: InterventionRange | str = InterventionRange.DOWN
+    row_budget: int = 1 << 17
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "intervention_range", InterventionRange(self.intervention_range))
+        except ValueError:
+            raise ValueError(f"unknown intervention range {self.intervention_range!r}; "
+                             "choose 'down' or 'full'") from None
+        try:
+            method = LocalizeMethod(self.method)
+        except ValueError:
+            choices = ", ".join(m.value for m in LocalizeMethod)
+            raise ValueError(f"unknown localization method {self.method!r}; choose one of {choices}") from None
+        object.__setattr__(self, "method", method)
+        if self.k_values < 2:
+            raise ValueError(f"k_values must be at least 2, got {self.k_values}")
+        if self.top_k < 1:
+            raise ValueError(f"top_k must be at least 1, got {self.top_k}")
+        if self.max_samples < 1:
+            raise ValueError(f"max_samples must be at least 1, got {self.max_samples}")
+        if self.collateral_weight < 0:
+            raise ValueError(f"collateral_weight must be >= 0, got {self.collateral_weight}")
+        if self.row_budget < 1:
+            raise ValueError(f"row_budget must be positive, got {self.row_budget}")

@@ -1,0 +1,168 @@
+"""Input sets for localization: counterexamples and correct inputs.
+
+Pipeline position: the verifier's counterexamples are the normal source of the
+violating inputs; these samplers supply them when the verifier is not used
+(benchmarks, planted faults) and always supply the *correct* inputs, which
+the verifier does not produce.  Every returned point was checked by a float64
+forward pass (:func:`verirepair.localize.scoring.violating`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from verirepair.localize.scoring import combined_scores, masked_scores_torch, violating
+from verirepair.network.model import Network
+from verirepair.spec.property import Box, Property
+
+#: Points drawn per forward pass by the samplers (memory ~ batch x width x 8 B).
+SAMPLE_BATCH = 4096
+
+
+def _draw(props: Sequence[Property], rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` points, split evenly between the properties' regions; (n, d)."""
+    counts = rng.multinomial(n, np.full(len(props), 1.0 / len(props)))
+    parts = [prop.sample_inputs(rng, int(k)) for prop, k in zip(props, counts) if k]
+    return np.vstack(parts)
+
+
+def _check(network: Network, props: Sequence[Property]) -> None:
+    if not props:
+        raise ValueError("at least one property is needed")
+    if any(prop.n_inputs != network.n_inputs or prop.n_outputs != network.n_outputs
+           for prop in props):
+        raise ValueError(
+            f"property dimensions do not match the network ({network.n_inputs} inputs, "
+            f"{network.n_outputs} outputs)")
+
+
+def sample_counterexamples(network: Network, props: Sequence[Property], n: int,
+                           rng: np.random.Generator, max_draws: int = 100_000) -> np.ndarray:
+    """Find violating inputs by uniform sampling of the property regions.
+
+    Parameters
+    ----------
+    network : Network
+    props : sequence of Property
+    n : int
+        Stop after this many counterexamples.
+    rng : numpy Generator
+    max_draws : int
+        Give up after drawing this many points.
+
+    Returns
+    -------
+    array, shape (k, n_inputs), k <= n
+        Confirmed counterexamples (each violates a property whose region
+        contains it), in the order they were drawn.
+    """
+    _check(network, props)
+    found: list[np.ndarray] = []
+    total, drawn = 0, 0
+    while total < n and drawn < max_draws:
+        batch = min(SAMPLE_BATCH, max_draws - drawn)
+        x = _draw(props, rng, batch)
+        drawn += batch
+        hits = x[violating(props, x, network.forward(x))]
+        found.append(hits)
+        total += hits.shape[0]
+    out = np.vstack(found) if found else np.zeros((0, network.n_inputs))
+    return out[:n]
+
+
+def sample_correct(network: Network, props: Sequence[Property], n: int,
+                   rng: np.random.Generator, domain: Box | None = None,
+                   max_draws: int = 100_000) -> np.ndarray:
+    """Draw inputs that violate none of the properties.
+
+    Parameters
+    ----------
+    network : Network
+    props : sequence of Property
+    n : int
+    rng : numpy Generator
+    domain : Box or None
+        Where to draw from; by default the union of the property regions
+        (the inputs whose correctness the properties actually constrain).
+    max_draws : int
+
+    Returns
+    -------
+    array, shape (k, n_inputs), k <= n
+    """
+    _check(network, props)
+    found: list[np.ndarray] = []
+    total, drawn = 0, 0
+    while total < n and drawn < max_draws:
+        batch = min(SAMPLE_BATCH, max_draws - drawn)
+        x = domain.sample(rng, batch) if domain is not None else _draw(props, rng, batch)
+        drawn += batch
+        keep = x[~violating(props, x, network.forward(x))]
+        found.append(keep)
+        total += keep.shape[0]
+    out = np.vstack(found) if found else np.zeros((0, network.n_inputs))
+    return out[:n]
+
+
+def pgd_counterexamples(network: Network, props: Sequence[Property], n: int,
+                        rng: np.random.Generator, restarts: int = 512,
+                        steps: int = 100, step_frac: float = 0.05) -> np.ndarray:
+    """Find violating inputs by projected gradient ascent on the violation score.
+
+    Starts ``restarts`` points uniformly in each property's region, takes
+    signed-gradient steps of ``step_frac`` x box width (decaying linearly) on
+    the property's violation score, projects back onto the start box, and
+    keeps every iterate that a float64 forward pass confirms as violating.
+
+    Parameters
+    ----------
+    network : Network
+    props : sequence of Property
+    n : int
+        Return at most this many counterexamples (the most violating ones).
+    rng : numpy Generator
+    restarts : int
+        Starting points per property.
+    steps : int
+    step_frac : float
+
+    Returns
+    -------
+    array, shape (k, n_inputs), k <= n
+        Confirmed, distinct counterexamples, most violating first.
+    """
+    import torch
+
+    _check(network, props)
+    weights = [torch.tensor(layer.weight) for layer in network.layers]
+    biases = [torch.tensor(layer.bias) for layer in network.layers]
+    found: list[np.ndarray] = []
+    for prop in props:
+        x0 = prop.sample_inputs(rng, restarts)
+        boxes = [next(b for b in prop.input_boxes if b.contains(row[None])[0]) for row in x0]
+        lower = torch.as_tensor(np.stack([b.lower for b in boxes]))
+        upper = torch.as_tensor(np.stack([b.upper for b in boxes]))
+        mask = np.ones((restarts, 1), dtype=bool)
+        x = torch.as_tensor(x0).clone()
+        for step in range(steps):
+            x.requires_grad_(True)
+            h = x
+            for layer, w, b in zip(network.layers, weights, biases):
+                h = h @ w.T + b
+                h = torch.relu(h) if layer.relu else h
+            score = masked_scores_torch([prop], h, mask)
+            (grad,) = torch.autograd.grad(score.sum(), x)
+            with torch.no_grad():
+                size = step_frac * (1.0 - step / steps) * (upper - lower)
+                x = torch.minimum(torch.maximum(x + size * grad.sign(), lower), upper)
+            found.append(x.detach().numpy().copy())
+    cand = np.unique(np.vstack(found), axis=0)
+    y = network.forward(cand)
+    hit = violating(props, cand, y)
+    cand = cand[hit]
+    if cand.shape[0] == 0:
+        return cand
+    score = combined_scores(props, cand, y[hit])
+    return cand[np.argsort(-score, kind="stable")][:n]
