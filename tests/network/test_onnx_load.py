@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import onnx
 import pytest
 from onnx import helper
 
@@ -16,7 +13,6 @@ from network_helpers import (
 from verirepair.errors import NetworkFormatError, UnsupportedOperatorError
 from verirepair.network import SUPPORTED_OPS, load_onnx
 from verirepair.network.onnx_ops import supported_ops
-
 
 GEMM_CASES = [("A", 0, 0), ("A", 0, 1), ("A", 1, 0), ("A", 1, 1), ("B", 0, 0), ("B", 1, 1)]
 

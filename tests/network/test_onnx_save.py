@@ -11,8 +11,8 @@ import pytest
 from onnx import helper, numpy_helper
 
 from network_helpers import (
-    assert_matches_ort, assert_same_graph_new_values, float32_points, gemm_model, make_model,
-    ort_forward, save_model, shape_ops_model, value_info,
+    assert_matches_ort, assert_same_graph_new_values, float32_points, float64_copy, gemm_model,
+    make_model, ort_forward, save_model, shape_ops_model, value_info,
 )
 from verirepair.errors import NetworkFormatError, VerirepairError
 from verirepair.network import Network, load_nnet, load_onnx, random_network, save_onnx
@@ -173,3 +173,17 @@ def test_nnet_network_is_saved_as_a_clean_graph(tmp_path) -> None:
     assert [n.op_type for n in onnx.load(str(out)).graph.node] == ["Gemm"]
     x = np.array([[1.0, 1.0], [0.5, -0.5]])
     np.testing.assert_array_equal(ort_forward(out, x), [[-0.25], [2.0]])
+
+
+def test_float64_model_keeps_float64_parameters_exactly(rng, tmp_path) -> None:
+    model = onnx.ModelProto.FromString(float64_copy(gemm_model("A", 1, 0, rng)[0]))
+    changed = _perturb(load_onnx(save_model(model, tmp_path)), rng)
+    saved = onnx.load(str(save_onnx(changed, tmp_path / "repaired.onnx")))
+    assert {t.data_type for t in saved.graph.initializer} == {onnx.TensorProto.DOUBLE}
+    reloaded = load_onnx(tmp_path / "repaired.onnx")
+    for new, old in zip(reloaded.layers, changed.layers):
+        # stored as W / alpha and b / beta (0.5 and 2): exact in binary floating point
+        np.testing.assert_array_equal(new.weight, old.weight)
+        np.testing.assert_array_equal(new.bias, old.bias)
+    x = float32_points(rng, 30, changed.n_inputs)
+    assert np.abs(ort_forward(saved, x) - changed.forward(x)).max() <= FORWARD_AGREE_TOL

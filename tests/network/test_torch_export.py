@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
-from verirepair.network import AffineLayer, Network, random_network, to_torch
+from verirepair.network import AffineLayer, Network, load_onnx, random_network, to_torch
 from verirepair.tolerances import FORWARD_AGREE_TOL
 
 
@@ -38,3 +39,18 @@ def test_dtype_and_parameters_are_copies() -> None:
     with torch.no_grad():
         module[0].weight.add_(1.0)
     np.testing.assert_array_equal(network.layers[0].weight, random_network([3, 4, 2], seed=1).layers[0].weight)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning",
+                            "ignore::FutureWarning")
+def test_torch_onnx_export_of_to_torch_loads_back_unchanged(tmp_path) -> None:
+    # a real exporter's graph (Gemm transB=1, dynamic batch) read by load_onnx
+    network = random_network([4, 6, 3], seed=5)
+    module = to_torch(network, dtype=torch.float32)
+    torch.onnx.export(module, (torch.zeros(1, 4),), str(tmp_path / "t.onnx"), dynamo=False,
+                      input_names=["x"], dynamic_axes={"x": {0: "batch"}})
+    loaded = load_onnx(tmp_path / "t.onnx")
+    assert [layer.relu for layer in loaded.layers] == [True, False]
+    for new, old in zip(loaded.layers, network.layers):
+        np.testing.assert_array_equal(new.weight, old.weight.astype(np.float32))
+        np.testing.assert_array_equal(new.bias, old.bias.astype(np.float32))

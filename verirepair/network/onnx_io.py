@@ -26,7 +26,7 @@ from onnx import helper, numpy_helper
 from verirepair.errors import NetworkFormatError, VerirepairError
 from verirepair.network.model import Network, SourceGraph
 from verirepair.network.onnx_ops import (
-    ConstRef, LinearStep, OffsetStep, Step, TraceState, collect_constants,
+    ConstRef, LinearStep, Step, TraceState, collect_constants,
     get_converter, node_label,
 )
 

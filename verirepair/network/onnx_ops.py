@@ -95,6 +95,10 @@ class OffsetStep:
 
 Step = LinearStep | OffsetStep
 
+#: Appended to errors about data that is not one row or column per sample.
+_BATCH_HINT = ("; graphs are read for a single sample, so a static batch size above 1 "
+               "is not supported (export with a dynamic or unit batch dimension)")
+
 
 # --------------------------------------------------------------------- registry
 Converter = Callable[[onnx.NodeProto, "TraceState"], None]
@@ -312,7 +316,7 @@ def _single_vector(state: TraceState, as_row: bool) -> int:
     if not as_row and cols == 1:
         return rows
     kind = "row (1, k)" if as_row else "column (k, 1)"
-    raise state.fail(f"data of shape {shape} must be a single {kind} here")
+    raise state.fail(f"data of shape {shape} must be a single {kind} here{_BATCH_HINT}")
 
 
 @register_op("MatMul")
@@ -352,7 +356,8 @@ def _gemm(node: onnx.NodeProto, state: TraceState) -> None:
     if live_at == 0:
         rows, k = state.shape[::-1] if trans_a else state.shape
         if rows != 1:
-            raise state.fail(f"A' has shape {(rows, k)}; it must be a single row per sample")
+            raise state.fail(f"A' has shape {(rows, k)}; it must be a single row per sample"
+                             f"{_BATCH_HINT}")
         b_matrix, ref = state.const_input(node, 1)
         b_eff = b_matrix.T if trans_b else b_matrix  # (k, m)
         if b_matrix.ndim != 2 or b_eff.shape[0] != k:
@@ -362,7 +367,8 @@ def _gemm(node: onnx.NodeProto, state: TraceState) -> None:
     elif live_at == 1:
         k, cols = state.shape[::-1] if trans_b else state.shape
         if cols != 1:
-            raise state.fail(f"B' has shape {(k, cols)}; it must be a single column per sample")
+            raise state.fail(f"B' has shape {(k, cols)}; it must be a single column per sample"
+                             f"{_BATCH_HINT}")
         a_matrix, ref = state.const_input(node, 0)
         a_eff = a_matrix.T if trans_a else a_matrix  # (m, k)
         if a_matrix.ndim != 2 or a_eff.shape[1] != k:
