@@ -3,32 +3,18 @@ oracle, and the ACAS Xu data folder (or a clean skip)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+import acasxu_nets
 import numpy as np
 import onnx
 import onnxruntime as ort
-import pytest
 from onnx import TensorProto, helper, numpy_helper
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def acasxu_folder() -> Path:
-    """The ACAS Xu data folder, via ``acasxu_nets`` when it offers one, else the env var."""
-    try:
-        import acasxu_nets
-
-        finder = getattr(acasxu_nets, "data_or_skip", None)
-        if finder is not None:
-            return Path(finder())
-    except ImportError:
-        pass
-    folder = Path(os.environ.get("VERIREPAIR_ACASXU_DIR", REPO_ROOT.parent / "shared" / "acasxu"))
-    if not (folder / "onnx").is_dir() or not (folder / "nnet").is_dir():
-        pytest.skip(f"ACAS Xu data not found in {folder} (set VERIREPAIR_ACASXU_DIR)")
-    return folder
+    """The ACAS Xu data folder (``acasxu_nets.data_or_skip``): skips the test when absent."""
+    return acasxu_nets.data_or_skip()
 
 
 def make_model(nodes: list, inputs: list, outputs: list, initializers: dict[str, np.ndarray],

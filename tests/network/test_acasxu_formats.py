@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import acasxu_nets
 import numpy as np
 import onnx
 import pytest
@@ -21,7 +22,7 @@ from verirepair.tolerances import FLOAT32_FORWARD_TOL, FORWARD_AGREE_TOL
 pytestmark = pytest.mark.acasxu
 
 N_POINTS = 1000
-NAMES = [f"ACASXU_run2a_{a}_{b}_batch_2000" for a in range(1, 6) for b in range(1, 10)]
+NAMES = acasxu_nets.NETWORK_NAMES
 # The .nnet header shared by all 45 networks (shared/reference/acasxu.md, section 1)
 INPUT_MIN = (0.0, -3.141593, -3.141593, 100.0, 0.0)
 INPUT_MAX = (60760.0, 3.141593, 3.141593, 1200.0, 1200.0)
