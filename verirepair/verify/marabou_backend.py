@@ -11,7 +11,7 @@ engines verify exactly the same float64 network:
 
 * variables ``0 .. n_inputs-1`` are the inputs, bounded by one input box;
 * every affine layer gets one variable per pre-activation, tied to its inputs
-  by an equation ``z_j - sum_i W_ji h_i = b_j``;
+  by an equation ``sum_i W_ji h_i - z_j = -b_j``;
 * every ReLU layer gets one variable per post-activation and a ReLU constraint;
 * the last layer's pre-activations are the outputs;
 * the unsafe set ``OR_k (A_k y <= b_k)`` becomes plain ``<=`` equations when it
@@ -180,8 +180,12 @@ def build_query(network: Network, box: Box, unsafe: Sequence[HalfSpaces],
         pre = list(range(next_var, next_var + layer.out_features))
         next_var += layer.out_features
         for j, z in enumerate(pre):
-            terms = [(1.0, z)] + [(-w, h) for w, h in zip(layer.weight[j], current) if w != 0.0]
-            query.addEquation(_equation(core, "eq", terms, layer.bias[j]))
+            # Written as ``sum_i W_ji h_i - z_j = -b_j`` (the layout of Marabou's own
+            # parsers): Marabou only recognises the layered network, and so only
+            # runs its DeepPoly bound tightening, when the defined variable has
+            # coefficient -1.
+            terms = [(w, h) for w, h in zip(layer.weight[j], current) if w != 0.0] + [(-1.0, z)]
+            query.addEquation(_equation(core, "eq", terms, -layer.bias[j]))
         if layer.relu:
             post = list(range(next_var, next_var + layer.out_features))
             next_var += layer.out_features
