@@ -90,6 +90,14 @@ def test_data_used_twice_is_rejected(tmp_path) -> None:
                          [value_info("x", [1, 3])], [value_info("y", [1, 3])], {}, tmp_path, "twice")
 
 
+def test_non_constant_second_operand_is_rejected(tmp_path) -> None:
+    # "ghost" is neither an initializer nor produced by a node (the checker would refuse it)
+    model = make_model([helper.make_node("MatMul", ["x", "ghost"], ["y"], name="mm")],
+                       [value_info("x", [1, 3])], [value_info("y", [1, 2])], {}, check=False)
+    with pytest.raises(NetworkFormatError, match="'mm'.*'ghost' must be a constant"):
+        load_onnx(save_model(model, tmp_path))
+
+
 def test_computation_on_constants_is_rejected(tmp_path) -> None:
     nodes = [helper.make_node("Reshape", ["W", "shape"], ["Wr"], name="fold"),
              helper.make_node("MatMul", ["x", "Wr"], ["y"], name="mm")]

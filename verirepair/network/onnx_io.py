@@ -347,6 +347,9 @@ def _solve_layer(layer_index: int, steps: tuple[Step, ...],
 def _store(graph: onnx.GraphProto, ref: ConstRef, value: np.ndarray) -> None:
     """Replace constant ``ref`` in ``graph`` by ``value`` in its original layout and dtype."""
     dtype = helper.tensor_dtype_to_np_dtype(ref.data_type)
+    if np.dtype(dtype).kind != "f":
+        raise NetworkFormatError(f"constant {ref.name!r} has dtype {np.dtype(dtype)}; only "
+                                 "floating-point constants can carry new parameters")
     array = np.asarray(value, dtype=np.float64).reshape(ref.dims).astype(dtype)
     if ref.kind == "initializer":
         for tensor in graph.initializer:

@@ -36,9 +36,13 @@ __all__ = [
     "ConstRef",
     "LinearStep",
     "OffsetStep",
+    "Step",
     "TraceState",
-    "register_op",
+    "collect_constants",
+    "get_attr",
     "get_converter",
+    "node_label",
+    "register_op",
     "supported_ops",
     "SUPPORTED_OPS",
 ]
@@ -82,8 +86,8 @@ class OffsetStep:
     """``h -> sign_in * h + coef * vector`` where ``vector`` (width,) is the
     constant broadcast to the data shape and flattened.
 
-    ``writable`` is true when the constant holds exactly one value per feature,
-    so that any new offset vector can be stored in it.
+    ``writable`` is true when the constant holds exactly one value per feature
+    (and ``coef`` is non-zero), so that any new offset vector can be stored in it.
     """
 
     ref: ConstRef
@@ -239,7 +243,7 @@ class TraceState:
         self.weight = sign_in * self.weight
         self.bias = sign_in * self.bias + coef * vector
         self.steps.append(OffsetStep(ref, float(sign_in), float(coef), vector,
-                                     writable=constant.size == self.width))
+                                     writable=constant.size == self.width and coef != 0.0))
         self._use(ref)
 
     def reshape(self, new_shape: tuple[int, ...]) -> None:
