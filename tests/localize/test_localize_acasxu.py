@@ -1,0 +1,51 @@
+"""Localization on ACAS Xu networks (needs the shared data; skipped without it)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from localize_helpers import acasxu_folder
+from verirepair.localize import LocalizeConfig, localize, sample_correct, sample_counterexamples
+from verirepair.localize.planted import plant_fault
+from verirepair.localize.scoring import combined_scores
+from verirepair.network.loader import load_network
+from verirepair.spec.vnnlib import parse_vnnlib
+
+
+@pytest.mark.acasxu
+def test_planted_fault_on_acasxu_phi1_is_found():
+    folder = acasxu_folder()
+    net = load_network(folder / "onnx" / "ACASXU_run2a_3_3_batch_2000.onnx")
+    props = parse_vnnlib(folder / "vnnlib" / "prop_1.vnnlib")
+    rng = np.random.default_rng(0)
+    # unit 49 of the last hidden layer is active in the phi1 region and feeds COC positively
+    assert net.layers[6].weight[0, 49] > 0
+    fault = plant_fault(net, props, 5, 49, "weights", rng, n_counterexamples=128)
+    correct = sample_correct(fault.network, props, 128, rng)
+    loc = localize(fault.network, props, fault.cex_x, correct, LocalizeConfig(seed=0))
+    assert len(loc.ranking) == 300
+    assert loc.rank_of(5, 49) <= 3
+    assert loc.layer_scores[6] == 0.0 and loc.time_s < 30.0
+
+
+@pytest.mark.acasxu
+def test_real_violation_n29_phi8_top_neuron_reduces_the_violation():
+    folder = acasxu_folder()
+    net = load_network(folder / "onnx" / "ACASXU_run2a_2_9_batch_2000.onnx")
+    props = parse_vnnlib(folder / "vnnlib" / "prop_8.vnnlib")
+    rng = np.random.default_rng(8)
+    cex = sample_counterexamples(net, props, 64, rng, max_draws=200_000)
+    assert cex.shape[0] > 0
+    correct = sample_correct(net, props, 128, rng)
+    loc = localize(net, props, cex, correct, LocalizeConfig(seed=0, k_values=8))
+    top = loc.ranking[0]
+    assert top.effect_violation > 0
+    # the top neuron's activity is a cause: switching it off lowers the mean violation score
+    layer = net.layers[top.layer_index]
+    weight, bias = np.array(layer.weight), np.array(layer.bias)
+    weight[top.unit], bias[top.unit] = 0.0, 0.0
+    ablated = net.replace_layer(top.layer_index, weight, bias)
+    before = combined_scores(props, cex, net.forward(cex)).mean()
+    after = combined_scores(props, cex, ablated.forward(cex)).mean()
+    assert after < before
