@@ -197,6 +197,21 @@ def _is_acasxu_name(name: str) -> bool:
     return True
 
 
+def _preservation_points(network: Network, props: Sequence[Property], domain: Box, n: int,
+                         rng: np.random.Generator) -> np.ndarray:
+    """Uniform domain points whose original behaviour is worth keeping.
+
+    Points where the original violates a property are dropped: keeping their
+    advisory would contradict the repair.
+    """
+    x = domain.sample(rng, n)
+    y = network.forward(x)
+    bad = np.zeros(n, dtype=bool)
+    for prop in props:
+        bad |= prop.in_region(x) & prop.is_violated_by(y)
+    return x[~bad]
+
+
 def sha256_file(path: Path) -> str:
     """Hex SHA-256 of a file's bytes."""
     digest = hashlib.sha256()
@@ -404,7 +419,7 @@ def run_pipeline(network: Network, named: NamedProperties, config: PipelineConfi
     rng = np.random.default_rng(config.seed)
     all_props = [p for _, props in named for p in props]
     domain = input_domain(network, all_props)
-    preserve_x = domain.sample(rng, config.n_preserve)
+    preserve_x = _preservation_points(network, all_props, domain, config.n_preserve, rng)
 
     emit("verify", {"text": f"{len(named)} properties on the original network", "log": True})
     results = _verify_all(network, named, config, deadline, "own", config.verify_timeout_s,
