@@ -1,0 +1,110 @@
+"""Specification of the falsifier (verirepair.verify.falsify)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from verirepair.network.model import AffineLayer, Network, random_network
+from verirepair.spec.property import Box, HalfSpaces, Property
+from verirepair.verify.bounds import interval_bounds
+from verirepair.verify.falsify import deepen, falsify, pgd_attack
+from verirepair.verify.result import VerifyConfig
+
+
+def _net_and_box() -> tuple[Network, Box]:
+    return random_network([4, 16, 16, 3], seed=11), Box(-np.ones(4), np.ones(4))
+
+
+def _threshold_prop(net: Network, box: Box, quantile: float) -> Property:
+    """Unsafe: y0 - y1 >= the given quantile of sampled values."""
+    y = net.forward(box.sample(np.random.default_rng(5), 5000))
+    level = float(np.quantile(y[:, 0] - y[:, 1], quantile))
+    return Property((box,), (HalfSpaces(np.array([[-1.0, 1.0, 0.0]]), np.array([-level])),))
+
+
+def test_finds_confirmed_counterexamples_of_an_easy_violation() -> None:
+    net, box = _net_and_box()
+    prop = _threshold_prop(net, box, 0.9)
+    found = falsify(net, prop, VerifyConfig(max_counterexamples=3))
+    assert 1 <= len(found) <= 3
+    for cex in found:
+        assert cex.confirmed and box.contains(cex.x[None])[0]
+        np.testing.assert_allclose(cex.y, net.forward(cex.x))
+        assert cex.score == prop.violation_score(cex.y[None])[0] >= 0.0
+    assert [c.score for c in found] == sorted((c.score for c in found), reverse=True)
+
+
+def test_pgd_finds_what_sampling_misses() -> None:
+    """A violation above every sampled value is still reached by gradient ascent."""
+    net, box = _net_and_box()
+    y = net.forward(box.sample(np.random.default_rng(0), 200000))
+    top = float((y[:, 0] - y[:, 1]).max())
+    prop = Property((box,), (HalfSpaces(np.array([[-1.0, 1.0, 0.0]]), np.array([-top])),))
+    found = falsify(net, prop, VerifyConfig(falsify_samples=100, pgd_steps=100))
+    assert found and found[0].source == "pgd" and found[0].score >= 0.0
+
+
+def test_nothing_found_when_bounds_prove_safety() -> None:
+    net, box = _net_and_box()
+    ib = interval_bounds(net, box.lower[None], box.upper[None])
+    unreachable = ib.output_upper[0, 0] + 1.0
+    prop = Property((box,), (HalfSpaces(np.array([[-1.0, 0.0, 0.0]]), np.array([-unreachable])),))
+    assert falsify(net, prop, VerifyConfig()) == []
+
+
+def test_pgd_never_leaves_the_box_and_never_worsens() -> None:
+    net, box = _net_and_box()
+    prop = _threshold_prop(net, box, 0.999)
+    x0 = box.sample(np.random.default_rng(1), 16)
+    lo, hi = np.tile(box.lower, (16, 1)), np.tile(box.upper, (16, 1))
+    x_best, score = pgd_attack(net, prop, x0, lo, hi, steps=30)
+    assert np.all(x_best >= lo) and np.all(x_best <= hi)
+    assert np.all(score >= prop.violation_score(net.forward(x0)))
+    np.testing.assert_allclose(score, prop.violation_score(net.forward(x_best)))
+
+
+def test_deepen_increases_the_margin() -> None:
+    net, box = _net_and_box()
+    prop = _threshold_prop(net, box, 0.95)
+    found = falsify(net, prop, VerifyConfig(max_counterexamples=1))
+    pushed = deepen(net, prop, found)
+    assert pushed[0].confirmed and pushed[0].score >= found[0].score
+
+
+def test_union_of_boxes_points_stay_in_the_region() -> None:
+    """y = x on 1-D; unsafe y >= 2.5 is only reachable from the second box."""
+    net = Network((AffineLayer([[1.0]], [0.0], False),))
+    prop = Property((Box([0.0], [1.0]), Box([2.0], [3.0])), (HalfSpaces([[-1.0]], [-2.5]),))
+    found = falsify(net, prop, VerifyConfig(max_counterexamples=5))
+    assert found and all(2.5 <= c.x[0] <= 3.0 for c in found)
+
+
+def test_deadline_in_the_past_stops_pgd_immediately() -> None:
+    net, box = _net_and_box()
+    prop = _threshold_prop(net, box, 0.99999)
+    start = time.perf_counter()
+    falsify(net, prop, VerifyConfig(pgd_steps=10000, falsify_samples=10), deadline=start - 1.0)
+    assert time.perf_counter() - start < 2.0
+
+
+def test_analytic_gradient_matches_torch_autograd_of_the_shared_score() -> None:
+    import torch
+
+    from verirepair.spec.property import violation_score_torch
+    from verirepair.verify.falsify import _score_gradient
+
+    net = random_network([4, 12, 12, 3], seed=2)
+    prop = Property((Box(-np.ones(4), np.ones(4)),),
+                    (HalfSpaces(np.array([[1.0, -2.0, 0.0], [0.0, 1.0, -1.0]]), np.zeros(2)),
+                     HalfSpaces(np.array([[-3.0, 0.0, 1.0]]), np.array([0.5]))))
+    x = np.random.default_rng(3).uniform(-1, 1, size=(64, 4))
+    xt = torch.tensor(x, requires_grad=True)
+    h = xt
+    for layer in net.layers:
+        h = h @ torch.tensor(np.array(layer.weight)).T + torch.tensor(np.array(layer.bias))
+        if layer.relu:
+            h = torch.relu(h)
+    (grad,) = torch.autograd.grad(violation_score_torch(prop, h).sum(), xt)
+    np.testing.assert_allclose(_score_gradient(net, prop, x), grad.numpy(), atol=1e-10)

@@ -1,0 +1,174 @@
+"""The public entry point of the verification stage and its verifier registry.
+
+Pipeline position: ``(Network, Property | [Property], VerifyConfig) --verify-->
+VerificationResult``.  Localization, repair and the CLI call :func:`verify`;
+they pick an engine by name (``"own"`` or ``"marabou"``) through
+:func:`get_verifier`, never by importing an engine module.
+
+The ``"own"`` engine: the falsifier (:mod:`verirepair.verify.falsify`) runs on
+every property first, then branch and bound (:mod:`verirepair.verify.bab`)
+decides each property in turn.  A list of properties is violated iff one of
+them is, and holds iff all of them hold; all share one wall-clock budget.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from verirepair.errors import SolverUnavailableError
+from verirepair.network.model import Network
+from verirepair.spec.property import Property
+from verirepair.verify import bab
+from verirepair.verify.falsify import falsify
+from verirepair.verify.result import VerificationResult, Verdict, VerifyConfig, VerifyStats
+
+Verifier = Callable[[Network, Sequence[Property], VerifyConfig], VerificationResult]
+
+
+def _check_inputs(network: Network, props: Sequence[Property]) -> None:
+    if not props:
+        raise ValueError("verify needs at least one property")
+    for prop in props:
+        if prop.n_inputs != network.n_inputs or prop.n_outputs != network.n_outputs:
+            raise ValueError(
+                f"property {prop.name!r} has {prop.n_inputs} inputs / {prop.n_outputs} outputs "
+                f"but the network has {network.n_inputs} / {network.n_outputs}"
+            )
+
+
+def verify_own(network: Network, props: Sequence[Property], config: VerifyConfig
+               ) -> VerificationResult:
+    """Our own sound and complete engine: falsifier, then input-splitting BaB.
+
+    Parameters
+    ----------
+    network : Network
+    props : sequence of Property -- violated iff any is violated
+    config : VerifyConfig
+
+    Returns
+    -------
+    VerificationResult
+        ``engine="own"``; ``stats.extra`` holds ``falsify_s`` (time spent in the
+        falsifier) and ``decided_by`` (``"falsifier"`` or ``"bab"``).
+    """
+    start = time.perf_counter()
+    deadline = start + config.timeout_s
+    names = ",".join(p.name for p in props)
+
+    def result(verdict: Verdict, outcomes: list[bab.SearchOutcome], cexs=(), message="",
+               decided_by="bab", falsify_s=0.0) -> VerificationResult:
+        stats = VerifyStats(
+            time_s=time.perf_counter() - start,
+            subproblems=sum(o.subproblems for o in outcomes),
+            splits=sum(o.splits for o in outcomes),
+            lp_calls=sum(o.lp_calls for o in outcomes),
+            max_depth=max((o.max_depth for o in outcomes), default=0),
+            extra={"falsify_s": falsify_s, "decided_by": decided_by},
+        )
+        return VerificationResult(verdict, tuple(cexs)[: max(config.max_counterexamples, 1)],
+                                  stats, "own", names, message)
+
+    for prop in props:
+        found = falsify(network, prop, config, deadline)
+        if found:
+            return result(Verdict.VIOLATED, [], found, decided_by="falsifier",
+                          falsify_s=time.perf_counter() - start)
+    falsify_s = time.perf_counter() - start
+    outcomes: list[bab.SearchOutcome] = []
+    unknown_messages = []
+    for prop in props:
+        outcome = bab.search(network, prop, config, deadline)
+        outcomes.append(outcome)
+        if outcome.verdict is Verdict.VIOLATED:
+            return result(Verdict.VIOLATED, outcomes, outcome.counterexamples,
+                          falsify_s=falsify_s)
+        if outcome.verdict is Verdict.TIMEOUT:
+            return result(Verdict.TIMEOUT, outcomes, message=f"{prop.name}: {outcome.message}",
+                          falsify_s=falsify_s)
+        if outcome.verdict is Verdict.UNKNOWN:
+            unknown_messages.append(f"{prop.name}: {outcome.message}")
+    if unknown_messages:
+        return result(Verdict.UNKNOWN, outcomes, message="; ".join(unknown_messages),
+                      falsify_s=falsify_s)
+    return result(Verdict.HOLDS, outcomes, falsify_s=falsify_s)
+
+
+def _verify_marabou(network: Network, props: Sequence[Property], config: VerifyConfig
+                    ) -> VerificationResult:
+    """Adapter that imports the Marabou backend only when it is asked for."""
+    try:
+        import maraboupy  # noqa: F401
+    except ImportError as exc:
+        raise SolverUnavailableError(
+            "the 'marabou' verifier needs maraboupy==2.0.0 (Python 3.8-3.11, Linux/macOS x86_64); "
+            f"available alternatives: {', '.join(n for n in list_verifiers() if n != 'marabou')}"
+        ) from exc
+    from verirepair.verify.marabou_backend import verify_marabou
+
+    return verify_marabou(network, props, config)
+
+
+_REGISTRY: dict[str, Verifier] = {"own": verify_own, "marabou": _verify_marabou}
+
+
+def list_verifiers() -> list[str]:
+    """Names accepted by :func:`get_verifier` (and ``verify(..., engine=...)``)."""
+    return sorted(_REGISTRY)
+
+
+def get_verifier(name: str) -> Verifier:
+    """Look up a verifier by name.
+
+    Parameters
+    ----------
+    name : str -- one of :func:`list_verifiers`
+
+    Returns
+    -------
+    callable ``(network, props, config) -> VerificationResult``
+
+    Raises
+    ------
+    KeyError
+        For an unknown name (the message lists the known ones).
+    """
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown verifier {name!r}; known: {', '.join(list_verifiers())}") from None
+
+
+def verify(network: Network, props: Property | Sequence[Property],
+           config: VerifyConfig = VerifyConfig(), engine: str = "own") -> VerificationResult:
+    """Decide whether ``network`` satisfies ``props``.
+
+    Parameters
+    ----------
+    network : Network
+    props : Property or sequence of Property
+        A sequence (one VNN-LIB file can yield several properties) is violated
+        iff any member is violated and holds iff all hold; the time budget
+        ``config.timeout_s`` is shared.
+    config : VerifyConfig
+    engine : str -- ``"own"`` (default) or ``"marabou"``
+
+    Returns
+    -------
+    VerificationResult
+        ``HOLDS`` only with a complete proof (bounds plus ``BOUND_TOL``),
+        ``VIOLATED`` only with a counterexample confirmed by a float64 forward pass.
+
+    Raises
+    ------
+    KeyError
+        Unknown engine name.
+    SolverUnavailableError
+        The engine's solver is not installed.
+    ValueError
+        Properties whose dimensions do not match the network.
+    """
+    prop_list = [props] if isinstance(props, Property) else list(props)
+    _check_inputs(network, prop_list)
+    return get_verifier(engine)(network, prop_list, config)
