@@ -53,6 +53,21 @@ RANDOM_SIZES = [5, 16, 16, 16, 3]
 N_RANDOM = 24
 ACAS_NETS = [(1, 1), (1, 6), (2, 2), (2, 7), (3, 3), (3, 8), (4, 4), (4, 9),
              (5, 1), (5, 5), (1, 3), (3, 5), (2, 4), (4, 2), (5, 8), (1, 9)]
+#: Held-out cases, added after the tie rule (``LocalizeConfig.tie_rtol``) was
+#: designed by looking at the misses on the two lists above.
+N_RANDOM_HELDOUT = 24
+ACAS_NETS_HELDOUT = [(1, 2), (1, 4), (1, 5), (1, 7), (1, 8), (2, 1), (2, 3), (2, 5),
+                     (2, 6), (2, 8), (3, 1), (3, 2), (3, 4), (3, 6), (4, 1), (4, 3)]
+HISTORY = """\
+## Design history (read before trusting the numbers)
+
+The causal ranking was designed on the `random` and `acasxu-phi1` lists. Before the
+tie rule (`tie_rtol`: near-equal effects rank the neuron closer to the output first)
+was added, causal scored top-1 11/24 and top-3 22/24 on `random`, and top-1 9/13 and
+top-3 11/13 on `acasxu-phi1`. Both ACAS misses were exact ties: upstream neurons whose
+intervention silences the faulty neuron had the same effect as the faulty neuron. The
+`*-heldout` lists were added afterwards and were not looked at while designing.
+"""
 REAL_CASES = [((2, 9), 8), ((1, 9), 7), ((2, 1), 2), ((3, 5), 2), ((5, 9), 2)]
 N_CEX = 256
 N_CORRECT = 256
@@ -142,13 +157,22 @@ def planted_cases() -> list[PlantedRow | str]:
         kind = FaultKind.WEIGHTS if i % 2 == 0 else FaultKind.BIAS
         out.append(run_planted_case("random", f"seed{1000 + i}", net, props, layer, kind, i))
         print(out[-1], flush=True)
-    props = acas_prop(1)
-    for i, (x, y) in enumerate(ACAS_NETS):
-        layer = 5 if (i // 2) % 2 == 0 else 4
+    for i in range(N_RANDOM_HELDOUT):
+        net, props = random_case(2000 + i)
+        layer = 2 if (i // 2) % 2 == 0 else 1
         kind = FaultKind.WEIGHTS if i % 2 == 0 else FaultKind.BIAS
-        out.append(run_planted_case("acasxu-phi1", f"N{x},{y}", acas_net(x, y), props,
-                                    layer, kind, i))
+        out.append(run_planted_case("random-heldout", f"seed{2000 + i}", net, props, layer,
+                                    kind, 100 + i))
         print(out[-1], flush=True)
+    props = acas_prop(1)
+    for suite, nets, offset in (("acasxu-phi1", ACAS_NETS, 0),
+                                ("acasxu-phi1-heldout", ACAS_NETS_HELDOUT, 100)):
+        for i, (x, y) in enumerate(nets):
+            layer = 5 if (i // 2) % 2 == 0 else 4
+            kind = FaultKind.WEIGHTS if i % 2 == 0 else FaultKind.BIAS
+            out.append(run_planted_case(suite, f"N{x},{y}", acas_net(x, y), props,
+                                        layer, kind, offset + i))
+            print(out[-1], flush=True)
     return out
 
 
@@ -160,7 +184,7 @@ def planted_markdown(rows: list[PlantedRow | str], command: str) -> str:
              "Protocol: see `benchmarks/bench_localize.py` (fixed case list and seeds; "
              "every case reported). Ranks are 1-based over all hidden neurons "
              f"(random nets: {sum(RANDOM_SIZES[1:-1])}, ACAS Xu: 300).", "",
-             "## Summary", "",
+             HISTORY, "## Summary", "",
              "| suite | cases | method | top-1 | top-3 | median rank | mean time (s) |",
              "|---|---|---|---|---|---|---|"]
     done = [r for r in rows if isinstance(r, PlantedRow)]

@@ -136,7 +136,7 @@ def test_json_shape(culprit):
 
 def test_every_hidden_neuron_ranked_and_sorted():
     net, props, cex, correct = _violated_random_case()
-    loc = localize(net, props, cex, correct, LocalizeConfig(top_k=3))
+    loc = localize(net, props, cex, correct, LocalizeConfig(top_k=3, tie_rtol=0.0))
     assert sorted((e.layer_index, e.unit) for e in loc.ranking) == (
         [(0, j) for j in range(10)] + [(1, j) for j in range(10)])
     effects = [e.effect_violation for e in loc.ranking]
@@ -148,6 +148,37 @@ def test_every_hidden_neuron_ranked_and_sorted():
     assert loc.suggested_layer == int(np.argmax(loc.layer_scores))
     assert loc.suggested_neurons == tuple(
         e.unit for e in loc.ranking if e.layer_index == loc.suggested_layer)[:3]
+
+
+def _chain_network() -> Network:
+    """x -> h = relu(x0) (layer 0) -> g = relu(h) (layer 1) -> y = 10 g + x1-path.
+
+    Switching off h or g removes the same contribution: an exact tie.
+    """
+    first = AffineLayer([[1.0, 0.0], [0.0, 1.0]], [0.0, 0.0], True)
+    second = AffineLayer([[1.0, 0.0], [0.0, 1.0]], [0.0, 0.0], True)
+    out = AffineLayer([[10.0, 1.0]], [0.0], False)
+    return Network((first, second, out))
+
+
+def test_ties_rank_the_neuron_closest_to_the_output_first():
+    net = _chain_network()
+    prop = Property((Box([0, 0], [1, 1]),), (HalfSpaces([[-1.0]], [-5.0]),))
+    cex = np.array([[0.8, 0.5], [0.6, 0.9]])
+    correct = np.array([[0.1, 0.2], [0.3, 0.1]])
+    loc = localize(net, [prop], cex, correct)
+    # do(h0 = 0) and do(g0 = 0) both remove 10 * x0: effect 10 * 0.7 = 7 each.
+    assert [(e.layer_index, e.unit) for e in loc.ranking[:2]] == [(1, 0), (0, 0)]
+    assert loc.ranking[0].effect_violation == pytest.approx(loc.ranking[1].effect_violation)
+    assert loc.ranking[0].effect_violation == pytest.approx(7.0)
+    assert loc.suggested_layer == 1
+    # a tiny extra path h0 -> g1 -> y gives h0 the (0.01% larger) effect 7.0007: strict
+    # sorting puts it first, tie grouping still prefers the proximate g0
+    bumped = net.replace_layer(1, [[1.0, 0.0], [0.001, 1.0]], [0.0, 0.0])
+    strict = localize(bumped, [prop], cex, correct, LocalizeConfig(tie_rtol=0.0))
+    grouped = localize(bumped, [prop], cex, correct)
+    assert (strict.ranking[0].layer_index, strict.ranking[0].unit) == (0, 0)
+    assert (grouped.ranking[0].layer_index, grouped.ranking[0].unit) == (1, 0)
 
 
 def test_bad_inputs_raise(culprit):

@@ -62,6 +62,14 @@ class LocalizeConfig:
         Ranking key is ``effect_violation - collateral_weight * effect_correct``.
         The default 0 ranks by the violation effect alone, as CARE does; the
         collateral effect is still reported for every neuron.
+    tie_rtol : float
+        Ranking keys within this relative distance of a tie group's leading
+        key are ties, and ties rank the neuron *closer to the output* first.
+        Why: several neurons often have the same effect because intervening
+        on any of them switches off the same downstream path (an upstream
+        neuron silences the faulty one, which silences the output's driver);
+        the one nearest the output is the proximate cause through which the
+        others act, and the cheapest place to repair.  0 disables grouping.
     intervention_range : InterventionRange or str
         ``"down"`` (default) or ``"full"``; see :class:`InterventionRange`.
     row_budget : int
@@ -75,20 +83,23 @@ class LocalizeConfig:
     top_k: int = 5
     max_samples: int = 256
     collateral_weight: float = 0.0
+    tie_rtol: float = 1e-3
     intervention_range: InterventionRange | str = InterventionRange.DOWN
     row_budget: int = 1 << 17
 
     def __post_init__(self) -> None:
         try:
-            object.__setattr__(self, "intervention_range", InterventionRange(self.intervention_range))
+            intervention_range = InterventionRange(self.intervention_range)
         except ValueError:
             raise ValueError(f"unknown intervention range {self.intervention_range!r}; "
                              "choose 'down' or 'full'") from None
+        object.__setattr__(self, "intervention_range", intervention_range)
         try:
             method = LocalizeMethod(self.method)
         except ValueError:
             choices = ", ".join(m.value for m in LocalizeMethod)
-            raise ValueError(f"unknown localization method {self.method!r}; choose one of {choices}") from None
+            raise ValueError(f"unknown localization method {self.method!r}; "
+                             f"choose one of {choices}") from None
         object.__setattr__(self, "method", method)
         if self.k_values < 2:
             raise ValueError(f"k_values must be at least 2, got {self.k_values}")
@@ -98,5 +109,7 @@ class LocalizeConfig:
             raise ValueError(f"max_samples must be at least 1, got {self.max_samples}")
         if self.collateral_weight < 0:
             raise ValueError(f"collateral_weight must be >= 0, got {self.collateral_weight}")
+        if not 0.0 <= self.tie_rtol < 1.0:
+            raise ValueError(f"tie_rtol must be in [0, 1), got {self.tie_rtol}")
         if self.row_budget < 1:
             raise ValueError(f"row_budget must be positive, got {self.row_budget}")

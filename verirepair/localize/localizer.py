@@ -48,10 +48,28 @@ def _subsample(x: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarra
     return x[np.sort(rng.choice(x.shape[0], size=limit, replace=False))]
 
 
-def _rank(effects: list[NeuronEffect], weight: float) -> tuple[NeuronEffect, ...]:
-    """Sort by ``effect_violation - weight * effect_correct``, ties by position."""
-    return tuple(sorted(effects, key=lambda e: (-(e.effect_violation - weight * e.effect_correct),
-                                                e.layer_index, e.unit)))
+def _rank(effects: list[NeuronEffect], weight: float, tie_rtol: float
+          ) -> tuple[NeuronEffect, ...]:
+    """Sort by ``effect_violation - weight * effect_correct``, best first.
+
+    Consecutive keys within ``tie_rtol`` (relative) of their group's leading
+    key form a tie group, ordered deepest layer first, then by unit (see
+    :class:`~verirepair.localize.config.LocalizeConfig`, ``tie_rtol``).
+    """
+    def key(e: NeuronEffect) -> float:
+        return e.effect_violation - weight * e.effect_correct
+
+    ordered = sorted(effects, key=lambda e: (-key(e), -e.layer_index, e.unit))
+    ranking: list[NeuronEffect] = []
+    start = 0
+    while start < len(ordered):
+        lead = key(ordered[start])
+        stop = start + 1
+        while stop < len(ordered) and lead - key(ordered[stop]) <= tie_rtol * abs(lead):
+            stop += 1
+        ranking.extend(sorted(ordered[start:stop], key=lambda e: (-e.layer_index, e.unit)))
+        start = stop
+    return tuple(ranking)
 
 
 def _suggest(network: Network, ranking: tuple[NeuronEffect, ...], config: LocalizeConfig
@@ -122,9 +140,10 @@ def localize(network: Network, props: Sequence[Property], cex_x: np.ndarray,
                             time.perf_counter() - start, config.collateral_weight)
     outside = ~region_mask(props, cex_x).any(axis=1)
     if outside.any():
-        raise ValueError(f"{int(outside.sum())} counterexample(s) lie outside every property region")
+        raise ValueError(
+            f"{int(outside.sum())} counterexample(s) lie outside every property region")
     effects = METHODS[config.method](network, props, cex_x, correct_x, config)
-    ranking = _rank(effects, config.collateral_weight)
+    ranking = _rank(effects, config.collateral_weight, config.tie_rtol)
     layer_scores, layer, units = _suggest(network, ranking, config)
     return Localization(ranking, layer_scores, layer, units, method, config.k_values,
                         int(cex_x.shape[0]), int(correct_x.shape[0]), config.seed,

@@ -10,7 +10,7 @@ localizers are then scored by the rank they give the planted neuron.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,6 +74,33 @@ def _corrupt(network: Network, layer_index: int, unit: int, kind: FaultKind,
     else:
         bias[unit] += (scale - 1.0) * ref
     return network.replace_layer(layer_index, weight, bias)
+
+
+def _smallest_failing_scale(enough: Callable[[float], tuple[bool, Network]], growth: float,
+                            max_steps: int, refine_steps: int
+                            ) -> tuple[float, Network, int] | None:
+    """Grow the scale geometrically until ``enough`` holds, then bisect back.
+
+    Returns ``(scale, faulty network, growth steps)`` or None if no scale up to
+    ``growth**max_steps`` fails.  Bisecting (in log scale) between the last
+    safe and the first failing scale gives the smallest corruption that
+    fails: the most realistic fault, and one that leaves plenty of correct
+    inputs in the region.
+    """
+    for step in range(1, max_steps + 1):
+        ok, faulty = enough(growth ** step)
+        if not ok:
+            continue
+        low, high = growth ** (step - 1), growth ** step
+        for _ in range(refine_steps):
+            mid = float(np.sqrt(low * high))
+            ok_mid, faulty_mid = enough(mid)
+            if ok_mid:
+                high, faulty = mid, faulty_mid
+            else:
+                low = mid
+        return high, faulty, step
+    return None
 
 
 def _region_draws(props: Sequence[Property], rng: np.random.Generator, n: int) -> np.ndarray:
@@ -141,23 +168,11 @@ def plant_fault(network: Network, props: Sequence[Property], layer_index: int, u
         found = sample_counterexamples(faulty, props, min_counterexamples, rng, max_draws=n_draws)
         return found.shape[0] >= min_counterexamples, faulty
 
-    for step in range(1, max_steps + 1):
-        ok, faulty = enough(growth ** step)
-        if not ok:
-            continue
-        # Bisect (in log scale) between the last safe and the first failing
-        # scale: the smallest corruption that fails is the most realistic
-        # fault and keeps plenty of correct inputs in the region.
-        low, high = growth ** (step - 1), growth ** step
-        for _ in range(refine_steps):
-            mid = float(np.sqrt(low * high))
-            ok_mid, faulty_mid = enough(mid)
-            if ok_mid:
-                high, faulty = mid, faulty_mid
-            else:
-                low = mid
+    failing = _smallest_failing_scale(enough, growth, max_steps, refine_steps)
+    if failing is not None:
+        scale, faulty, step = failing
         cex = sample_counterexamples(faulty, props, n_counterexamples, rng, max_draws=16 * n_draws)
-        return PlantedFault(faulty, layer_index, unit, kind, high, cex, step)
+        return PlantedFault(faulty, layer_index, unit, kind, scale, cex, step)
     raise ValueError(f"no violation found up to scale {growth ** max_steps:g}")
 
 

@@ -38,7 +38,8 @@ def effect_matrix(loc: Localization) -> tuple[list[int], np.ndarray]:
     return layers, matrix
 
 
-def figure_localization(loc: Localization, top_k: int = 10) -> "matplotlib.figure.Figure":  # noqa: F821
+def figure_localization(loc: Localization,
+                        top_k: int = 10) -> "matplotlib.figure.Figure":  # noqa: F821
     """Bar chart of the ``top_k`` effects and a layer-by-neuron heat map.
 
     Parameters

@@ -50,7 +50,8 @@ class Localization:
     ----------
     ranking : tuple of NeuronEffect
         Every hidden neuron, most to blame first (empty when there were no
-        counterexamples, i.e. nothing to localize).
+        counterexamples, i.e. nothing to localize).  Near-equal keys (within
+        ``LocalizeConfig.tie_rtol``) are ordered deepest layer first.
     layer_scores : tuple of float, shape (n_layers,)
         One score per affine layer (0 for the output layer and any layer
         without ReLU): the sum of the ranking keys (clipped at 0) of the
