@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+import acasxu_nets
 from verirepair.localize import (LocalizeConfig, localize, pgd_counterexamples, sample_correct,
                                  sample_counterexamples)
 from verirepair.localize.planted import FaultKind, fault_candidates, plant_fault
@@ -40,7 +41,6 @@ from verirepair.spec.vnnlib import parse_vnnlib
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-ACAS = Path(os.environ.get("VERIREPAIR_ACASXU_DIR", ROOT.parent / "shared" / "acasxu"))
 
 #: The compared rankings: label -> config overrides.
 METHODS = {
@@ -77,12 +77,12 @@ MISSING_RANK = 10**6
 
 def acas_net(x: int, y: int) -> Network:
     """Load ACAS Xu network N_{x,y} from the shared ONNX files."""
-    return load_network(ACAS / "onnx" / f"ACASXU_run2a_{x}_{y}_batch_2000.onnx")
+    return load_network(acasxu_nets.onnx_path((x, y)))
 
 
 def acas_prop(index: int) -> list[Property]:
     """Parse ACAS Xu property ``index`` from the shared VNN-LIB files."""
-    return parse_vnnlib(ACAS / "vnnlib" / f"prop_{index}.vnnlib")
+    return parse_vnnlib(acasxu_nets.vnnlib_path(index))
 
 
 def random_case(seed: int) -> tuple[Network, list[Property]]:

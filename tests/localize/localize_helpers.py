@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
-import pytest
 
+import acasxu_nets
 from verirepair.network.model import AffineLayer, Network, random_network
 from verirepair.spec.property import Box, HalfSpaces, Property
 
@@ -60,9 +59,5 @@ def safe_random_case(seed: int) -> tuple[Network, list[Property]]:
 
 
 def acasxu_folder() -> Path:
-    """The ACAS Xu data folder (``VERIREPAIR_ACASXU_DIR``), or skip when absent."""
-    root = Path(__file__).resolve().parents[2]
-    folder = Path(os.environ.get("VERIREPAIR_ACASXU_DIR", root.parent / "shared" / "acasxu"))
-    if not (folder / "onnx").is_dir() or not (folder / "vnnlib").is_dir():
-        pytest.skip(f"ACAS Xu data not found in {folder} (set VERIREPAIR_ACASXU_DIR)")
-    return folder
+    """The ACAS Xu data folder (``acasxu_nets.data_or_skip``): skips the test when absent."""
+    return acasxu_nets.data_or_skip(("onnx",))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import acasxu_nets
+
 from localize_helpers import acasxu_folder
 from verirepair.localize import LocalizeConfig, localize, sample_correct, sample_counterexamples
 from verirepair.localize.planted import plant_fault
@@ -15,9 +17,9 @@ from verirepair.spec.vnnlib import parse_vnnlib
 
 @pytest.mark.acasxu
 def test_planted_fault_on_acasxu_phi1_is_found():
-    folder = acasxu_folder()
-    net = load_network(folder / "onnx" / "ACASXU_run2a_3_3_batch_2000.onnx")
-    props = parse_vnnlib(folder / "vnnlib" / "prop_1.vnnlib")
+    acasxu_folder()
+    net = load_network(acasxu_nets.onnx_path((3, 3)))
+    props = parse_vnnlib(acasxu_nets.vnnlib_path(1))
     rng = np.random.default_rng(0)
     # unit 49 of the last hidden layer is active in the phi1 region and feeds COC positively
     assert net.layers[6].weight[0, 49] > 0
@@ -31,9 +33,9 @@ def test_planted_fault_on_acasxu_phi1_is_found():
 
 @pytest.mark.acasxu
 def test_real_violation_n29_phi8_top_neuron_reduces_the_violation():
-    folder = acasxu_folder()
-    net = load_network(folder / "onnx" / "ACASXU_run2a_2_9_batch_2000.onnx")
-    props = parse_vnnlib(folder / "vnnlib" / "prop_8.vnnlib")
+    acasxu_folder()
+    net = load_network(acasxu_nets.onnx_path((2, 9)))
+    props = parse_vnnlib(acasxu_nets.vnnlib_path(8))
     rng = np.random.default_rng(8)
     cex = sample_counterexamples(net, props, 64, rng, max_draws=200_000)
     assert cex.shape[0] > 0
