@@ -242,7 +242,8 @@ def real_markdown(command: str) -> str:
              f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}", "",
              "fix@k = share of the counterexamples that are no longer violating after the "
              "method's top-k neurons are switched off (h = 0); flip@k = share of the correct "
-             "inputs that then violate or change advisory.", "",
+             "inputs that then violate or change advisory. fix@k only switches neurons off, so "
+             "it cannot credit a ranking (causal-full) whose top neuron must be raised.", "",
              "| net | prop | #cex (source) | #correct | method | top-5 (layer:unit effect) | "
              "suggested layer: neurons | fix@1 | fix@3 | flip@3 | time (s) |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
