@@ -55,6 +55,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.shuffle is not None:
         # A seeded shuffle makes a run cut short a uniform sample of the benchmark.
         random.Random(args.shuffle).shuffle(instances)
+    if args.unsolved_in:
+        # Second pass: only the instances that an earlier run left undecided.
+        solved = {row.key for row in read_rows_csv(args.unsolved_in) if row.solved}
+        instances = [i for i in instances if i.key not in solved]
     if args.limit:
         instances = instances[: args.limit]
     engines = args.engines.split(",")
@@ -131,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--grace", type=float, default=30.0)
     run.add_argument("--shuffle", type=int, default=None, help="seed of an instance shuffle")
     run.add_argument("--limit", type=int, default=0, help="only the first N instances")
+    run.add_argument("--unsolved-in", default=None,
+                     help="rows CSV of an earlier run: only re-run instances it did not solve")
     run.add_argument("--out", required=True, help="rows CSV, rewritten after every instance")
     report = sub.add_parser("report", help="merge rows, compare engines, write CSV + markdown")
     report.add_argument("rows", nargs="+")

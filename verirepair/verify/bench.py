@@ -308,6 +308,70 @@ def _failed_row(task: tuple[int, Instance, str, float], verdict: str, elapsed: f
                     verdict, elapsed, None, message)
 
 
+class _Pool:
+    """Up to ``jobs`` workers; hands out tasks, collects rows, kills overruns."""
+
+    def __init__(self, jobs: int, timeout_scale: float, grace_s: float,
+                 finish: Callable[[int, BenchRow], None]) -> None:
+        self.ctx = multiprocessing.get_context("spawn")
+        self.jobs, self.scale, self.grace_s, self.finish = jobs, timeout_scale, grace_s, finish
+        self.workers: list[_Worker] = []
+
+    @property
+    def busy(self) -> list[_Worker]:
+        return [w for w in self.workers if w.task is not None]
+
+    def fill(self, pending: deque) -> None:
+        """Give pending tasks to idle workers, starting workers up to ``jobs``."""
+        self.workers = [w for w in self.workers if w.process.is_alive() or w.task is not None]
+        while pending:
+            idle = next((w for w in self.workers if w.task is None), None)
+            if idle is None:
+                if len(self.workers) >= self.jobs:
+                    return
+                idle = _Worker(self.ctx)
+                self.workers.append(idle)
+            task_id, instance, engine = pending.popleft()
+            idle.assign(task_id, instance, engine, self.scale, self.grace_s)
+
+    def poll(self) -> None:
+        """Wait up to 1 s for rows; record them, and kill workers past their deadline."""
+        busy = self.busy
+        wait_s = max(0.0, min(w.deadline for w in busy) - time.monotonic())
+        ready = multiprocessing.connection.wait([w.conn for w in busy], timeout=min(wait_s, 1.0))
+        for worker in busy:
+            task = worker.task
+            elapsed = time.monotonic() - worker.started
+            if worker.conn in ready:
+                try:
+                    task_id, row = worker.conn.recv()
+                except (EOFError, OSError):
+                    self._drop(worker)
+                    self.finish(task[0], _failed_row(
+                        task, ERROR, elapsed,
+                        f"worker process died (exit code {worker.process.exitcode})"))
+                    continue
+                worker.task = None
+                self.finish(task_id, row)
+            elif time.monotonic() > worker.deadline:
+                self._drop(worker)
+                self.finish(task[0], _failed_row(
+                    task, Verdict.TIMEOUT.value, elapsed,
+                    f"killed after {elapsed:.0f} s (timeout + {self.grace_s:.0f} s grace)"))
+
+    def _drop(self, worker: _Worker) -> None:
+        worker.kill()
+        self.workers.remove(worker)
+
+    def close(self) -> None:
+        for worker in self.workers:
+            if worker.task is None:
+                worker.stop()
+            else:
+                worker.kill()
+        self.workers = []
+
+
 def run_bench(instances: Sequence[Instance], engines: Sequence[str], jobs: int = 1,
               timeout_scale: float = 1.0, on_result: Callable[[BenchRow], None] | None = None,
               grace_s: float = DEFAULT_GRACE_S) -> list[BenchRow]:
@@ -345,57 +409,22 @@ def run_bench(instances: Sequence[Instance], engines: Sequence[str], jobs: int =
         raise ValueError(f"jobs must be at least 1, got {jobs}")
     if not engines:
         raise ValueError("at least one engine is needed")
-    ctx = multiprocessing.get_context("spawn")
     pending = deque((i, inst, eng) for i, (inst, eng) in
                     enumerate((inst, eng) for inst in instances for eng in engines))
     rows: dict[int, BenchRow] = {}
-    workers: list[_Worker] = []
 
     def finish(task_id: int, row: BenchRow) -> None:
         rows[task_id] = row
         if on_result is not None:
             on_result(row)
 
+    pool = _Pool(jobs, timeout_scale, grace_s, finish)
     try:
-        while pending or any(w.task is not None for w in workers):
-            workers = [w for w in workers if w.process.is_alive() or w.task is not None]
-            while pending and (len(workers) < jobs or any(w.task is None for w in workers)):
-                idle = next((w for w in workers if w.task is None), None)
-                if idle is None:
-                    idle = _Worker(ctx)
-                    workers.append(idle)
-                task_id, inst, eng = pending.popleft()
-                idle.assign(task_id, inst, eng, timeout_scale, grace_s)
-            busy = [w for w in workers if w.task is not None]
-            wait_s = max(0.0, min(w.deadline for w in busy) - time.monotonic())
-            ready = multiprocessing.connection.wait([w.conn for w in busy], timeout=min(wait_s, 1.0))
-            for worker in busy:
-                task = worker.task
-                elapsed = time.monotonic() - worker.started
-                if worker.conn in ready:
-                    try:
-                        task_id, row = worker.conn.recv()
-                    except (EOFError, OSError):
-                        worker.kill()
-                        finish(task[0], _failed_row(
-                            task, ERROR, elapsed,
-                            f"worker process died (exit code {worker.process.exitcode})"))
-                        workers.remove(worker)
-                        continue
-                    worker.task = None
-                    finish(task_id, row)
-                elif time.monotonic() > worker.deadline:
-                    worker.kill()
-                    finish(task[0], _failed_row(
-                        task, Verdict.TIMEOUT.value, elapsed,
-                        f"killed after {elapsed:.0f} s (timeout + {grace_s:.0f} s grace)"))
-                    workers.remove(worker)
+        while pending or pool.busy:
+            pool.fill(pending)
+            pool.poll()
     finally:
-        for worker in workers:
-            if worker.task is None:
-                worker.stop()
-            else:
-                worker.kill()
+        pool.close()
     return [rows[i] for i in sorted(rows)]
 
 

@@ -170,6 +170,12 @@ def build_query(network: Network, box: Box, unsafe: Sequence[HalfSpaces],
     )
     query = core.InputQuery()
     query.setNumberOfVariables(n_vars)
+    outputs = _encode_network(core, query, network, box)
+    return query, _encode_unsafe(core, query, outputs, unsafe, margin)
+
+
+def _encode_network(core: Any, query: Any, network: Network, box: Box) -> list[int]:
+    """Add the input bounds, layer equations and ReLUs; return the output variables."""
     current = list(range(network.n_inputs))
     for i, var in enumerate(current):
         query.markInputVariable(var, i)
@@ -197,11 +203,16 @@ def build_query(network: Network, box: Box, unsafe: Sequence[HalfSpaces],
             current = pre
     for k, var in enumerate(current):
         query.markOutputVariable(var, k)
+    return current
+
+
+def _encode_unsafe(core: Any, query: Any, outputs: list[int], unsafe: Sequence[HalfSpaces],
+                   margin: float) -> int:
+    """Constrain the outputs to the (shrunk) unsafe set; return its non-empty polytope count."""
     polytopes = [rows for rows in (_unsafe_rows(p, margin) for p in unsafe) if rows is not None]
     if any(not rows for rows in polytopes):
         # One polytope is the whole output space: the unsafe set is everything.
         polytopes = [[]]
-    outputs = current
 
     def encode(rows: list[tuple[list[tuple[float, int]], float]]) -> list[Any]:
         return [_equation(core, "le", [(c, outputs[j]) for c, j in terms], b) for terms, b in rows]
@@ -211,7 +222,7 @@ def build_query(network: Network, box: Box, unsafe: Sequence[HalfSpaces],
             query.addEquation(eq)
     elif len(polytopes) > 1:
         core.addDisjunctionConstraint(query, [encode(rows) for rows in polytopes])
-    return query, len(polytopes)
+    return len(polytopes)
 
 
 # --------------------------------------------------------------------- solve
