@@ -206,3 +206,22 @@ def test_gurobi_size_limit_is_a_clear_error_or_a_solution():
     else:  # a full licence: then the answer must be right (x0 = 1, others 0)
         assert sol.status is SolveStatus.OPTIMAL
         assert sol.objective == pytest.approx(1.0)
+
+
+def test_highs_session_adds_rows_and_resolves_warm():
+    backend = get_backend("highs")
+    session = backend.open_session(LP_TOY)
+    first = session.solve(30)
+    assert first.status is SolveStatus.OPTIMAL and first.objective == pytest.approx(-2.8)
+    # Adding x <= 1 moves the optimum to (1, 1.5): x + 2y <= 4 gives y <= 1.5; value 2.5.
+    session.add_rows(sp.csr_matrix(np.array([[1.0, 0.0]])), np.array([-np.inf]), np.array([1.0]))
+    second = session.solve(30)
+    assert second.status is SolveStatus.OPTIMAL
+    np.testing.assert_allclose(second.x, [1.0, 1.5], atol=1e-7)
+    # A contradicting row (x + y >= 10) makes it infeasible.
+    session.add_rows(sp.csr_matrix(np.array([[1.0, 1.0]])), np.array([10.0]), np.array([np.inf]))
+    assert session.solve(30).status is SolveStatus.INFEASIBLE
+
+
+def test_backends_without_sessions_return_none():
+    assert get_backend("cbc").open_session(LP_TOY) is None

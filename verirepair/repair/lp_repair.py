@@ -15,6 +15,7 @@ feasible for the full LP and optimal for a relaxation of it, hence optimal.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
@@ -29,6 +30,8 @@ from verirepair.repair.encoding import (FixedPatternModel, ProblemBuilder, RowFa
 from verirepair.solvers.model import SolveStatus
 from verirepair.solvers.registry import Backend
 from verirepair.tolerances import FEAS_TOL
+
+logger = logging.getLogger(__name__)
 
 #: A lazily-held row counts as violated when it is off by more than this
 #: (ten times the solvers' primal feasibility tolerance, so rows the solver
@@ -155,27 +158,32 @@ def solve_lp_encoding(model: FixedPatternModel, n_cex: int, targets: EscapeTarge
                                                  config.bound_output_change, out_layer))
     outcome = SolveOutcome(SolveStatus.ERROR, None, None)
     outcome.build_time_s += time.perf_counter() - start
+    session, n_sent = None, 0
     for round_index in range(1, config.max_rounds + 1):
         start = time.perf_counter()
-        builder = ProblemBuilder()
-        add_norm_objective(builder, n_delta, config.norm, config.mix_weight, config.max_delta)
-        for rows, lower, upper in pool.blocks:
-            builder.add_rows(rows, lower, upper)
-        n_bin = 0
-        if exact is not None:
-            n_bin = add_disjunctions(builder, exact[0], exact[1], exact[2], targets.rhs,
-                                     targets.group)
-        problem = builder.build(f"repair_layer{model.k}_round{round_index}")
+        if session is None:
+            problem, n_bin = _assemble(pool, model, targets, exact, config, round_index)
+            session = backend.open_session(problem)
+            n_sent = len(pool.blocks)
+            outcome.n_vars, outcome.n_binaries = problem.n_vars, n_bin
+            outcome.n_constraints = problem.n_constraints
+        else:
+            for rows, lower, upper in pool.blocks[n_sent:]:
+                session.add_rows(rows, lower, upper)
+                outcome.n_constraints += rows.shape[0]
+            n_sent = len(pool.blocks)
         outcome.build_time_s += time.perf_counter() - start
-        outcome.n_vars, outcome.n_constraints = problem.n_vars, problem.n_constraints
-        outcome.n_binaries, outcome.rounds = n_bin, round_index
+        outcome.rounds = round_index
         remaining = deadline - time.perf_counter()
         if remaining <= 0:
             outcome.status, outcome.message = SolveStatus.TIME_LIMIT, "time budget used up"
             return outcome
-        solution = backend.solve(problem, remaining)
+        solution = session.solve(remaining) if session else backend.solve(problem, remaining)
         outcome.solve_time_s += solution.time_s
         outcome.status, outcome.message = solution.status, solution.message
+        logger.debug("repair LP round %d (%s rule): %d rows, %s, objective %s, %.2f s",
+                     round_index, rule, outcome.n_constraints, solution.status.value,
+                     solution.objective, solution.time_s)
         if not solution.status.has_solution:
             return outcome
         outcome.d, outcome.objective = solution.x[:n_delta], solution.objective
@@ -187,3 +195,17 @@ def solve_lp_encoding(model: FixedPatternModel, n_cex: int, targets: EscapeTarge
     outcome.message = (f"lazy row generation did not converge in {config.max_rounds} rounds; "
                        "the last solution may violate preservation or pattern rows")
     return outcome
+
+
+def _assemble(pool: _RowPool, model: FixedPatternModel, targets: EscapeTargets,
+              exact: tuple | None, config: RepairConfig, round_index: int) -> tuple:
+    """Build the whole current problem; returns (problem, n_binaries)."""
+    builder = ProblemBuilder()
+    add_norm_objective(builder, model.layout.n_vars, config.norm, config.mix_weight,
+                       config.max_delta)
+    for rows, lower, upper in pool.blocks:
+        builder.add_rows(rows, lower, upper)
+    n_bin = 0
+    if exact is not None:
+        n_bin = add_disjunctions(builder, exact[0], exact[1], exact[2], targets.rhs, targets.group)
+    return builder.build(f"repair_layer{model.k}_round{round_index}"), n_bin

@@ -84,13 +84,22 @@ def check_patch(network: Network, patch: Patch, props: Sequence[Property], cex_x
 
 
 def _pattern_changes(network: Network, patch: Patch, x: np.ndarray) -> int:
-    """Number of (sample, unit) ReLU states that differ after the patch."""
-    before = network.forward_all(x)
-    after = apply_patch(network, patch).forward_all(x)
+    """Number of (sample, unit) ReLU states the patch flips, layers ``k`` on.
+
+    A unit counts as flipped when its pre-activation crosses zero by more than
+    ``ADVISORY_TIE_TOL`` (sign rows allow the boundary itself).
+    """
+    repaired = apply_patch(network, patch)
+    before, after = network.forward_all(x), repaired.forward_all(x)
     changes = 0
     for j in range(patch.layer_index, network.n_layers):
-        if network.layers[j].relu:
-            changes += int(np.count_nonzero((before[j + 1] > 0) != (after[j + 1] > 0)))
+        if not network.layers[j].relu:
+            continue
+        pre_before = before[j] @ network.layers[j].weight.T + network.layers[j].bias
+        pre_after = after[j] @ repaired.layers[j].weight.T + repaired.layers[j].bias
+        flipped = ((pre_before > 0) & (pre_after < -ADVISORY_TIE_TOL)) | (
+            (pre_before <= 0) & (pre_after > ADVISORY_TIE_TOL))
+        changes += int(np.count_nonzero(flipped))
     return changes
 
 

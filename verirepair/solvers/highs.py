@@ -11,9 +11,10 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import scipy.sparse as sp
 
 from verirepair.solvers.model import LinearProblem, Solution, SolveStatus
-from verirepair.solvers.registry import Backend, register_backend
+from verirepair.solvers.registry import Backend, Session, register_backend
 
 
 def _build_lp(problem: LinearProblem) -> object:
@@ -88,15 +89,23 @@ class HighsBackend(Backend):
         solver.run()
         return solver, solver.getModelStatus().name
 
-    def solve(self, problem: LinearProblem, time_limit_s: float | None = None) -> Solution:
-        import highspy
+    def open_session(self, problem: LinearProblem) -> Session:
+        return HighsSession(self, problem)
 
+    def solve(self, problem: LinearProblem, time_limit_s: float | None = None) -> Solution:
         start = time.perf_counter()
         try:
             solver, status_name = self._run(problem, time_limit_s)
         except Exception as exc:  # highspy raises plain RuntimeError on bad models
             return Solution(SolveStatus.ERROR, None, None, time.perf_counter() - start,
                             f"highspy failed: {exc}")
+        return self._read(solver, status_name, problem, time_limit_s, start)
+
+    def _read(self, solver: object, status_name: str, problem: LinearProblem,
+              time_limit_s: float | None, start: float) -> Solution:
+        """Translate the state of a finished ``Highs`` run into a :class:`Solution`."""
+        import highspy
+
         info = solver.getInfo()
         has_primal = info.primal_solution_status == highspy.SolutionStatus.kSolutionStatusFeasible
         if status_name == "kModelEmpty" and problem.n_constraints == 0:
@@ -133,6 +142,63 @@ class HighsBackend(Backend):
                             "kModelEmpty")
         return Solution(SolveStatus.OPTIMAL, x, float(problem.c @ x),
                         time.perf_counter() - start, "kModelEmpty")
+
+
+class HighsSession(Session):
+    """A ``Highs`` instance kept alive between solves: added rows re-solve warm.
+
+    Parameters
+    ----------
+    backend : HighsBackend
+    problem : LinearProblem
+        The initial model; rows added later are appended to it.
+    """
+
+    def __init__(self, backend: HighsBackend, problem: LinearProblem) -> None:
+        import highspy
+
+        self._backend = backend
+        self._problem = problem
+        self._added: list[tuple[sp.csr_matrix, np.ndarray, np.ndarray]] = []
+        self._solver = highspy.Highs()
+        self._solver.setOptionValue("output_flag", False)
+        self._solver.passModel(_build_lp(problem))
+
+    def add_rows(self, rows: sp.csr_matrix, lower: np.ndarray, upper: np.ndarray) -> None:
+        rows = sp.csr_matrix(rows)
+        rows.resize(rows.shape[0], self._problem.n_vars)
+        if rows.shape[0] == 0:
+            return
+        self._solver.addRows(rows.shape[0], np.asarray(lower, dtype=np.float64),
+                             np.asarray(upper, dtype=np.float64), rows.nnz,
+                             rows.indptr[:-1].astype(np.int32), rows.indices.astype(np.int32),
+                             rows.data.astype(np.float64))
+        self._added.append((rows, lower, upper))
+
+    def _current_problem(self) -> LinearProblem:
+        p = self._problem
+        if not self._added:
+            return p
+        return LinearProblem(p.c, sp.vstack([p.A] + [a[0] for a in self._added], format="csr"),
+                             np.concatenate([p.row_lower] + [a[1] for a in self._added]),
+                             np.concatenate([p.row_upper] + [a[2] for a in self._added]),
+                             p.col_lower, p.col_upper, p.integrality, p.name)
+
+    def solve(self, time_limit_s: float | None = None) -> Solution:
+        start = time.perf_counter()
+        try:
+            self._solver.setOptionValue("time_limit", float(max(time_limit_s, 1e-3))
+                                        if time_limit_s is not None else float("inf"))
+            self._solver.run()
+            status_name = self._solver.getModelStatus().name
+        except Exception as exc:  # highspy raises plain RuntimeError on bad models
+            return Solution(SolveStatus.ERROR, None, None, time.perf_counter() - start,
+                            f"highspy failed: {exc}")
+        # Only the ambiguous "infeasible or unbounded" status needs the full
+        # current model (to re-solve it); otherwise avoid re-stacking A.
+        ambiguous = status_name == "kUnboundedOrInfeasible"
+        problem = self._current_problem() if ambiguous else self._problem
+        return self._backend._read(self._solver, status_name, problem, time_limit_s, start)
 
 
 register_backend("highs", HighsBackend)

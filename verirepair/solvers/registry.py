@@ -11,6 +11,9 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable
 
+import numpy as np
+import scipy.sparse as sp
+
 from verirepair.errors import SolverUnavailableError
 from verirepair.solvers.model import LinearProblem, Solution
 
@@ -46,6 +49,28 @@ class Backend(abc.ABC):
         SolverUnavailableError
             If the solver is missing or its licence does not allow this problem.
         """
+
+
+    def open_session(self, problem: LinearProblem) -> Session | None:
+        """Start an incremental session on ``problem``, or None if unsupported.
+
+        A session lets a caller add rows and re-solve with a warm start (row
+        generation); backends without that ability return None and the caller
+        re-solves from scratch.
+        """
+        return None
+
+
+class Session(abc.ABC):
+    """A solver instance that keeps its model (and basis) between solves."""
+
+    @abc.abstractmethod
+    def add_rows(self, rows: sp.csr_matrix, lower: np.ndarray, upper: np.ndarray) -> None:
+        """Append rows ``lower <= rows @ x <= upper``; ``rows`` has shape (r, n_vars)."""
+
+    @abc.abstractmethod
+    def solve(self, time_limit_s: float | None = None) -> Solution:
+        """Re-solve the current model (same contract as :meth:`Backend.solve`)."""
 
 
 _FACTORIES: dict[str, Callable[[], Backend]] = {}
