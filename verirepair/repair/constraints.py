@@ -83,7 +83,7 @@ def escape_targets(props: Sequence[Property], cex_x: np.ndarray, margin: float) 
 
 
 def choose_cheapest(model: FixedPatternModel, targets: EscapeTargets, norm: str,
-                    rule: str = "cost") -> RowFamily:
+                    rule: str = "slack") -> RowFamily:
     """Pick one row per disjunction and return them as an output-layer row family.
 
     ``rule == "cost"`` estimates the smallest change that violates the row,

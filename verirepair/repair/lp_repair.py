@@ -115,7 +115,7 @@ def _exact_rows(model: FixedPatternModel, targets: EscapeTargets, max_delta: flo
 
 def solve_lp_encoding(model: FixedPatternModel, n_cex: int, targets: EscapeTargets,
                       config: RepairConfig, backend: Backend, deadline: float,
-                      rule: str = "cost") -> SolveOutcome:
+                      rule: str = "slack") -> SolveOutcome:
     """Solve the fixed-pattern repair problem for ``model``'s samples.
 
     Parameters
@@ -130,8 +130,9 @@ def solve_lp_encoding(model: FixedPatternModel, n_cex: int, targets: EscapeTarge
     backend : Backend
     deadline : float
         ``time.perf_counter()`` value by which the solver must stop.
-    rule : {"cost", "slack"}
-        Row-choice rule of the "cheapest" disjunct encoding.
+    rule : {"slack", "cost"}
+        Row-choice rule of the "cheapest" disjunct encoding (see
+        :func:`~verirepair.repair.constraints.choose_cheapest`).
 
     Returns
     -------

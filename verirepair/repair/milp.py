@@ -176,7 +176,7 @@ def _violated_samples(network, model, d, families, encoded, n_cex) -> np.ndarray
 
 def solve_milp_encoding(network: Network, model: FixedPatternModel, n_cex: int,
                         targets: EscapeTargets, config: RepairConfig, backend: Backend,
-                        deadline: float) -> SolveOutcome:
+                        deadline: float, rule: str = "slack") -> SolveOutcome:
     """Solve the big-M repair MILP, adding preservation points lazily.
 
     Parameters are as for :func:`verirepair.repair.lp_repair.solve_lp_encoding`.
@@ -185,7 +185,7 @@ def solve_milp_encoding(network: Network, model: FixedPatternModel, n_cex: int,
     start = time.perf_counter()
     families: list[RowFamily] = []
     if config.disjunct == "cheapest":
-        families.append(choose_cheapest(model, targets, config.norm, "cost"))
+        families.append(choose_cheapest(model, targets, config.norm, rule))
     preserve = np.arange(n_cex, model.n_samples)
     check: list[RowFamily] = []
     if preserve.size:
