@@ -63,7 +63,7 @@ def _onnx_check(network: str, prop, x: np.ndarray) -> bool:
 
 
 def run_instances(timeout_s: float, only: set[int] | None = None, limit: int | None = None,
-                  batch_size: int = VerifyConfig.batch_size, log=print) -> list[Row]:
+                  batch_size: int = VerifyConfig().batch_size, log=print) -> list[Row]:
     """Verify the instances of ``instances.csv`` one after another.
 
     Parameters
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=60.0)
     parser.add_argument("--only", type=str, default="")
     parser.add_argument("--limit", type=int, default=None)
-    parser.add_argument("--batch-size", type=int, default=VerifyConfig.batch_size)
+    parser.add_argument("--batch-size", type=int, default=VerifyConfig().batch_size)
     parser.add_argument("--csv", type=Path, default=Path("verify_acasxu.csv"))
     args = parser.parse_args(argv)
     only = {int(p) for p in args.only.split(",")} if args.only else None

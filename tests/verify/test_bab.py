@@ -169,6 +169,6 @@ def test_split_prefers_the_influential_dimension() -> None:
                    AffineLayer([[1.0, 1.0]], [0.0], False)))
     lower, upper = np.array([[-1.0, -1.0]]), np.array([[1.0, 1.0]])
     ib = interval_bounds(net, lower, upper)
-    dim = bab.choose_split(net, np.array([[[-1.0]]]), np.ones((1, 1), bool),
-                           list(ib.pre_lower), list(ib.pre_upper), lower, upper)
-    assert dim.tolist() == [0]
+    smear = bab.smear_scores(net, np.array([[[-1.0]]]), np.ones((1, 1), bool),
+                             list(ib.pre_lower), list(ib.pre_upper), lower, upper)
+    assert smear.shape == (1, 2) and smear[0, 0] > 0.0 and smear[0, 1] == 0.0

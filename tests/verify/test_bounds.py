@@ -172,3 +172,24 @@ def test_polytope_margin_is_a_sound_lower_bound() -> None:
     y = net.forward(_samples(rng, lower, upper, 3000)[0])
     true_min = np.max(y @ A.T - b, axis=1).min()
     assert result.margin <= true_min + BOUND_TOL
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_alpha_optimised_spec_bound_is_sound_and_not_looser(seed: int) -> None:
+    from verirepair.verify.alpha_crown import optimize_spec_lower
+    from verirepair.verify.bounds import backward_lower, intermediate_bounds
+
+    rng = np.random.default_rng(300 + seed)
+    net = random_network([4, 12, 12, 12, 3], seed=seed)
+    lower, upper = _random_boxes(rng, 12, 4, scale=0.5)
+    C = rng.normal(size=(3, 3))
+    pre_l, pre_u = intermediate_bounds(net, lower, upper, "backward")
+    plain, _, _ = backward_lower(net, pre_l, pre_u, np.broadcast_to(C, (12, 3, 3)),
+                                 net.n_layers - 1, lower, upper)
+    best, coef = optimize_spec_lower(net, pre_l, pre_u, C, lower, upper, steps=10)
+    assert best.shape == (12, 3) and coef.shape == (12, 3, 4)
+    assert np.all(best >= plain - 1e-12)
+    assert np.any(best > plain + 1e-9)          # the optimisation does something here
+    x = _samples(rng, lower, upper, 500)
+    cy = (net.forward(x.reshape(-1, 4)) @ C.T).reshape(12, 500, 3)
+    assert np.all(cy >= best[:, None, :] - BOUND_TOL)

@@ -150,7 +150,11 @@ def interval_bounds(network: Network, lower: np.ndarray, upper: np.ndarray,
     return Bounds(tuple(pre_l), tuple(pre_u), spec_l, spec_u)
 
 
-def relu_relaxation(lower: np.ndarray, upper: np.ndarray
+#: Lower-slope choices of unstable ReLUs: CROWN's adaptive rule, or all 0 / all 1.
+LOWER_SLOPES = ("adaptive", "zero", "one")
+
+
+def relu_relaxation(lower: np.ndarray, upper: np.ndarray, lower_slope: str = "adaptive"
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Linear relaxation ``alpha*z <= relu(z) <= s*z + t`` for ``z in [l, u]``.
 
@@ -162,6 +166,9 @@ def relu_relaxation(lower: np.ndarray, upper: np.ndarray
     Parameters
     ----------
     lower, upper : array, shape (n, m)
+    lower_slope : {"adaptive", "zero", "one"}
+        Every choice in [0, 1] is sound; "zero"/"one" force the slope of every
+        unstable unit (a caller may take the best of several choices).
 
     Returns
     -------
@@ -172,12 +179,17 @@ def relu_relaxation(lower: np.ndarray, upper: np.ndarray
     denom = np.where(unstable, upper - lower, 1.0)
     s = np.where(unstable, upper / denom, active.astype(np.float64))
     t = np.where(unstable, -s * lower, 0.0)
-    alpha = np.where(unstable, (upper > -lower).astype(np.float64), active.astype(np.float64))
+    if lower_slope == "adaptive":
+        slope = (upper > -lower).astype(np.float64)
+    else:
+        slope = 1.0 if lower_slope == "one" else 0.0
+    alpha = np.where(unstable, slope, active.astype(np.float64))
     return alpha, s, t
 
 
 def backward_lower(network: Network, pre_lower: list[np.ndarray], pre_upper: list[np.ndarray],
-                   C: np.ndarray, layer_index: int, lower: np.ndarray, upper: np.ndarray
+                   C: np.ndarray, layer_index: int, lower: np.ndarray, upper: np.ndarray,
+                   lower_slope: str = "adaptive"
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """CROWN back-substitution: a lower bound of ``C @ z_j`` over each box.
 
@@ -190,6 +202,7 @@ def backward_lower(network: Network, pre_lower: list[np.ndarray], pre_upper: lis
         Coefficients on the pre-activation ``z_j`` of layer ``j = layer_index``.
     layer_index : int
     lower, upper : array, shape (n, d)
+    lower_slope : str -- see :func:`relu_relaxation`
 
     Returns
     -------
@@ -205,7 +218,7 @@ def backward_lower(network: Network, pre_lower: list[np.ndarray], pre_upper: lis
         const += A @ layer.bias
         A = (A.reshape(n * k, -1) @ layer.weight).reshape(n, k, -1)
         if j > 0 and network.layers[j - 1].relu:
-            alpha, s, t = relu_relaxation(pre_lower[j - 1], pre_upper[j - 1])
+            alpha, s, t = relu_relaxation(pre_lower[j - 1], pre_upper[j - 1], lower_slope)
             A_neg = np.minimum(A, 0.0)
             const += np.einsum("nkp,np->nk", A_neg, t)
             A = np.maximum(A, 0.0) * alpha[:, None, :] + A_neg * s[:, None, :]
