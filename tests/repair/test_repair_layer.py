@@ -214,3 +214,20 @@ def test_milp_repairs_where_fixed_pattern_lp_is_infeasible():
     assert lp.status is RepairStatus.INFEASIBLE
     assert milp.status is RepairStatus.REPAIRED
     assert milp.stats.preserve_agreement == 1.0 and milp.stats.pattern_changes > 0
+
+
+def test_unconverged_row_generation_is_reported_honestly(monkeypatch):
+    # No preservation row in the first round and only one round allowed: the LP
+    # solution ignores the preservation points, and the float64 check must say so.
+    from verirepair.repair import lp_repair
+
+    monkeypatch.setattr(lp_repair, "INITIAL_PRESERVE_ROWS", 0)
+    net, bad = _random_case(16)
+    points = np.random.default_rng(7).uniform(-1, 1, (300, 2))
+    result = repair_layer(net, [MAX_PROP], bad, points, 1,
+                          RepairConfig(solver="highs", max_rounds=1))
+    assert result.status is RepairStatus.SOLVER_FAILED
+    assert result.patch is not None and result.stats.preserve_agreement < 1.0
+    assert "did not converge" in result.message
+    converged = repair_layer(net, [MAX_PROP], bad, points, 1, RepairConfig(solver="highs"))
+    assert converged.status is RepairStatus.REPAIRED and converged.stats.rounds >= 2

@@ -225,3 +225,12 @@ def test_highs_session_adds_rows_and_resolves_warm():
 
 def test_backends_without_sessions_return_none():
     assert get_backend("cbc").open_session(LP_TOY) is None
+
+
+def test_problem_without_rows(backend):
+    # min x0 - x1 with x0 in [1.5, 4] integer, x1 in [0, 2.5]: x = (2, 2.5), value -0.5.
+    prob = LinearProblem(np.array([1.0, -1.0]), sp.csr_matrix((0, 2)), np.zeros(0), np.zeros(0),
+                         np.array([1.5, 0.0]), np.array([4.0, 2.5]), np.array([True, False]))
+    sol = backend.solve(prob, time_limit_s=30)
+    assert sol.status is SolveStatus.OPTIMAL
+    np.testing.assert_allclose(sol.x, [2.0, 2.5], atol=1e-7)

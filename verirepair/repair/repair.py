@@ -207,7 +207,8 @@ def _finish(network: Network, props: Sequence[Property], cex_x: np.ndarray,
     changes = _pattern_changes(network, patch, np.vstack([cex_x, preserve_x]))
     stats = RepairStats(**fields, cex_fixed=fixed, preserve_agreement=agreement,
                         pattern_changes=changes)
-    proven = "" if outcome.status is SolveStatus.OPTIMAL else " (not proven minimal)"
+    proven = ("" if outcome.status is SolveStatus.OPTIMAL
+              else f" (not proven minimal: {outcome.message})")
     summary = (f"{fixed}/{cex_x.shape[0]} counterexamples fixed, preservation agreement "
                f"{agreement:.4f}, L1 {patch.l1:.6g}, Linf {patch.linf:.6g}, "
                f"{patch.n_changed} parameters changed{proven}")

@@ -143,8 +143,14 @@ class HighsBackend(Backend):
     @staticmethod
     def _solve_bounds_only(problem: LinearProblem, start: float) -> Solution:
         """A problem without rows: each variable sits at its cheaper bound."""
-        x = np.where(problem.c >= 0, problem.col_lower, problem.col_upper)
-        x = np.where(problem.c == 0, np.clip(0.0, problem.col_lower, problem.col_upper), x)
+        lower, upper = problem.col_lower.copy(), problem.col_upper.copy()
+        ints = problem.integrality
+        lower[ints], upper[ints] = np.ceil(lower[ints]), np.floor(upper[ints])
+        if np.any(lower > upper):
+            return Solution(SolveStatus.INFEASIBLE, None, None, time.perf_counter() - start,
+                            "kModelEmpty")
+        x = np.where(problem.c >= 0, lower, upper)
+        x = np.where(problem.c == 0, np.clip(0.0, lower, upper), x)
         if not np.all(np.isfinite(x)):
             return Solution(SolveStatus.UNBOUNDED, None, None, time.perf_counter() - start,
                             "kModelEmpty")
