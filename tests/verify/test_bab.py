@@ -172,3 +172,24 @@ def test_split_prefers_the_influential_dimension() -> None:
     smear = bab.smear_scores(net, np.array([[[-1.0]]]), np.ones((1, 1), bool),
                              list(ib.pre_lower), list(ib.pre_upper), lower, upper)
     assert smear.shape == (1, 2) and smear[0, 0] > 0.0 and smear[0, 1] == 0.0
+
+
+def test_output_relu_and_linear_hidden_layer_are_handled_soundly() -> None:
+    """A net ending in a ReLU, with a linear hidden layer: verdicts match dense sampling."""
+    rng = np.random.default_rng(0)
+    layers = [AffineLayer(rng.normal(size=(6, 2)), rng.normal(size=6) * 0.1, True),
+              AffineLayer(rng.normal(size=(6, 6)) / 2, rng.normal(size=6) * 0.1, False),
+              AffineLayer(rng.normal(size=(2, 6)) / 2, rng.normal(size=2) * 0.1, True)]
+    net = Network(tuple(layers))
+    box = Box(-np.ones(2), np.ones(2))
+    grid = np.stack(np.meshgrid(np.linspace(-1, 1, 401), np.linspace(-1, 1, 401)), -1)
+    y = net.forward(grid.reshape(-1, 2))
+    assert np.all(y >= 0.0)
+    top = float(y[:, 0].max())
+    for threshold, expected in ((top + 0.05, Verdict.HOLDS), (top - 0.05, Verdict.VIOLATED)):
+        prop = Property((box,), (HalfSpaces([[-1.0, 0.0]], [-threshold]),))
+        assert _search(net, prop).verdict is expected
+        assert _search(net, prop, use_lp=True).verdict is expected
+    # y1 <= -0.01 is impossible after the output ReLU (a linear-output reading would miss it)
+    below = Property((box,), (HalfSpaces([[0.0, 1.0]], [-0.01]),))
+    assert _search(net, below).verdict is Verdict.HOLDS

@@ -193,3 +193,20 @@ def test_alpha_optimised_spec_bound_is_sound_and_not_looser(seed: int) -> None:
     x = _samples(rng, lower, upper, 500)
     cy = (net.forward(x.reshape(-1, 4)) @ C.T).reshape(12, 500, 3)
     assert np.all(cy >= best[:, None, :] - BOUND_TOL)
+
+
+def test_bounds_sound_with_output_relu_and_linear_hidden_layer() -> None:
+    rng = np.random.default_rng(9)
+    net = Network((AffineLayer(rng.normal(size=(7, 3)), rng.normal(size=7) * 0.1, True),
+                   AffineLayer(rng.normal(size=(7, 7)) / 2, rng.normal(size=7) * 0.1, False),
+                   AffineLayer(rng.normal(size=(2, 7)) / 2, rng.normal(size=2) * 0.1, True)))
+    lower, upper = _random_boxes(rng, 8, 3, 0.6)
+    C = np.array([[1.0, 0.0], [0.0, -1.0], [1.0, -1.0]])
+    x = _samples(rng, lower, upper, 400)
+    cy = (net.forward(x.reshape(-1, 3)) @ C.T).reshape(8, 400, 3)
+    for mode in MODES:
+        sb = symbolic_bounds(net, lower, upper, C, intermediate=mode)
+        assert len(sb.pre_lower) == net.n_layers + 1       # the appended identity layer
+        assert np.all(sb.output_lower >= -1e-12)            # outputs after a ReLU
+        assert np.all(cy >= sb.spec_lower[:, None, :] - BOUND_TOL)
+        assert np.all(cy <= sb.spec_upper[:, None, :] + BOUND_TOL)

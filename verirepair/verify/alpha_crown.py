@@ -32,7 +32,7 @@ def optimize_spec_lower(network: Network, pre_lower: list[np.ndarray],
 
     Parameters
     ----------
-    network : Network
+    network : Network -- with a linear last layer (see ``bounds.with_linear_output``)
     pre_lower, pre_upper : list of arrays, shapes (n, m_j) -- intermediate bounds
     C : array, shape (k, n_outputs)
     lower, upper : array, shape (n, d)
@@ -52,6 +52,9 @@ def optimize_spec_lower(network: Network, pre_lower: list[np.ndarray],
     for j in range(last):
         alpha0, s, t = relu_relaxation(pre_lower[j], pre_upper[j])
         unstable = (pre_lower[j] < 0.0) & (pre_upper[j] > 0.0)
+        if not network.layers[j].relu:      # a linear hidden layer: identity, no slopes
+            alpha0, s, t = np.ones_like(s), np.ones_like(s), np.zeros_like(t)
+            unstable = np.zeros_like(unstable)
         relax.append((torch.from_numpy(s)[:, None, :], torch.from_numpy(t)[:, None, :],
                       torch.from_numpy(unstable)[:, None, :],
                       torch.from_numpy(alpha0)[:, None, :]))

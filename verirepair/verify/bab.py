@@ -39,7 +39,12 @@ from verirepair.spec.property import Property
 from verirepair.tolerances import BOUND_TOL
 from verirepair.verify import lp_tighten
 from verirepair.verify.alpha_crown import optimize_spec_lower
-from verirepair.verify.bounds import Bounds, backward_lower, intermediate_bounds
+from verirepair.verify.bounds import (
+    Bounds,
+    backward_lower,
+    intermediate_bounds,
+    with_linear_output,
+)
 from verirepair.verify.confirm import confirm
 from verirepair.verify.falsify import deepen, pgd_attack
 from verirepair.verify.result import Counterexample, Verdict, VerifyConfig
@@ -263,6 +268,8 @@ class _Search:
 
     def __init__(self, network: Network, prop: Property, config: VerifyConfig,
                  deadline: float) -> None:
+        # Bounds need a linear last layer; the function is the same.
+        network = with_linear_output(network)
         self.network, self.prop, self.config, self.deadline = network, prop, config, deadline
         self.spec = _Spec.of(prop)
         self.outcome = SearchOutcome(Verdict.HOLDS)

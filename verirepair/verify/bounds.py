@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from verirepair.network.model import Network
+from verirepair.network.model import AffineLayer, Network
 
 #: Modes of computing intermediate bounds in :func:`symbolic_bounds`.
 INTERMEDIATE_MODES = ("forward", "backward")
@@ -73,6 +73,20 @@ class Bounds:
     def output_upper(self) -> np.ndarray:
         """Upper bounds of the outputs, shape (n, n_outputs)."""
         return self.pre_upper[-1]
+
+
+def with_linear_output(network: Network) -> Network:
+    """The same function with a linear last layer (identity appended if needed).
+
+    Back-substitution starts from the pre-activation of the last affine layer;
+    when that layer has a ReLU, the outputs are ``relu(z)`` and an identity
+    layer after it makes them the pre-activation of a new, linear last layer.
+    """
+    if not network.layers[-1].relu:
+        return network
+    m = network.n_outputs
+    return Network(network.layers + (AffineLayer(np.eye(m), np.zeros(m), False),),
+                   network.name, network.normalization, network.source)
 
 
 def _check_boxes(network: Network, lower: np.ndarray, upper: np.ndarray
@@ -359,7 +373,9 @@ def symbolic_bounds(network: Network, lower: np.ndarray, upper: np.ndarray,
     -------
     Bounds
         ``pre_lower[-1]``/``pre_upper[-1]`` (the outputs) also come from a
-        backward pass, so they are never looser than the forward ones.
+        backward pass, so they are never looser than the forward ones.  When
+        the network's last layer has a ReLU, one extra entry (the identity layer
+        of :func:`with_linear_output`) bounds the outputs after that ReLU.
 
     Raises
     ------
@@ -369,6 +385,7 @@ def symbolic_bounds(network: Network, lower: np.ndarray, upper: np.ndarray,
     lower, upper = _check_boxes(network, lower, upper)
     n = lower.shape[0]
     C = _check_spec(network, C, n)
+    network = with_linear_output(network)
     pre_l, pre_u = intermediate_bounds(network, lower, upper, intermediate, prior)
     last = network.n_layers - 1
     m = network.n_outputs

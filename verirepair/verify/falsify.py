@@ -61,7 +61,7 @@ def _score_gradient(network: Network, prop: Property, x: np.ndarray) -> np.ndarr
         better = value > best
         best[better] = value[better]
         direction[better] = -(poly.A / norms[:, None])[row[better]]
-    g = direction
+    g = direction * (y > 0.0) if network.layers[-1].relu else direction
     for index in range(network.n_layers - 1, -1, -1):
         g = g @ network.layers[index].weight
         if index > 0 and network.layers[index - 1].relu:

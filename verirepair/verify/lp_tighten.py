@@ -165,8 +165,8 @@ def tighten_box(network: Network, lower: np.ndarray, upper: np.ndarray,
     new_u = [np.array(a, dtype=float) for a in pre_upper]
     for index, layer in enumerate(network.layers):
         z = model.add_affine(index, new_l[index], new_u[index])
-        if not layer.relu:
-            break
+        if not layer.relu:          # linear layer: nothing to relax, z feeds the next one
+            continue
         if index > 0:
             unstable = np.flatnonzero((new_l[index] < 0.0) & (new_u[index] > 0.0))
             for unit in unstable:
