@@ -234,3 +234,26 @@ def test_problem_without_rows(backend):
     sol = backend.solve(prob, time_limit_s=30)
     assert sol.status is SolveStatus.OPTIMAL
     np.testing.assert_allclose(sol.x, [2.0, 2.5], atol=1e-7)
+
+
+def test_highs_session_time_limit_is_per_solve():
+    """A warm re-solve gets its own budget, not what is left after the first solve.
+
+    HiGHS compares its time limit with the instance's cumulative run time; the
+    first solve below takes longer than the second budget, so without the
+    adjustment the (instant, warm) second solve would stop at the time limit.
+    """
+    rng = np.random.default_rng(0)
+    n = 500
+    prob = problem_from_inequalities(-np.ones(n), rng.uniform(0, 1, (n, n)), np.ones(n))
+    session = get_backend("highs").open_session(prob)
+    first = session.solve(60)
+    assert first.status is SolveStatus.OPTIMAL
+    budget = 0.5
+    assert first.time_s > budget  # precondition of the check below
+    # Cut off the current optimum a little: a few warm dual simplex iterations.
+    cut = sp.csr_matrix(np.ones((1, n)))
+    session.add_rows(cut, np.array([-np.inf]), np.array([cut @ first.x - 1e-3]).ravel())
+    second = session.solve(budget)
+    assert second.status is SolveStatus.OPTIMAL
+    assert second.objective > first.objective

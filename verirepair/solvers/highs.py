@@ -202,8 +202,11 @@ class HighsSession(Session):
     def solve(self, time_limit_s: float | None = None) -> Solution:
         start = time.perf_counter()
         try:
-            self._solver.setOptionValue("time_limit", float(max(time_limit_s, 1e-3))
-                                        if time_limit_s is not None else float("inf"))
+            # HiGHS measures its time limit against the instance's cumulative run
+            # time, so a warm re-solve gets the time already spent on top.
+            limit = (float("inf") if time_limit_s is None
+                     else self._solver.getRunTime() + float(max(time_limit_s, 1e-3)))
+            self._solver.setOptionValue("time_limit", limit)
             big_lp = not self._problem.is_mip and self._problem.n_constraints >= IPM_MIN_ROWS
             # Cold start of a big LP: interior point; afterwards the simplex
             # warm-starts from the basis of the previous solve.
