@@ -63,3 +63,29 @@ def test_acasxu_instance(key: tuple[int, int], number: int, expected: Verdict) -
         prop = props[0]
         x = prop.sample_inputs(np.random.default_rng(0), 20000)
         assert np.all(prop.violation_score(net.forward(x)) < 0.0)
+
+
+def test_bounds_sound_on_a_real_acasxu_network() -> None:
+    """Sampled outputs of N2,7 on random sub-boxes of prop 1's region lie inside
+    the CROWN and alpha-CROWN bounds of the prop 2 rows."""
+    from verirepair.tolerances import BOUND_TOL
+    from verirepair.verify.alpha_crown import optimize_spec_lower
+    from verirepair.verify.bounds import intermediate_bounds, symbolic_bounds
+
+    acasxu_nets.data_or_skip(("onnx",))
+    net = acasxu_nets.load_acasxu((2, 7))
+    box = parse_vnnlib(str(acasxu_nets.vnnlib_path(1)))[0].input_boxes[0]
+    rng = np.random.default_rng(0)
+    centre = box.sample(rng, 64)
+    radius = box.width * rng.uniform(0.0, 0.25, size=(64, 5))
+    lower = np.maximum(centre - radius, box.lower)
+    upper = np.minimum(centre + radius, box.upper)
+    C = parse_vnnlib(str(acasxu_nets.vnnlib_path(2)))[0].unsafe[0].A
+    x = lower[:, None, :] + (upper - lower)[:, None, :] * rng.uniform(size=(64, 200, 5))
+    cy = (net.forward(x.reshape(-1, 5)) @ C.T).reshape(64, 200, -1)
+    sb = symbolic_bounds(net, lower, upper, C, intermediate="backward")
+    assert np.all(cy >= sb.spec_lower[:, None, :] - BOUND_TOL)
+    assert np.all(cy <= sb.spec_upper[:, None, :] + BOUND_TOL)
+    pre_l, pre_u = intermediate_bounds(net, lower, upper, "backward")
+    best, _ = optimize_spec_lower(net, pre_l, pre_u, C, lower, upper, steps=6)
+    assert np.all(cy >= best[:, None, :] - BOUND_TOL)
