@@ -116,12 +116,38 @@ def markdown_report(rows: list[BenchRow], n_instances: int, note: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def second_pass_report(primary: list[BenchRow], extra: list[BenchRow]) -> str:
+    """Markdown for re-runs of undecided instances with a larger budget.
+
+    Each engine's re-run rows are compared with every *other* engine's primary rows.
+    """
+    lines = ["", "## Second pass: undecided instances re-run with a larger budget", ""]
+    for engine, s in summarize(extra).items():
+        mine = [r for r in extra if r.engine == engine]
+        budgets = sorted({r.timeout_s for r in mine})
+        others = [r for r in primary if r.engine != engine]
+        disagreements = compare(others + mine)
+        lines.append(
+            f"- {engine} (budget {', '.join(f'{b:g}' for b in budgets)} s): {s.instances} re-run, "
+            f"{s.solved} now solved ({s.by_verdict['holds']} holds, {s.by_verdict['violated']} "
+            f"violated), {s.by_verdict['timeout']} timeout, {s.by_verdict['error']} error; "
+            f"total {s.total_time_s:.0f} s; disagreements with the other engine: {len(disagreements)}"
+        )
+        lines += [f"  - {d.onnx} {d.vnnlib}: {d.engine_a}={d.verdict_a}, {d.engine_b}={d.verdict_b}"
+                  for d in disagreements]
+    return "\n".join(lines) + "\n"
+
+
 def _report(args: argparse.Namespace) -> int:
     rows = [row for path in args.rows for row in read_rows_csv(path)]
+    extra = [row for path in args.second_pass for row in read_rows_csv(path)]
     n_instances = len(read_instances(acasxu_dir() / "instances.csv"))
-    write_rows_csv(rows, args.csv)
-    write_text_atomic(Path(args.md), markdown_report(rows, n_instances, args.note))
-    print(Path(args.md).read_text())
+    write_rows_csv(rows + extra, args.csv)
+    text = markdown_report(rows, n_instances, args.note)
+    if extra:
+        text += second_pass_report(rows, extra)
+    write_text_atomic(Path(args.md), text)
+    print(text)
     return 1 if compare(rows) else 0
 
 
@@ -143,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--csv", default=str(REPO / "benchmarks/results/acasxu_compare.csv"))
     report.add_argument("--md", default=str(REPO / "benchmarks/results/acasxu_compare.md"))
     report.add_argument("--note", default="")
+    report.add_argument("--second-pass", nargs="*", default=[],
+                        help="rows CSVs of re-runs with a larger budget (reported separately)")
     args = parser.parse_args(argv)
     return _run(args) if args.command == "run" else _report(args)
 

@@ -171,3 +171,5 @@ def test_rows_csv_round_trip(tmp_path):
     (tmp_path / "bad.csv").write_text("onnx,vnnlib\n")
     with pytest.raises(VerirepairError, match="line 1"):
         read_rows_csv(tmp_path / "bad.csv")
+    with pytest.raises(VerirepairError, match="cannot read rows file"):
+        read_rows_csv(tmp_path / "missing.csv")

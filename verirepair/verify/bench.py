@@ -516,9 +516,14 @@ def read_rows_csv(path: str | Path) -> list[BenchRow]:
     Raises
     ------
     VerirepairError
-        If the header differs from :func:`write_rows_csv`'s or a row is malformed.
+        If the file cannot be read, its header differs from :func:`write_rows_csv`'s,
+        or a row is malformed.
     """
-    reader = csv.reader(io.StringIO(Path(path).read_text(encoding="utf-8")))
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise VerirepairError(f"cannot read rows file {path}: {exc}") from exc
+    reader = csv.reader(io.StringIO(text))
     header = next(reader, None)
     if header != _COLUMNS:
         raise VerirepairError(f"{path}: line 1: expected header {','.join(_COLUMNS)}")
