@@ -233,9 +233,13 @@ def backward_lower(network: Network, pre_lower: list[np.ndarray], pre_upper: lis
         A = (A.reshape(n * k, -1) @ layer.weight).reshape(n, k, -1)
         if j > 0 and network.layers[j - 1].relu:
             alpha, s, t = relu_relaxation(pre_lower[j - 1], pre_upper[j - 1], lower_slope)
+            # In place on the fresh product (these arrays dominate memory traffic).
             A_neg = np.minimum(A, 0.0)
             const += np.einsum("nkp,np->nk", A_neg, t)
-            A = np.maximum(A, 0.0) * alpha[:, None, :] + A_neg * s[:, None, :]
+            np.maximum(A, 0.0, out=A)
+            A *= alpha[:, None, :]
+            A_neg *= s[:, None, :]
+            A += A_neg
     bound = const + np.einsum("nkd,nd->nk", np.maximum(A, 0.0), lower) \
         + np.einsum("nkd,nd->nk", np.minimum(A, 0.0), upper)
     return bound, A, const
