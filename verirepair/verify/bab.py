@@ -53,6 +53,9 @@ from verirepair.verify.result import Counterexample, Verdict, VerifyConfig
 #: A box whose widest edge is below this (in input units) is not split further;
 #: if it is still undecided the search answers UNKNOWN instead of looping.
 MIN_BOX_WIDTH = 1e-10
+#: Conjunctions with at most this many rows also get all pairwise row sums
+#: (quadratic in the rows); larger ones only get the sum of all rows.
+MAX_ROWS_FOR_PAIRS = 8
 #: Intermediate-bound mode used by the search (see :mod:`bounds`).  The forward
 #: symbolic pass alone is ~10x cheaper per box but useless on 6-layer ACAS Xu
 #: nets (a box with one edge of 0.125 got a margin bound of -194 forward vs
@@ -112,7 +115,9 @@ class _Spec:
         rows, rhs, owner = [], [], []
         for index, poly in enumerate(prop.unsafe):
             A, b = poly.A, poly.b
-            combos = [(i, j) for i in range(A.shape[0]) for j in range(i + 1, A.shape[0])]
+            q = A.shape[0]
+            combos = [(i, j) for i in range(q) for j in range(i + 1, q)] \
+                if q <= MAX_ROWS_FOR_PAIRS else []
             extra_A = [A[i] + A[j] for i, j in combos]
             extra_b = [b[i] + b[j] for i, j in combos]
             if A.shape[0] >= 3:
