@@ -193,3 +193,16 @@ def test_output_relu_and_linear_hidden_layer_are_handled_soundly() -> None:
     # y1 <= -0.01 is impossible after the output ReLU (a linear-output reading would miss it)
     below = Property((box,), (HalfSpaces([[0.0, 1.0]], [-0.01]),))
     assert _search(net, below).verdict is Verdict.HOLDS
+
+
+def test_row_sums_exclude_a_conjunction_no_single_row_excludes() -> None:
+    """y = (x, -x) on [-1, 1]; unsafe: y0 <= -0.5 and y1 <= -0.5 (empty).
+
+    Each row alone is reachable, but (y0 + y1) = 0 > -1 = b0 + b1 proves the
+    conjunction empty on the root box, with no split.
+    """
+    net = Network((AffineLayer([[1.0], [-1.0]], [0.0, 0.0], False),))
+    prop = Property((Box([-1.0], [1.0]),), (HalfSpaces(np.eye(2), [-0.5, -0.5]),))
+    outcome = _search(net, prop)
+    assert outcome.verdict is Verdict.HOLDS
+    assert outcome.subproblems == 1 and outcome.splits == 0
