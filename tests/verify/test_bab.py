@@ -206,3 +206,15 @@ def test_row_sums_exclude_a_conjunction_no_single_row_excludes() -> None:
     outcome = _search(net, prop)
     assert outcome.verdict is Verdict.HOLDS
     assert outcome.subproblems == 1 and outcome.splits == 0
+
+
+def test_measure_zero_unsafe_set_gives_unknown_not_a_loop() -> None:
+    """y = x - 1/3 on [0, 1]; unsafe: y == 0 (two rows).  Only x = 1/3 violates,
+    which no dyadic split point or box corner hits: the search must stop at
+    MIN_BOX_WIDTH with UNKNOWN instead of claiming HOLDS or running forever."""
+    net = Network((AffineLayer([[1.0]], [-1.0 / 3.0], False),))
+    prop = Property((Box([0.0], [1.0]),), (HalfSpaces([[1.0], [-1.0]], [0.0, 0.0]),))
+    outcome = _search(net, prop)
+    assert outcome.verdict is Verdict.UNKNOWN
+    assert "narrower than" in outcome.message
+    assert outcome.max_depth >= 30
