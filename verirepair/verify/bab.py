@@ -29,6 +29,7 @@ Verdicts: ``HOLDS`` when the stack empties with every box proven;
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import time
 from dataclasses import dataclass, field
@@ -324,13 +325,15 @@ class _Search:
         return margin
 
     def _torch_affordable(self) -> bool:
-        """Whether alpha-CROWN may run: torch is loaded, or its import fits the budget.
+        """Whether alpha-CROWN may run: torch is loaded, or installed and its import fits.
 
         Importing torch cannot be interrupted, so near the deadline the search
         keeps plain CROWN rather than overrun ``timeout_s``.
         """
-        return ("torch" in sys.modules
-                or self.deadline - time.perf_counter() > TORCH_IMPORT_BUDGET_S)
+        if "torch" in sys.modules:
+            return True
+        return (importlib.util.find_spec("torch") is not None
+                and self.deadline - time.perf_counter() > TORCH_IMPORT_BUDGET_S)
 
     def lp_refine(self, batch: _Batch) -> None:
         """Exclude polytopes by LP (triangle relaxation), updating ``batch.open_polys``.
