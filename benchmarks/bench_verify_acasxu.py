@@ -46,6 +46,7 @@ class Row:
     prop: int
     verdict: str
     time_s: float
+    cpu_s: float
     subproblems: int
     max_depth: int
     decided_by: str
@@ -92,7 +93,8 @@ def run_instances(timeout_s: float, only: set[int] | None = None, limit: int | N
         if result.verdict is Verdict.VIOLATED:
             onnx_ok = str(_onnx_check(inst.network, props[0], result.counterexamples[0].x))
         row = Row(inst.network, inst.property_number, result.verdict.vnncomp,
-                  round(result.stats.time_s, 3), result.stats.subproblems,
+                  round(result.stats.time_s, 3), round(result.stats.extra.get("cpu_s", 0.0), 3),
+                  result.stats.subproblems,
                   result.stats.max_depth, str(result.stats.extra.get("decided_by", "")), onnx_ok)
         rows.append(row)
         log(f"{row.network} prop_{row.prop}: {row.verdict} {row.time_s:.2f}s "
@@ -111,13 +113,16 @@ def summarize(rows: list[Row], timeout_s: float) -> str:
         f"instances: {len(rows)}  solved: {len(solved)}  verdicts: {by_verdict}",
         f"timeout per instance: {timeout_s:.0f} s",
         f"total time: {sum(r.time_s for r in rows):.1f} s  max: "
-        f"{max((r.time_s for r in rows), default=0.0):.2f} s",
+        f"{max((r.time_s for r in rows), default=0.0):.2f} s  "
+        f"(CPU: total {sum(r.cpu_s for r in rows):.1f} s, max "
+        f"{max((r.cpu_s for r in rows), default=0.0):.2f} s)",
         f"over 60 s: {sum(r.time_s > 60.0 for r in rows)}",
         f"onnxruntime rejected counterexamples: "
         f"{sum(r.onnx_confirmed == 'False' for r in rows)}",
         "slowest:",
     ]
-    lines += [f"  {r.network} prop_{r.prop}: {r.verdict} {r.time_s:.2f}s sub={r.subproblems}"
+    lines += [f"  {r.network} prop_{r.prop}: {r.verdict} {r.time_s:.2f}s (cpu {r.cpu_s:.2f}s) "
+              f"sub={r.subproblems}"
               for r in slowest]
     return "\n".join(lines)
 
