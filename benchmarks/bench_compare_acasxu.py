@@ -107,6 +107,13 @@ def markdown_report(rows: list[BenchRow], n_instances: int, note: str) -> str:
                    and not all(by_key[k][o].solved for o in engines)) for e in engines}
     bad_cex = [r for r in rows if r.verdict == "violated" and r.cex_ok is not True]
     disagreements = compare(rows, engines)
+    props = sorted({r.vnnlib for r in rows}, key=lambda v: int("".join(filter(str.isdigit, v)) or 0))
+    lines += ["", "Solved per property (solved / run):", "",
+              "| property | " + " | ".join(engines) + " |", "|---|" + "---|" * len(engines)]
+    for prop in props:
+        cells = [f"{sum(r.solved for r in rows if r.engine == e and r.vnnlib == prop)} / "
+                 f"{sum(1 for r in rows if r.engine == e and r.vnnlib == prop)}" for e in engines]
+        lines.append(f"| {Path(prop).stem} | " + " | ".join(cells) + " |")
     lines += ["", f"Instances run by all engines: {len(both)}; solved by all: {len(both_solved)}; "
               + "; ".join(f"solved only by {e}: {n}" for e, n in only.items()) + ".",
               f"Counterexamples failing the independent float64 re-check: {len(bad_cex)}.", "",
@@ -127,8 +134,10 @@ def second_pass_report(primary: list[BenchRow], extra: list[BenchRow]) -> str:
         budgets = sorted({r.timeout_s for r in mine})
         others = [r for r in primary if r.engine != engine]
         disagreements = compare(others + mine)
+        undecided = sum(1 for r in primary if r.engine == engine and not r.solved)
         lines.append(
-            f"- {engine} (budget {', '.join(f'{b:g}' for b in budgets)} s): {s.instances} re-run, "
+            f"- {engine} (budget {', '.join(f'{b:g}' for b in budgets)} s): {s.instances} of the "
+            f"{undecided} undecided instances re-run, "
             f"{s.solved} now solved ({s.by_verdict['holds']} holds, {s.by_verdict['violated']} "
             f"violated), {s.by_verdict['timeout']} timeout, {s.by_verdict['error']} error; "
             f"total {s.total_time_s:.0f} s; disagreements with the other engine: {len(disagreements)}"
