@@ -114,16 +114,16 @@ def test_run_bench_runs_both_engines_and_they_agree(bench_dir):
 
 def test_a_failing_instance_becomes_an_error_row_and_an_overrun_is_killed(bench_dir):
     (bench_dir / "more.csv").write_text(
+        "nets/abs.onnx,props/holds.vnnlib,0.001\n"
         "nets/missing.onnx,props/holds.vnnlib,20\n"
-        "nets/abs.onnx,props/holds.vnnlib,0.05\n"
         "nets/abs.onnx,props/violated.vnnlib,20\n"
     )
     instances = read_instances(bench_dir / "more.csv")
-    # With no grace, the 0.05 s instance is killed before its fresh worker has
-    # even imported the engine; the next instance then runs in a new worker.
+    # With no grace, the 1 ms instance is killed before the freshly spawned
+    # worker can even start; the next instances then run in a new worker.
     rows = run_bench(instances, ["own"], jobs=1, grace_s=0.0)
-    assert rows[0].verdict == ERROR and "missing.onnx" in rows[0].message
-    assert rows[1].verdict == "timeout" and "killed" in rows[1].message
+    assert rows[0].verdict == "timeout" and "killed" in rows[0].message
+    assert rows[1].verdict == ERROR and "missing.onnx" in rows[1].message
     assert rows[2].verdict == "violated" and rows[2].cex_ok is True
 
 
