@@ -11,6 +11,12 @@ rows (and their sign rows) plus the tightest preservation rows, evaluate every
 remaining row at the solution in closed form (:meth:`FixedPatternModel.linear_pre`),
 add the violated ones and re-solve.  When nothing is violated, the solution is
 feasible for the full LP and optimal for a relaxation of it, hence optimal.
+Backends with sessions (HiGHS) keep the model between rounds and re-solve warm;
+the others rebuild it.
+
+Measured (ACAS Xu N2,1, prop 2, 300 sampled counterexamples, 5000 preservation
+points, HiGHS, 2 shared cores): layer 6 (255 change variables) 0.1-0.3 s in
+4-5 rounds; layer 5 (2550 variables) L1 8-20 s in 8 rounds, final LP 26,739 rows.
 """
 
 from __future__ import annotations

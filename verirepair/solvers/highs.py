@@ -19,7 +19,8 @@ from verirepair.solvers.registry import Backend, Session, register_backend
 #: LPs with at least this many rows start with the interior-point solver (plus
 #: crossover to a vertex).  Measured on a 26,739-row, 237k-nonzero repair LP of
 #: an ACAS Xu hidden layer: dual simplex 32 s, IPM 5.3 s, PDLP > 120 s.  Smaller
-#: LPs and warm re-solves (rows added to a session) use HiGHS's default choice.
+#: LPs use HiGHS's default choice; so do session re-solves unless the added rows
+#: are this many and at least half as many as the rows solved before.
 IPM_MIN_ROWS = 5000
 
 
@@ -177,7 +178,8 @@ class HighsSession(Session):
         self._solver = highspy.Highs()
         self._solver.setOptionValue("output_flag", False)
         self._solver.passModel(_build_lp(problem))
-        self._cold = True
+        self._rows_since_solve = problem.n_constraints
+        self._rows_solved = 0
 
     def add_rows(self, rows: sp.csr_matrix, lower: np.ndarray, upper: np.ndarray) -> None:
         rows = sp.csr_matrix(rows)
@@ -189,6 +191,7 @@ class HighsSession(Session):
                              rows.indptr[:-1].astype(np.int32), rows.indices.astype(np.int32),
                              rows.data.astype(np.float64))
         self._added.append((rows, lower, upper))
+        self._rows_since_solve += rows.shape[0]
 
     def _current_problem(self) -> LinearProblem:
         p = self._problem
@@ -207,11 +210,15 @@ class HighsSession(Session):
             limit = (float("inf") if time_limit_s is None
                      else self._solver.getRunTime() + float(max(time_limit_s, 1e-3)))
             self._solver.setOptionValue("time_limit", limit)
-            big_lp = not self._problem.is_mip and self._problem.n_constraints >= IPM_MIN_ROWS
-            # Cold start of a big LP: interior point; afterwards the simplex
-            # warm-starts from the basis of the previous solve.
-            self._solver.setOptionValue("solver", "ipm" if self._cold and big_lp else "choose")
-            self._cold = False
+            # A big LP, or a big batch of new rows: interior point (measured on
+            # ACAS Xu layer 5, L-inf: 22,825 added rows took 169 s of warm dual
+            # simplex).  A few added rows: the simplex warm-starts from the basis.
+            new = self._rows_since_solve
+            big = (not self._problem.is_mip and new >= IPM_MIN_ROWS
+                   and new >= self._rows_solved / 2)
+            self._solver.setOptionValue("solver", "ipm" if big else "choose")
+            self._rows_solved += new
+            self._rows_since_solve = 0
             self._solver.run()
             status_name = self._solver.getModelStatus().name
         except Exception as exc:  # highspy raises plain RuntimeError on bad models
