@@ -257,3 +257,20 @@ def test_highs_session_time_limit_is_per_solve():
     second = session.solve(budget)
     assert second.status is SolveStatus.OPTIMAL
     assert second.objective > first.objective
+
+
+def test_linear_problem_validates_shapes_and_bounds():
+    A = sp.csr_matrix(np.ones((1, 2)))
+    ok = dict(c=np.ones(2), A=A, row_lower=np.zeros(1), row_upper=np.ones(1),
+              col_lower=np.zeros(2), col_upper=np.ones(2), integrality=np.zeros(2, bool))
+    assert LinearProblem(**ok).n_constraints == 1
+    with pytest.raises(ValueError, match="columns"):
+        LinearProblem(**{**ok, "A": sp.csr_matrix(np.ones((1, 3)))})
+    with pytest.raises(ValueError, match="row_upper"):
+        LinearProblem(**{**ok, "row_upper": np.ones(2)})
+    with pytest.raises(ValueError, match="lower bound above"):
+        LinearProblem(**{**ok, "col_lower": np.full(2, 2.0)})
+    with pytest.raises(ValueError, match="NaN"):
+        LinearProblem(**{**ok, "c": np.array([np.nan, 1.0])})
+    assert LinearProblem(**ok).max_violation(np.array([0.5, 0.5])) == 0.0
+    assert LinearProblem(**ok).max_violation(np.array([1.0, 1.0])) == pytest.approx(1.0)

@@ -28,7 +28,7 @@ from verirepair.repair.encoding import (FixedPatternModel, ProblemBuilder, RowFa
                                         add_norm_objective)
 from verirepair.repair.lp_repair import LAZY_TOL, SolveOutcome
 from verirepair.repair.patch import Patch, apply_patch
-from verirepair.solvers.model import SolveStatus
+from verirepair.solvers.model import LinearProblem, SolveStatus
 from verirepair.solvers.registry import Backend
 
 #: Preservation points encoded from the start (those with the smallest gap).
@@ -73,7 +73,8 @@ def _relu_block(builder: ProblemBuilder, u_start: int, lo: np.ndarray,
 
 
 def _encode_network(builder: ProblemBuilder, network: Network, model: FixedPatternModel,
-                    samples: np.ndarray, max_delta: float) -> tuple[int, np.ndarray, np.ndarray, int]:
+                    samples: np.ndarray,
+                    max_delta: float) -> tuple[int, np.ndarray, np.ndarray, int]:
     """Encode layers ``k..L-1`` for ``samples``; returns (y_start, y_lo, y_hi, n_binaries)."""
     k, layout = model.k, model.layout
     n, n_aug, sel = samples.shape[0], layout.n_in + 1, layout.rows
@@ -130,12 +131,15 @@ def _output_rows(family: RowFamily, local: np.ndarray, y_start: int,
     keep = np.flatnonzero(local[family.samples] >= 0)
     r = np.repeat(np.arange(keep.size), n_out)
     cols = (y_start + local[family.samples[keep]][:, None] * n_out + np.arange(n_out)).ravel()
-    matrix = sp.csr_matrix((family.c[keep].ravel(), (r, cols)), shape=(keep.size, cols.max(initial=0) + 1))
+    matrix = sp.csr_matrix((family.c[keep].ravel(), (r, cols)),
+                           shape=(keep.size, cols.max(initial=0) + 1))
     return matrix, family.lower[keep], family.upper[keep]
 
 
-def _build(network, model, samples, n_cex, targets, families, config):
-    """Build the MILP for the encoded ``samples``; returns (problem, y_start, n_binaries)."""
+def _build(network: Network, model: FixedPatternModel, samples: np.ndarray,
+           targets: EscapeTargets, families: list[RowFamily],
+           config: RepairConfig) -> tuple[LinearProblem, int]:
+    """Build the MILP for the encoded ``samples``; returns (problem, n_binaries)."""
     builder = ProblemBuilder()
     add_norm_objective(builder, model.layout.n_vars, config.norm, config.mix_weight,
                        config.max_delta)
@@ -158,7 +162,9 @@ def _build(network, model, samples, n_cex, targets, families, config):
     return builder.build(f"repair_milp_layer{model.k}"), n_bin
 
 
-def _violated_samples(network, model, d, families, encoded, n_cex) -> np.ndarray:
+def _violated_samples(network: Network, model: FixedPatternModel, d: np.ndarray,
+                      families: list[RowFamily], encoded: np.ndarray,
+                      n_cex: int) -> np.ndarray:
     """Preservation samples (not yet encoded) whose float64 outputs break a row."""
     dw, db = model.layout.to_matrices(d)
     repaired = apply_patch(network, Patch(model.k, dw, db))
@@ -200,7 +206,7 @@ def solve_milp_encoding(network: Network, model: FixedPatternModel, n_cex: int,
                               preserve[np.argsort(gaps)[:INITIAL_MILP_PRESERVE]]])
     outcome = SolveOutcome(SolveStatus.ERROR, None, None)
     for round_index in range(1, config.max_rounds + 1):
-        problem, n_bin = _build(network, model, encoded, n_cex, targets, families + check, config)
+        problem, n_bin = _build(network, model, encoded, targets, families + check, config)
         outcome.build_time_s += time.perf_counter() - start
         outcome.n_vars, outcome.n_constraints = problem.n_vars, problem.n_constraints
         outcome.n_binaries, outcome.rounds = n_bin, round_index
