@@ -50,3 +50,10 @@ def test_config_rejects_bad_values(kwargs):
 
 def test_config_normalises_neurons():
     assert RepairConfig(neurons=(3, 1, 3)).neurons == (1, 3)
+
+
+def test_patch_equality_compares_values():
+    a = Patch(1, np.eye(2), np.zeros(2))
+    assert a == Patch(1, np.eye(2), np.zeros(2)) and hash(a) == hash(Patch(1, np.eye(2), np.zeros(2)))
+    assert a != Patch(0, np.eye(2), np.zeros(2))
+    assert a != Patch(1, 2 * np.eye(2), np.zeros(2))

@@ -43,6 +43,14 @@ class Patch:
         object.__setattr__(self, "delta_weight", dw)
         object.__setattr__(self, "delta_bias", db)
 
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Patch) and self.layer_index == other.layer_index
+                and np.array_equal(self.delta_weight, other.delta_weight)
+                and np.array_equal(self.delta_bias, other.delta_bias))
+
+    def __hash__(self) -> int:
+        return hash((self.layer_index, self.delta_weight.tobytes(), self.delta_bias.tobytes()))
+
     def _flat(self) -> np.ndarray:
         return np.concatenate([self.delta_weight.ravel(), self.delta_bias])
 
