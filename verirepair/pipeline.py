@@ -25,7 +25,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +80,21 @@ class PipelineConfig:
         Counterexamples gathered per violated property and round.
     max_delta : float
         Bound on each weight change.
+    n_region_anchors : int
+        Points sampled in each violated property's region, safe or not, that
+        the repair must keep (or make) safe with a margin.  Without them the
+        LP fixes only the counterexamples it sees and the next verification
+        finds fresh ones beside them; with them every round constrains the
+        whole region.
+    repair_depth : int
+        With ``layer=None``: besides the output layer, the last
+        ``repair_depth`` hidden layers may be repaired (localization orders them).
+    layer_time_s : float
+        Solver budget of one layer attempt.
+    preserve_penalty : float or None
+        When a layer's repair with hard preservation is infeasible, it is
+        retried with soft preservation at this penalty per unit of slack
+        (see :class:`verirepair.repair.RepairConfig`); None: hard only.
     """
 
     layer: int | None = None
@@ -98,6 +113,10 @@ class PipelineConfig:
     n_care: int = 10016
     cex_per_property: int = 64
     max_delta: float = 10.0
+    n_region_anchors: int = 1000
+    repair_depth: int = 2
+    layer_time_s: float = 180.0
+    preserve_penalty: float | None = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,11 +379,15 @@ def _candidate_layers(network: Network, named: NamedProperties, pool: np.ndarray
     loc = localize(network, all_props, pool, correct,
                    LocalizeConfig(method=config.localize_method, seed=config.seed))
     scores = np.asarray(loc.layer_scores, dtype=float)
-    order = [int(i) for i in np.argsort(-scores) if scores[i] > 0]
-    ranked = [loc.suggested_layer] + [i for i in order if i != loc.suggested_layer]
     last = network.n_layers - 1
-    if last not in ranked:
-        ranked.append(last)  # the exact LP on the output layer is always worth a try
+    # The output layer's repair is an exact LP (no activation pattern to hold)
+    # and solves in well under a second on ACAS Xu, so it goes first.  Hidden
+    # layers follow in the localization's order, but only the last
+    # ``config.repair_depth`` of them: every ReLU layer after the repaired one
+    # adds fixed-pattern rows for every sample, and an ACAS Xu layer-3 LP with
+    # ~2000 samples did not finish in 150 s on this machine.
+    allowed = set(range(max(0, last - config.repair_depth), last))
+    ranked = [last] + [int(i) for i in np.argsort(-scores, kind="stable") if scores[i] > 0 and i in allowed]
     return ranked, loc
 
 
@@ -381,9 +404,16 @@ def _solve_repair(network: Network, named: NamedProperties, pool: np.ndarray, pr
         emit("repair", {"text": f"layer {layer_index}, {pool.shape[0]} counterexamples, "
                                 f"{preserve_x.shape[0]} preservation points ({config.solver})"})
         rconfig = RepairConfig(norm=config.norm, solver=config.solver, encoding=config.encoding,
-                               max_delta=config.max_delta, time_limit_s=max(1.0, remaining))
+                               max_delta=config.max_delta,
+                               time_limit_s=max(1.0, min(remaining, config.layer_time_s)))
         last = repair_layer(network, all_props, pool, preserve_x, layer_index, rconfig)
-        emit("repair", {"text": f"layer {layer_index}: {last.status.value}", "log": True})
+        if last.status is RepairStatus.INFEASIBLE and config.preserve_penalty is not None:
+            emit("repair", {"text": f"layer {layer_index}: hard preservation infeasible, "
+                                    f"retrying with soft preservation", "log": True})
+            rconfig = replace(rconfig, preserve_penalty=config.preserve_penalty,
+                              time_limit_s=max(1.0, min(deadline - time.perf_counter(), config.layer_time_s)))
+            last = repair_layer(network, all_props, pool, preserve_x, layer_index, rconfig)
+        emit("repair", {"text": f"layer {layer_index}: {last.status.value} ({last.message})", "log": True})
         if last.status is RepairStatus.REPAIRED:
             return last, layer_index
     return last, None
@@ -427,7 +457,9 @@ def run_pipeline(network: Network, named: NamedProperties, config: PipelineConfi
     record = {name: {"before": _verdict_entry(res)} for name, res in results.items()}
     for name, res in results.items():
         emit("verify", {"text": f"{name}: {res.verdict.value} ({res.stats.time_s:.1f} s)", "log": True})
-    pool = np.zeros((0, network.n_inputs))
+    pool = np.vstack([np.zeros((0, network.n_inputs))] + [
+        prop.sample_inputs(rng, config.n_region_anchors)
+        for name, props in named if results[name].verdict is Verdict.VIOLATED for prop in props])
     current, patch, rounds, loc = network, None, [], None
     failed = False
     for round_index in range(config.max_rounds):

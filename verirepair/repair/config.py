@@ -56,6 +56,15 @@ class RepairConfig:
         Total solver budget, seconds.
     bound_output_change : float or None
         If set, every output of every preservation point may move by at most this.
+    preserve_penalty : float or None
+        None (default): preservation is a hard constraint.  A number makes it
+        soft (LP encoding only): each preservation point gets one slack
+        variable that relaxes its advisory rows and its activation-sign rows,
+        and the objective adds ``preserve_penalty * sum(slack)``.  Hard
+        preservation is infeasible whenever a counterexample's features at the
+        repaired layer are a convex combination of points that must keep the
+        very advisory the repair removes; the soft form then gives up the
+        fewest, least-violated preservation points instead of failing.
     max_rounds : int
         Rounds of lazy constraint generation (rows or samples added when the
         solution violates them) before giving up with SOLVER_FAILED.
@@ -72,6 +81,7 @@ class RepairConfig:
     neurons: tuple[int, ...] | None = None
     time_limit_s: float = 300.0
     bound_output_change: float | None = None
+    preserve_penalty: float | None = None
     max_rounds: int = 30
 
     def __post_init__(self) -> None:
@@ -85,6 +95,8 @@ class RepairConfig:
                 raise ValueError(f"RepairConfig.{field} must be >= 0")
         if self.max_delta <= 0 or self.time_limit_s <= 0 or self.max_rounds < 1:
             raise ValueError("RepairConfig.max_delta, time_limit_s and max_rounds must be positive")
+        if self.preserve_penalty is not None and self.preserve_penalty <= 0:
+            raise ValueError("RepairConfig.preserve_penalty must be positive or None")
         if self.bound_output_change is not None and self.bound_output_change <= 0:
             raise ValueError("RepairConfig.bound_output_change must be positive or None")
         if self.neurons is not None:

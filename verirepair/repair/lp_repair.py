@@ -68,10 +68,13 @@ class SolveOutcome:
 class _RowPool:
     """Families of rows with the coefficient blocks of the rows already added."""
 
-    def __init__(self, model: FixedPatternModel) -> None:
+    def __init__(self, model: FixedPatternModel, slack: tuple[int, int] | None = None) -> None:
         self.model = model
         self.families: list[RowFamily] = []
         self.blocks: list[tuple[sp.csr_matrix, np.ndarray, np.ndarray]] = []
+        # Soft preservation: (first slack column, n_cex); sample s >= n_cex owns
+        # slack column first + s - n_cex.
+        self.slack = slack
 
     def add_family(self, family: RowFamily, initial: np.ndarray | None = None) -> None:
         self.families.append(family)
@@ -85,7 +88,24 @@ class _RowPool:
             return
         family.added[idx] = True
         rows, const = self.model.coefficient_rows(family.samples[idx], family.layer, family.c[idx])
+        if self.slack is not None:
+            rows = self._with_slack(rows, family, idx)
         self.blocks.append((rows, family.lower[idx] - const, family.upper[idx] - const))
+
+    def _with_slack(self, rows: sp.csr_matrix, family: RowFamily, idx: np.ndarray) -> sp.csr_matrix:
+        """Append each preservation row's slack: ``+s`` on ``>=`` rows, ``-s`` on ``<=`` rows."""
+        first, n_cex = self.slack
+        samples = family.samples[idx]
+        lower_only = np.isfinite(family.lower[idx]) & ~np.isfinite(family.upper[idx])
+        upper_only = np.isfinite(family.upper[idx]) & ~np.isfinite(family.lower[idx])
+        soft = (samples >= n_cex) & (lower_only | upper_only)
+        width = first + self.model.n_samples - n_cex
+        line = np.flatnonzero(soft)
+        extra = sp.csr_matrix((np.where(lower_only[line], 1.0, -1.0),
+                               (line, first + samples[line] - n_cex)), shape=(rows.shape[0], width))
+        rows = sp.csr_matrix(rows)
+        rows.resize(rows.shape[0], width)
+        return (rows + extra).tocsr()
 
     def add_violated(self, d: np.ndarray) -> int:
         """Add the most violated rows not yet in the problem; returns how many."""
@@ -196,7 +216,10 @@ def _make_pool(model: FixedPatternModel, n_cex: int, targets: EscapeTargets,
     """All row families, with the first round's rows added; plus exact-disjunct data."""
     out_layer = model.network.n_layers - 1
     n_all = model.n_samples
-    pool = _RowPool(model)
+    slack = None
+    if config.preserve_penalty is not None and n_cex < model.n_samples:
+        slack = (_norm_columns(model.layout.n_vars, config.norm), n_cex)
+    pool = _RowPool(model, slack)
     exact = None
     if config.disjunct == "cheapest":
         chosen = choose_cheapest(model, targets, config.norm, rule)
@@ -215,12 +238,22 @@ def _make_pool(model: FixedPatternModel, n_cex: int, targets: EscapeTargets,
     return pool, exact
 
 
+def _norm_columns(n_delta: int, norm: str) -> int:
+    """Columns used by :func:`add_norm_objective`: ``d``, then ``t`` (L1) and ``s`` (L-inf)."""
+    return n_delta + (n_delta if norm in ("l1", "mix") else 0) + (1 if norm in ("linf", "mix") else 0)
+
+
 def _assemble(pool: _RowPool, model: FixedPatternModel, targets: EscapeTargets,
               exact: tuple | None, config: RepairConfig, round_index: int) -> tuple:
     """Build the whole current problem; returns (problem, n_binaries)."""
     builder = ProblemBuilder()
     add_norm_objective(builder, model.layout.n_vars, config.norm, config.mix_weight,
                        config.max_delta)
+    if pool.slack is not None:
+        first = builder.add_columns(model.n_samples - pool.slack[1], 0.0, np.inf,
+                                    cost=config.preserve_penalty)
+        if first != pool.slack[0]:
+            raise ValueError("slack columns must follow the norm's columns")
     for rows, lower, upper in pool.blocks:
         builder.add_rows(rows, lower, upper)
     n_bin = 0

@@ -1,0 +1,174 @@
+"""ACAS Xu repair benchmark: the 36 instances of the certified-repair issue.
+
+Instances: phi2 on every network that violates it, N1,9 with phi7, and N2,9
+with phi8 (together with phi2).  Each *network* is repaired once against every
+property that applies to it (Katz et al.), so N2,9's phi2 and phi8 instances
+are one run; after the run, phi1-phi4 are verified on the repaired network for
+the table whether or not they apply.
+
+Opt-in (not in CI).  As a script::
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_repair_acasxu.py \\
+        --out benchmarks/results/repair_acasxu.csv --md benchmarks/results/repair_acasxu.md
+
+It is resumable: networks already in the CSV are skipped.  As a
+pytest-benchmark entry: ``pytest benchmarks/bench_repair_acasxu.py --benchmark-enable``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+import acasxu_nets
+from verirepair.network import load_network
+from verirepair.pipeline import PipelineConfig, collect_properties, run_pipeline
+from verirepair.spec import parse_vnnlib
+from verirepair.spec.physical import default_vnnlib_dir
+from verirepair.verify import Verdict, VerifyConfig, verify
+
+FIELDS = ["network", "instances", "status", "rounds", "phi1", "phi2", "phi3", "phi4", "specific",
+          "cross_check", "advisory_fidelity", "care_accuracy", "care_violation_rate", "l1", "linf",
+          "n_changed", "layer", "time_s"]
+
+
+def phi2_violators(timeout_s: float = 60.0) -> list[str]:
+    """Networks that phi2 applies to (x >= 2) and on which our verifier finds a counterexample.
+
+    (VNN-COMP also runs prop_2 on N1,y, where it does not apply and is violated on N1,2-N1,6.)
+    """
+    props = parse_vnnlib(default_vnnlib_dir() / "prop_2.vnnlib")
+    names = []
+    for info in acasxu_nets.networks_for_property(2):
+        info = acasxu_nets.network_info(info)
+        network = load_network(acasxu_nets.onnx_path(info.name))
+        if verify(network, props, VerifyConfig(timeout_s=timeout_s)).verdict is Verdict.VIOLATED:
+            names.append(info.name)
+    return names
+
+
+def plan() -> list[tuple[str, list[str]]]:
+    """(network, instance labels) to run, hard ones first."""
+    violators = phi2_violators()
+    n19 = acasxu_nets.network_name(1, 9)
+    n29 = acasxu_nets.network_name(2, 9)
+    runs = [(n19, ["phi7"]), (n29, ["phi8+phi2"] + (["phi2"] if n29 in violators else []))]
+    runs += [(name, ["phi2"]) for name in violators if name not in (n19, n29)]
+    return runs
+
+
+def _verdict(network, number: int) -> str:
+    props = parse_vnnlib(default_vnnlib_dir() / f"prop_{number}.vnnlib")
+    return verify(network, props, VerifyConfig(timeout_s=120)).verdict.value
+
+
+def repair_one(name: str, labels: list[str], config: PipelineConfig, workdir: Path) -> dict:
+    """Repair one network and return its table row."""
+    path = acasxu_nets.onnx_path(name)
+    network = load_network(path)
+    named = collect_properties(path, [], acasxu=True)
+    started = time.perf_counter()
+    result = run_pipeline(network, named, config, workdir / f"{name}_repaired.onnx", workdir / f"{name}_report",
+                          source_path=path)
+    elapsed = time.perf_counter() - started
+    final = result.network
+    row = {"network": name, "instances": "+".join(labels), "status": result.status.value,
+           "rounds": len(result.rounds), "time_s": round(elapsed, 1)}
+    for number in (1, 2, 3, 4):
+        key = f"phi{number}"
+        entry = result.properties.get(key, {}).get("after")
+        applies = key in result.properties
+        verdict = entry["verdict"] if entry else _verdict(final, number)
+        row[key] = verdict if applies else f"({verdict})"
+    specific = [k for k in result.properties if k not in ("phi1", "phi2", "phi3", "phi4")]
+    row["specific"] = ", ".join(f"{k}: {result.properties[k]['after']['verdict']}" for k in specific) or "-"
+    row["cross_check"] = ", ".join(f"{k}: {v.get('cross_check', {}).get('verdict', '-')}"
+                                   for k, v in result.properties.items())
+    fidelity = result.fidelity or {}
+    care = [c for c in fidelity.get("care", []) if c["accuracy"] is not None]
+    row["advisory_fidelity"] = fidelity.get("advisory_agreement")
+    row["care_accuracy"] = min((c["accuracy"] for c in care), default=None)
+    row["care_violation_rate"] = max((c["violation_rate"] or 0.0 for c in care), default=None)
+    change = result.change or {}
+    row.update({"l1": change.get("l1"), "linf": change.get("linf"), "n_changed": change.get("n_changed"),
+                "layer": change.get("layer_index")})
+    return row
+
+
+def write_markdown(rows: list[dict], path: Path) -> None:
+    """The results table plus summary statistics."""
+    lines = ["# ACAS Xu repair benchmark", "",
+             "Produced by `benchmarks/bench_repair_acasxu.py` on a 2-core machine. Verdicts in parentheses are "
+             "for properties that do not apply to the network (Katz et al.); they are shown, not repaired.", "",
+             "| " + " | ".join(FIELDS) + " |", "|" + "---|" * len(FIELDS)]
+    for row in rows:
+        lines.append("| " + " | ".join(_fmt(row.get(f)) for f in FIELDS) + " |")
+    fid = [float(r["advisory_fidelity"]) for r in rows if r.get("advisory_fidelity") not in (None, "")]
+    times = [float(r["time_s"]) for r in rows]
+    certified = sum(1 for r in rows if r["status"] == "repaired")
+    lines += ["", f"- networks run: {len(rows)}; certified: {certified}",
+              f"- advisory fidelity: mean {100 * statistics.mean(fid):.3f}%, min {100 * min(fid):.3f}%" if fid else "",
+              f"- time: median {statistics.median(times):.1f} s, max {max(times):.1f} s, total {sum(times):.0f} s"
+              if times else ""]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "-" if value in (None, "") else str(value)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/repair_acasxu.csv"))
+    parser.add_argument("--md", type=Path, default=Path("benchmarks/results/repair_acasxu.md"))
+    parser.add_argument("--solver", default="highs")
+    parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--cross-check-timeout", type=float, default=60.0)
+    parser.add_argument("--only", help="comma-separated network keys, e.g. 1_9,2_9")
+    args = parser.parse_args(argv)
+    runs = plan()
+    if args.only:
+        keep = {acasxu_nets.network_info(k).name for k in args.only.split(",")}
+        runs = [r for r in runs if r[0] in keep]
+    done = []
+    if args.out.exists():
+        with open(args.out, newline="") as handle:
+            done = list(csv.DictReader(handle))
+    finished = {r["network"] for r in done}
+    config = PipelineConfig(solver=args.solver, timeout_s=args.timeout,
+                            cross_check_timeout_s=args.cross_check_timeout)
+    workdir = Path(tempfile.mkdtemp(prefix="repair_bench_"))
+    for name, labels in runs:
+        if name in finished:
+            continue
+        row = repair_one(name, labels, config, workdir)
+        done.append(row)
+        print(" ".join(f"{k}={_fmt(row.get(k))}" for k in FIELDS), flush=True)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        with open(args.out, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=FIELDS)
+            writer.writeheader()
+            writer.writerows(done)
+        write_markdown(done, args.md)
+    return 0
+
+
+@pytest.mark.acasxu
+def test_repair_benchmark(benchmark, tmp_path):
+    """pytest-benchmark entry: the whole benchmark, one round."""
+    acasxu_nets.data_or_skip(("onnx",))
+    benchmark.pedantic(main, args=(["--out", str(tmp_path / "r.csv"), "--md", str(tmp_path / "r.md")],),
+                       rounds=1, iterations=1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""The certify loop end to end on the shipped demo network (planted violation)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from verirepair.demo import demo_paths
+from verirepair.errors import VerirepairError
+from verirepair.network import load_network
+from verirepair.pipeline import (PipelineConfig, PipelineStatus, read_counterexamples, run_pipeline,
+                                 sha256_file)
+from verirepair.spec import parse_vnnlib
+from verirepair.verify import verify
+from verirepair.verify.result import Verdict, VerifyConfig
+
+NET_PATH, PROP_PATHS = demo_paths()
+FAST = PipelineConfig(max_rounds=6, timeout_s=240, n_preserve=1500, n_fidelity=2000, n_care=500,
+                      cross_check="marabou", cross_check_timeout_s=60, solver="highs")
+
+
+@pytest.fixture(scope="module")
+def repaired(tmp_path_factory):
+    out_dir = tmp_path_factory.mktemp("demo")
+    network = load_network(NET_PATH)
+    named = [(p.stem, parse_vnnlib(p)) for p in PROP_PATHS]
+    before_hash = sha256_file(NET_PATH)
+    events = []
+    result = run_pipeline(network, named, FAST, out_dir / "fixed.onnx", out_dir / "report",
+                          source_path=NET_PATH, on_event=lambda stage, info: events.append(stage))
+    return result, named, before_hash, events
+
+
+def test_demo_is_repaired_and_every_property_proven(repaired):
+    result, named, _, events = repaired
+    assert result.status is PipelineStatus.REPAIRED
+    assert result.properties["demo_prop_1"]["before"]["verdict"] == "violated"
+    for name, _ in named:
+        assert result.properties[name]["after"]["verdict"] == "holds"
+    assert {"verify", "localize", "repair", "report"} <= set(events)
+
+
+def test_delivered_file_is_proven_by_a_fresh_verification(repaired):
+    result, named, _, _ = repaired
+    delivered = load_network(result.output_path)
+    for _, props in named:
+        assert verify(delivered, props, VerifyConfig(timeout_s=60)).verdict is Verdict.HOLDS
+
+
+def test_cross_check_by_marabou_agrees(repaired):
+    pytest.importorskip("maraboupy")
+    result, named, _, _ = repaired
+    for name, _ in named:
+        assert result.properties[name]["cross_check"]["verdict"] == "holds"
+
+
+def test_original_untouched_and_same_graph(repaired):
+    import onnx
+
+    result, _, before_hash, _ = repaired
+    assert sha256_file(NET_PATH) == before_hash
+    original = onnx.load(str(NET_PATH))
+    fixed = onnx.load(str(result.output_path))
+    assert [n.op_type for n in original.graph.node] == [n.op_type for n in fixed.graph.node]
+    assert [i.name for i in original.graph.initializer] == [i.name for i in fixed.graph.initializer]
+
+
+def test_repaired_file_runs_in_onnxruntime_like_our_forward(repaired):
+    result, _, _, _ = repaired
+    session = ort.InferenceSession(str(result.output_path))
+    name = session.get_inputs()[0].name
+    x = np.random.default_rng(0).uniform(-0.5, 0.5, size=(64, 5)).astype(np.float32)
+    ours = result.network.forward(x.astype(np.float64))
+    theirs = np.vstack([session.run(None, {name: row[None, :]})[0] for row in x])
+    assert np.max(np.abs(ours - theirs)) < 1e-5
+
+
+def test_change_is_confined_to_one_layer_and_reported(repaired):
+    result, _, _, _ = repaired
+    original = load_network(NET_PATH)
+    changed = [i for i, (a, b) in enumerate(zip(original.layers, result.network.layers))
+               if not (np.array_equal(a.weight, b.weight) and np.array_equal(a.bias, b.bias))]
+    assert changed == [result.change["layer_index"]]
+    layer = changed[0]
+    delta = np.hstack([(result.network.layers[layer].weight - original.layers[layer].weight).ravel(),
+                       result.network.layers[layer].bias - original.layers[layer].bias])
+    assert result.change["linf"] == pytest.approx(np.abs(delta).max(), abs=1e-6)
+    assert 0.9 <= result.fidelity["advisory_agreement"] <= 1.0
+
+
+def test_report_files_are_complete(repaired):
+    result, _, _, _ = repaired
+    report = json.loads((result.report_dir / "report.json").read_text())
+    assert report["input"]["sha256"] == sha256_file(NET_PATH)
+    assert report["output"]["sha256"] == sha256_file(result.output_path)
+    assert report["status"] == "repaired" and report["rounds"]
+    assert report["seed"] == FAST.seed and report["config"]["solver"] == "highs"
+    certificate = json.loads((result.report_dir / "certificate.json").read_text())
+    assert certificate["all_properties_hold"] is True
+    assert certificate["network_sha256"] == sha256_file(result.output_path)
+    markdown = (result.report_dir / "report.md").read_text()
+    assert "REPAIRED" in markdown and "weight_change.png" in markdown
+    for png in ("weight_change.png", "violation_scores.png", "fidelity.png"):
+        assert (result.report_dir / png).stat().st_size > 1000
+
+
+def test_refuses_to_overwrite_the_input(tmp_path):
+    network = load_network(NET_PATH)
+    named = [(PROP_PATHS[0].stem, parse_vnnlib(PROP_PATHS[0]))]
+    with pytest.raises(VerirepairError, match="overwrite"):
+        run_pipeline(network, named, FAST, NET_PATH, tmp_path / "r", source_path=NET_PATH)
+
+
+def test_nothing_to_repair_when_properties_hold(tmp_path):
+    network = load_network(NET_PATH)
+    named = [(PROP_PATHS[1].stem, parse_vnnlib(PROP_PATHS[1]))]
+    config = PipelineConfig(cross_check=None, n_fidelity=100, n_care=10)
+    result = run_pipeline(network, named, config, tmp_path / "o.onnx", tmp_path / "r")
+    assert result.status is PipelineStatus.NOT_NEEDED
+    assert result.output_path is None and not (tmp_path / "o.onnx").exists()
+    assert json.loads((tmp_path / "r" / "report.json").read_text())["status"] == "not_needed"
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".json"])
+def test_read_counterexamples(tmp_path, suffix):
+    x = np.arange(10.0).reshape(2, 5)
+    path = tmp_path / f"c{suffix}"
+    if suffix == ".npy":
+        np.save(path, x)
+    else:
+        path.write_text(json.dumps({"x": x.tolist()}))
+    assert np.array_equal(read_counterexamples(path, 5), x)
+    with pytest.raises(VerirepairError, match="the network has 3"):
+        read_counterexamples(path, 3)
