@@ -133,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--solver", default="highs")
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--cross-check-timeout", type=float, default=60.0)
+    parser.add_argument("--no-cross-check", action="store_true", help="skip the final Marabou check")
+    parser.add_argument("--workdir", type=Path, help="where repaired networks and reports go (default: a temp dir)")
     parser.add_argument("--only", help="comma-separated network keys, e.g. 1_9,2_9")
     args = parser.parse_args(argv)
     runs = plan()
@@ -145,8 +147,10 @@ def main(argv: list[str] | None = None) -> int:
             done = list(csv.DictReader(handle))
     finished = {r["network"] for r in done}
     config = PipelineConfig(solver=args.solver, timeout_s=args.timeout,
+                            cross_check=None if args.no_cross_check else "marabou",
                             cross_check_timeout_s=args.cross_check_timeout)
-    workdir = Path(tempfile.mkdtemp(prefix="repair_bench_"))
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="repair_bench_"))
+    workdir.mkdir(parents=True, exist_ok=True)
     for name, labels in runs:
         if name in finished:
             continue

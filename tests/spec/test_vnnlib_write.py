@@ -64,11 +64,12 @@ def test_save_is_atomic_and_replaces_an_output(tmp_path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.vnnlib"]  # no temp files left
 
 
-def test_save_into_missing_directory_fails_without_leftovers(tmp_path) -> None:
+def test_save_creates_missing_directories_without_leftovers(tmp_path) -> None:
     prop = Property((Box([0.0], [1.0]),), (HalfSpaces([[1.0]], [2.0]),), "out")
-    with pytest.raises(FileNotFoundError):
-        save_vnnlib(prop, tmp_path / "missing" / "out.vnnlib")
-    assert list(tmp_path.iterdir()) == []
+    target = tmp_path / "missing" / "out.vnnlib"
+    save_vnnlib(prop, target)
+    assert [p.name for p in (tmp_path / "missing").iterdir()] == ["out.vnnlib"]  # no temp file left
+    assert parse_vnnlib(target)[0].canonical() == prop.canonical()
 
 
 def test_writer_refusals() -> None:

@@ -14,7 +14,6 @@ repair changed.  Networks without an ONNX source are written as a clean
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from math import prod
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from verirepair.atomic import write_bytes_atomic
 from verirepair.errors import NetworkFormatError, VerirepairError
 from verirepair.network.model import Network, SourceGraph
 from verirepair.network.onnx_ops import (
@@ -208,7 +208,7 @@ def save_onnx(network: Network, path: str | os.PathLike, keep_graph: bool = True
         model = _write_back(network, source.payload)
     else:
         model = _clean_model(network)
-    _atomic_write(path, model.SerializeToString())
+    write_bytes_atomic(path, model.SerializeToString())
     return path
 
 
@@ -216,21 +216,6 @@ def _same_file(a: Path, b: Path) -> bool:
     if a.exists() and b.exists():
         return os.path.samefile(a, b)
     return a.resolve() == b.resolve()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same directory, then ``os.replace`` it."""
-    directory = path.parent if str(path.parent) else Path(".")
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
 
 
 def _clean_model(network: Network) -> onnx.ModelProto:

@@ -30,7 +30,8 @@ import numpy as np
 from verirepair.errors import SpecError
 from verirepair.spec.infix import InfixError, Linear, parse_constraint, parse_value
 from verirepair.spec.property import Box, HalfSpaces, Property
-from verirepair.spec.vnnlib import atomic_write_text, write_vnnlib
+from verirepair.atomic import write_text_atomic
+from verirepair.spec.vnnlib import write_vnnlib
 
 NORMALIZATION_FILE = "normalization.toml"
 _PROPERTY_KEYS = frozenset({"number", "description", "desired", "networks", "input_boxes",
@@ -371,5 +372,5 @@ def export_properties(src_dir: str | os.PathLike[str] | None = None,
     written = []
     for pp in load_physical_properties(src):
         text = write_vnnlib(compile_property(pp, norm), comment=_comment(pp, norm))
-        written.append(atomic_write_text(dest / f"{pp.name}.vnnlib", text))
+        written.append(write_text_atomic(dest / f"{pp.name}.vnnlib", text))
     return written

@@ -32,13 +32,13 @@ Semantics (the VNN-COMP dialect):
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from verirepair.atomic import write_text_atomic
 from verirepair.errors import SpecError
 from verirepair.spec.formula import Conjunct, Dnf, FormulaReader, LinearAtom, VarKey
 from verirepair.spec.property import Box, HalfSpaces, Property
@@ -346,27 +346,7 @@ def write_vnnlib(props: Property | Sequence[Property], comment: str | None = Non
     return "\n".join(out) + "\n"
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` to ``path`` via a temporary file and ``os.replace``.
-
-    Readers never see a half-written file, and on failure the old file (if
-    any) is left as it was.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def save_vnnlib(props: Property | Sequence[Property], path: str | os.PathLike[str],
                 comment: str | None = None) -> Path:
     """Write :func:`write_vnnlib` output to ``path`` atomically; returns the path."""
-    return atomic_write_text(path, write_vnnlib(props, comment))
+    return write_text_atomic(Path(path), write_vnnlib(props, comment))
