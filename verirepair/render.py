@@ -100,9 +100,9 @@ def property_panel(prop: Property, index: int, count: int) -> Panel:
 def bench_summary_table(rows: Sequence) -> Table:
     """Per-engine summary of bench rows: solved, by verdict, total/median/max time."""
     table = Table(title="Benchmark summary", title_justify="left")
-    for column in ("engine", "instances", "solved", "holds", "violated", "timeout", "unknown/error",
-                   "total s", "median s", "max s"):
-        table.add_column(column, justify="right" if column != "engine" else "left")
+    for column in ("engine", "runs", "solved", "holds", "viol.", "t/o", "other", "total s", "med. s", "max s"):
+        table.add_column(column, justify="right" if column != "engine" else "left", no_wrap=True)
+    table.caption = "viol. = violated, t/o = timeout, other = unknown or error"
     for engine in sorted({row.engine for row in rows}):
         mine = [row for row in rows if row.engine == engine]
         counts = Counter(row.verdict for row in mine)
@@ -121,13 +121,14 @@ def disagreement_table(disagreements: Sequence, engines: Sequence[str]) -> Table
     if not disagreements:
         return Text(f"No disagreement between {engines[0]} and {engines[1]} where both answered.",
                     style="bold green")
-    table = Table(title="DISAGREEMENTS", title_style="bold red", title_justify="left")
+    table = Table(title=f"{len(disagreements)} DISAGREEMENT(S)", title_style="bold red", title_justify="left")
     table.add_column("network")
     table.add_column("property")
-    for engine in engines:
-        table.add_column(engine)
+    table.add_column("engine A")
+    table.add_column("engine B")
     for item in disagreements:
-        table.add_row(str(item.onnx), str(item.vnnlib), *[str(item.verdicts.get(e, "-")) for e in engines])
+        table.add_row(str(item.onnx), str(item.vnnlib), f"{item.engine_a}: {item.verdict_a}",
+                      f"{item.engine_b}: {item.verdict_b}")
     return table
 
 
