@@ -54,12 +54,16 @@ def phi2_violators(timeout_s: float = 60.0) -> list[str]:
     return names
 
 
-def plan() -> list[tuple[str, list[str]]]:
-    """(network, instance labels) to run, hard ones first."""
-    violators = phi2_violators()
+def plan(only: set[str] | None = None) -> list[tuple[str, list[str]]]:
+    """(network, instance labels) to run, hard ones first.
+
+    With ``only``, those networks are taken as phi2 violators without the scan
+    (for splitting a run over several processes).
+    """
+    violators = sorted(only) if only else phi2_violators()
     n19 = acasxu_nets.network_name(1, 9)
     n29 = acasxu_nets.network_name(2, 9)
-    runs = [(n19, ["phi7"]), (n29, ["phi8+phi2"] + (["phi2"] if n29 in violators else []))]
+    runs = [(n19, ["phi7"]), (n29, ["phi8"] + (["phi2"] if n29 in violators else []))]
     runs += [(name, ["phi2"]) for name in violators if name not in (n19, n29)]
     return runs
 
@@ -137,10 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, help="where repaired networks and reports go (default: a temp dir)")
     parser.add_argument("--only", help="comma-separated network keys, e.g. 1_9,2_9")
     args = parser.parse_args(argv)
-    runs = plan()
-    if args.only:
-        keep = {acasxu_nets.network_info(k).name for k in args.only.split(",")}
-        runs = [r for r in runs if r[0] in keep]
+    keep = {acasxu_nets.network_info(k).name for k in args.only.split(",")} if args.only else None
+    runs = [r for r in plan(keep) if keep is None or r[0] in keep]
     done = []
     if args.out.exists():
         with open(args.out, newline="") as handle:
