@@ -185,7 +185,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_localize(args: argparse.Namespace) -> int:
     """Rank the neurons that cause a property's violation."""
-    from verirepair.pipeline import localize_network
+    from verirepair.pipeline_inputs import localize_network
     from verirepair.render import localization_table
 
     network = _load_network(args.network)
@@ -214,7 +214,8 @@ def cmd_localize(args: argparse.Namespace) -> int:
 
 def cmd_repair(args: argparse.Namespace) -> int:
     """Repair a network until every given property is proven."""
-    from verirepair.pipeline import PipelineConfig, collect_properties, run_pipeline
+    from verirepair.pipeline import PipelineConfig, run_pipeline
+    from verirepair.pipeline_inputs import collect_properties
     from verirepair.render import repair_summary_table
 
     network_path = _existing_file(args.network)

@@ -30,7 +30,7 @@ _PLOT_SAMPLES = 4000
 
 
 def _sha(path: Path | None) -> str | None:
-    from verirepair.pipeline import sha256_file
+    from verirepair.pipeline_inputs import sha256_file
 
     return sha256_file(path) if path is not None and Path(path).is_file() else None
 
