@@ -7,8 +7,9 @@ works on a fresh machine with no other data.
 
 The network has 5 inputs, two hidden ReLU layers of 12 units and 5 outputs;
 like ACAS Xu, its advisory is the *minimal* output.  One hidden neuron is
-planted: its bias is raised until, in a corner of the input space, output 0
-becomes minimal where the specification forbids it.
+planted: it is rewired to fire only when ``X_0 > 0.3``, strongly enough that in
+that corner of the input space output 0 becomes minimal where the
+specification forbids it.
 
 * ``demo_prop_1.vnnlib`` (violated by the planted fault): on the box
   ``X_0 in [0.2, 0.5]`` (other inputs in [-0.5, 0.5]) output 0 must not be minimal.
@@ -30,7 +31,8 @@ NETWORK_FILE = "demo.onnx"
 PROPERTY_FILES = ("demo_prop_1.vnnlib", "demo_prop_2.vnnlib")
 _SEED = 11
 _SIZES = [5, 12, 12, 5]
-_PLANTED_LAYER = 1  # layer_index of the planted neuron (the second hidden layer)
+_PLANTED_LAYER = 0  # layer_index of the planted neuron (the first hidden layer)
+_TRIGGER = 0.3  # the planted unit fires when X_0 exceeds this
 
 
 def demo_paths() -> tuple[Path, list[Path]]:
@@ -77,13 +79,15 @@ def build_demo_network() -> tuple[Network, int]:
     """Build the demo network deterministically and plant the fault.
 
     A healthy random network is first shifted so that advisory 0 is rare on
-    prop 1's box; then, unit by unit of layer 1, the bias is raised step by
-    step, and the first (unit, bias) that makes 1-15% of the box violate prop 1
+    prop 1's box.  Then one unit of the first hidden layer is rewired to fire
+    only when ``X_0 > 0.3`` (incoming weights ``s * e_0``, bias ``-0.3 s``): a
+    local fault, like a mis-trained feature.  Units and strengths ``s`` are
+    tried in order, and the first that makes 1-15% of prop 1's box violate
     while prop 2 still holds on samples is the planted fault.
 
     Returns
     -------
-    (Network, unit) -- the faulty network and the planted unit of layer 1
+    (Network, unit) -- the faulty network and the planted unit of layer 0
     """
     prop1, prop2 = demo_properties()
     base = random_network(_SIZES, seed=_SEED, name="demo")
@@ -95,11 +99,13 @@ def build_demo_network() -> tuple[Network, int]:
     bias[0] += 0.25
     base = base.replace_layer(base.n_layers - 1, last.weight, bias)
     layer = base.layers[_PLANTED_LAYER]
-    for raise_by in np.linspace(0.25, 6.0, 24):
+    for strength in np.linspace(1.0, 40.0, 40):
         for unit in range(layer.out_features):
-            trial_b = layer.bias.copy()
-            trial_b[unit] += raise_by
-            candidate = base.replace_layer(_PLANTED_LAYER, layer.weight, trial_b)
+            weight, bias = layer.weight.copy(), layer.bias.copy()
+            weight[unit] = 0.0
+            weight[unit, 0] = strength
+            bias[unit] = -_TRIGGER * strength
+            candidate = base.replace_layer(_PLANTED_LAYER, weight, bias)
             fraction = _violation_fraction(candidate, prop1, np.random.default_rng(1))
             if 0.01 < fraction < 0.15 and _violation_fraction(candidate, prop2, np.random.default_rng(2)) == 0:
                 return candidate.with_name("demo"), unit
