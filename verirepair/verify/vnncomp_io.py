@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from verirepair.atomic import write_text_atomic
 from verirepair.errors import VerirepairError
 from verirepair.verify.result import VerificationResult, Verdict
 
@@ -85,20 +85,6 @@ def write_result(result: VerificationResult, path: str | os.PathLike,
         n_outputs = result.counterexamples[0].y.shape[0] if n_outputs is None else n_outputs
     text = format_result(result, n_inputs or 0, n_outputs or 0)
     write_text_atomic(Path(path), text)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _collect(values: dict[int, float], name: str) -> np.ndarray | None:
