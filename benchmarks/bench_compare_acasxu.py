@@ -40,7 +40,7 @@ from verirepair.verify.bench import (
     summarize,
     write_rows_csv,
 )
-from verirepair.verify.vnncomp_io import write_text_atomic
+from verirepair.atomic import write_text_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -13,11 +13,11 @@ import numpy as np
 import pulp
 import pytest
 
+from hard_instances import hard_property
 from verirepair.network.model import AffineLayer, Network, random_network
 from verirepair.spec.property import Box, HalfSpaces, Property
 from verirepair.verify import bab
 from verirepair.verify.bounds import interval_bounds
-from verirepair.verify.falsify import pgd_attack
 from verirepair.verify.result import Verdict, VerifyConfig
 
 #: MILP answers closer to zero than this are too close to call and skipped.
@@ -143,17 +143,7 @@ def test_boundary_touching_property_is_violated_with_closed_semantics() -> None:
 
 
 def test_timeout_is_honoured() -> None:
-    net = random_network([5, 50, 50, 50, 50, 5], seed=0)
-    box = Box(-np.ones(5), np.ones(5))
-    row = np.array([[-1.0, 1.0, 0, 0, 0]])
-    probe = Property((box,), (HalfSpaces(-row, np.array([1e6])),))
-    starts = box.sample(np.random.default_rng(0), 256)
-    lo, hi = np.tile(box.lower, (256, 1)), np.tile(box.upper, (256, 1))
-    x_best, _ = pgd_attack(net, probe, starts, lo, hi, steps=200)
-    top = float((net.forward(x_best) @ row.T).max())
-    # unsafe: y1 - y0 >= (best value of a strong attack) + 0.05 -- far too hard
-    # to prove or refute in half a second
-    prop = Property((box,), (HalfSpaces(-row, np.array([-top - 0.05])),))
+    net, prop = hard_property()
     config = VerifyConfig(timeout_s=0.5, batch_size=64)
     start = time.perf_counter()
     outcome = bab.search(net, prop, config, start + config.timeout_s)

@@ -8,10 +8,10 @@ import time
 import numpy as np
 import pytest
 
+from hard_instances import hard_property
 from verirepair.errors import SolverUnavailableError
-from verirepair.network.model import AffineLayer, Network, random_network
+from verirepair.network.model import AffineLayer, Network
 from verirepair.spec.property import Box, HalfSpaces, Property
-from verirepair.verify.falsify import pgd_attack
 from verirepair.verify import Verdict, VerifyConfig, get_verifier, list_verifiers, verify
 
 
@@ -64,16 +64,7 @@ def test_dimension_mismatch_raises() -> None:
 
 
 def test_timeout_shared_and_honoured() -> None:
-    net = random_network([5, 50, 50, 50, 50, 5], seed=0)
-    box = Box(-np.ones(5), np.ones(5))
-    row = np.array([[-1.0, 1.0, 0, 0, 0]])
-    probe = Property((box,), (HalfSpaces(-row, np.array([1e6])),))
-    starts = box.sample(np.random.default_rng(0), 256)
-    lo, hi = np.tile(box.lower, (256, 1)), np.tile(box.upper, (256, 1))
-    x_best, _ = pgd_attack(net, probe, starts, lo, hi, steps=200)
-    top = float((net.forward(x_best) @ row.T).max())
-    # just above the best value a strong attack reaches: hard to prove, hard to refute
-    hard = Property((box,), (HalfSpaces(-row, np.array([-top - 0.05])),), "hard")
+    net, hard = hard_property("hard")
     start = time.perf_counter()
     result = verify(net, [hard, hard], VerifyConfig(timeout_s=1.0, batch_size=64))
     assert result.verdict is Verdict.TIMEOUT and "hard" in result.message

@@ -32,7 +32,7 @@ import numpy as np
 from verirepair.errors import VerirepairError
 from verirepair.verify.confirm import INPUT_CLIP_TOL
 from verirepair.verify.result import Verdict, VerifyConfig
-from verirepair.verify.vnncomp_io import write_text_atomic
+from verirepair.atomic import write_text_atomic
 
 #: The verdict of a row whose run raised an exception or whose worker died.
 ERROR = "error"

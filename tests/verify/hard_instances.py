@@ -1,0 +1,27 @@
+"""Shared test fixture: a property too hard to prove or refute within a second."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from verirepair.network.model import Network, random_network
+from verirepair.spec.property import Box, HalfSpaces, Property
+from verirepair.verify.falsify import pgd_attack
+
+
+def hard_property(name: str = "hard") -> tuple[Network, Property]:
+    """A 5-50x4-5 random network and an unsafe set just beyond a strong attack's reach.
+
+    Unsafe iff ``y1 - y0 >= best + 0.05``, where ``best`` is the largest value
+    200 PGD steps from 256 starts reach: far too hard to prove or refute in a
+    second, so it exercises timeouts.
+    """
+    net = random_network([5, 50, 50, 50, 50, 5], seed=0)
+    box = Box(-np.ones(5), np.ones(5))
+    row = np.array([[-1.0, 1.0, 0, 0, 0]])
+    probe = Property((box,), (HalfSpaces(-row, np.array([1e6])),))
+    starts = box.sample(np.random.default_rng(0), 256)
+    lo, hi = np.tile(box.lower, (256, 1)), np.tile(box.upper, (256, 1))
+    x_best, _ = pgd_attack(net, probe, starts, lo, hi, steps=200)
+    top = float((net.forward(x_best) @ row.T).max())
+    return net, Property((box,), (HalfSpaces(-row, np.array([-top - 0.05])),), name)
