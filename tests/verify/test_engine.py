@@ -71,6 +71,21 @@ def test_timeout_shared_and_honoured() -> None:
     assert time.perf_counter() - start < 1.0 + 1.0
 
 
+def test_timeout_reports_open_boxes_inside_the_region() -> None:
+    from verirepair.verify.bab import MAX_OPEN_BOXES_REPORTED
+
+    net, hard = hard_property("hard")
+    result = verify(net, hard, VerifyConfig(timeout_s=1.0, batch_size=64))
+    assert result.verdict is Verdict.TIMEOUT
+    assert 0 < len(result.open_boxes) <= MAX_OPEN_BOXES_REPORTED
+    box = hard.input_boxes[0]
+    for lower, upper in result.open_boxes:
+        assert np.all(box.lower <= lower) and np.all(lower <= upper) and np.all(upper <= box.upper)
+    # Open boxes are undecided sub-boxes, not the whole region.
+    widths = np.array([u - l for l, u in result.open_boxes])
+    assert widths.sum(axis=1).min() < box.width.sum()
+
+
 def test_marabou_missing_raises_solver_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
     real_import = builtins.__import__
 

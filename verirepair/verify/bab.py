@@ -78,6 +78,10 @@ LP_TIGHTEN_MAX_UNSTABLE = 24
 #: batch (found N5,3 prop 2 in 1.3 s instead of 9 s).
 SEARCH_PGD_STARTS = 16
 SEARCH_PGD_STEPS = 8
+#: On TIMEOUT the search reports at most this many of its open sub-boxes (the
+#: top of the depth-first stack: the region it was working on).  The repair
+#: loop samples them as anchors that need a wider safety margin.
+MAX_OPEN_BOXES_REPORTED = 256
 
 
 @dataclass(slots=True)
@@ -91,6 +95,8 @@ class SearchOutcome:
     lp_calls: int = 0
     max_depth: int = 0
     message: str = ""
+    open_lower: np.ndarray | None = None
+    open_upper: np.ndarray | None = None
 
 
 @dataclass(slots=True)
@@ -451,6 +457,8 @@ class _Search:
             if time.perf_counter() > self.deadline:
                 self.outcome.verdict = Verdict.TIMEOUT
                 self.outcome.message = f"timeout with {len(stack)} open sub-boxes"
+                top = stack.pop(min(len(stack), MAX_OPEN_BOXES_REPORTED))
+                self.outcome.open_lower, self.outcome.open_upper = top[0], top[1]
                 return self.outcome
             if not self.step(stack):
                 self.outcome.verdict = Verdict.VIOLATED

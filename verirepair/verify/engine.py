@@ -60,7 +60,7 @@ def verify_own(network: Network, props: Sequence[Property], config: VerifyConfig
     names = ",".join(p.name for p in props)
 
     def result(verdict: Verdict, outcomes: list[bab.SearchOutcome], cexs=(), message="",
-               decided_by="bab", falsify_s=0.0) -> VerificationResult:
+               decided_by="bab", falsify_s=0.0, open_boxes=()) -> VerificationResult:
         stats = VerifyStats(
             time_s=time.perf_counter() - start,
             subproblems=sum(o.subproblems for o in outcomes),
@@ -71,7 +71,7 @@ def verify_own(network: Network, props: Sequence[Property], config: VerifyConfig
                    "cpu_s": time.process_time() - cpu_start},
         )
         return VerificationResult(verdict, tuple(cexs)[: max(config.max_counterexamples, 1)],
-                                  stats, "own", names, message)
+                                  stats, "own", names, message, tuple(open_boxes))
 
     for prop in props:
         found = falsify(network, prop, config, deadline)
@@ -88,8 +88,9 @@ def verify_own(network: Network, props: Sequence[Property], config: VerifyConfig
             return result(Verdict.VIOLATED, outcomes, outcome.counterexamples,
                           falsify_s=falsify_s)
         if outcome.verdict is Verdict.TIMEOUT:
+            boxes = () if outcome.open_lower is None else zip(outcome.open_lower, outcome.open_upper)
             return result(Verdict.TIMEOUT, outcomes, message=f"{prop.name}: {outcome.message}",
-                          falsify_s=falsify_s)
+                          falsify_s=falsify_s, open_boxes=boxes)
         if outcome.verdict is Verdict.UNKNOWN:
             unknown_messages.append(f"{prop.name}: {outcome.message}")
     if unknown_messages:

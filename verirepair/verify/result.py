@@ -112,6 +112,9 @@ class VerificationResult:
     engine : str -- ``"own"`` or ``"marabou"``
     property_name : str
     message : str -- why the answer is UNKNOWN/TIMEOUT, if it is
+    open_boxes : tuple of (lower, upper) arrays
+        On TIMEOUT, some sub-boxes of the input region the engine left
+        undecided (ours: the top of its search stack); empty otherwise.
     """
 
     verdict: Verdict
@@ -120,6 +123,7 @@ class VerificationResult:
     engine: str = "own"
     property_name: str = ""
     message: str = ""
+    open_boxes: tuple[tuple[np.ndarray, np.ndarray], ...] = ()
 
     def __post_init__(self) -> None:
         if self.verdict is Verdict.VIOLATED and not any(c.confirmed for c in self.counterexamples):
