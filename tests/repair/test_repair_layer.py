@@ -231,3 +231,22 @@ def test_unconverged_row_generation_is_reported_honestly(monkeypatch):
     assert "did not converge" in result.message
     converged = repair_layer(net, [MAX_PROP], bad, points, 1, RepairConfig(solver="highs"))
     assert converged.status is RepairStatus.REPAIRED and converged.stats.rounds >= 2
+
+
+# Two copies of the same property with margins 0.01 and 0.1: the counterexample
+# must leave the unsafe set by the larger one, so min L1 = (1 + 0.1 sqrt 2) / 2
+# (see test_last_layer_exact_lp_optimum for the derivation).
+@pytest.mark.parametrize("margins", [(0.01, 0.1), (0.1, 0.01)])
+def test_property_margins_apply_per_property(identity_net, y0_max_prop, cex, margins):
+    config = RepairConfig(solver="highs", property_margins=margins)
+    result = repair_layer(identity_net, [y0_max_prop, y0_max_prop], cex, NO_POINTS, 1, config)
+    assert result.status is RepairStatus.REPAIRED
+    assert result.objective == pytest.approx((1.0 + 0.1 * np.sqrt(2.0)) / 2.0, abs=1e-7)
+
+
+def test_property_margins_must_match_the_properties(identity_net, y0_max_prop, cex):
+    with pytest.raises(ValueError, match="property_margins"):
+        repair_layer(identity_net, [y0_max_prop], cex, NO_POINTS, 1,
+                     RepairConfig(property_margins=(0.1, 0.2)))
+    with pytest.raises(ValueError, match="property_margins"):
+        RepairConfig(property_margins=(-1.0,))

@@ -45,6 +45,11 @@ class RepairConfig:
     margin : float
         Counterexamples must end at least this far (Euclidean distance in the
         output space, as :meth:`Property.violation_score`) outside the unsafe set.
+    property_margins : tuple of float or None
+        Per-property margins, aligned with the ``props`` given to
+        :func:`~verirepair.repair.repair_layer`; they replace ``margin``.  The
+        certify loop widens the margin of one property (the one its verifier
+        could not prove) without widening the others.
     preserve_margin : float
         Preservation points keep their advisory (argmin output) by this gap,
         capped at half of the point's original gap.
@@ -76,6 +81,7 @@ class RepairConfig:
     encoding: str = "lp"
     disjunct: str = "cheapest"
     margin: float = MARGIN
+    property_margins: tuple[float, ...] | None = None
     preserve_margin: float = MARGIN
     max_delta: float = 1.0
     neurons: tuple[int, ...] | None = None
@@ -99,6 +105,11 @@ class RepairConfig:
             raise ValueError("RepairConfig.preserve_penalty must be positive or None")
         if self.bound_output_change is not None and self.bound_output_change <= 0:
             raise ValueError("RepairConfig.bound_output_change must be positive or None")
+        if self.property_margins is not None:
+            margins = tuple(float(m) for m in self.property_margins)
+            if not margins or min(margins) < 0:
+                raise ValueError("RepairConfig.property_margins must be non-empty and >= 0")
+            object.__setattr__(self, "property_margins", margins)
         if self.neurons is not None:
             object.__setattr__(self, "neurons", tuple(sorted({int(n) for n in self.neurons})))
             if not self.neurons:

@@ -49,7 +49,8 @@ class EscapeTargets:
         return int(self.group.max(initial=-1)) + 1
 
 
-def escape_targets(props: Sequence[Property], cex_x: np.ndarray, margin: float) -> EscapeTargets:
+def escape_targets(props: Sequence[Property], cex_x: np.ndarray,
+                   margin: float | Sequence[float]) -> EscapeTargets:
     """Collect the disjunctions for every counterexample and applicable property.
 
     Parameters
@@ -57,22 +58,23 @@ def escape_targets(props: Sequence[Property], cex_x: np.ndarray, margin: float) 
     props : sequence of Property
     cex_x : array, shape (n, n_inputs)
         Sample ``i`` of the result refers to row ``i`` of ``cex_x``.
-    margin : float
+    margin : float, or one float per property
 
     Returns
     -------
     EscapeTargets
     """
+    margins = np.broadcast_to(np.asarray(margin, dtype=float), (len(props),))
     samples, rows, rhs, group = [], [], [], []
     n_groups = 0
-    for prop in props:
+    for prop, prop_margin in zip(props, margins):
         inside = np.flatnonzero(prop.in_region(cex_x))
         for poly in prop.unsafe:
             norms = np.linalg.norm(poly.A, axis=1)
             for s in inside:
                 samples.append(np.full(poly.A.shape[0], s))
                 rows.append(poly.A)
-                rhs.append(poly.b + margin * norms)
+                rhs.append(poly.b + prop_margin * norms)
                 group.append(np.full(poly.A.shape[0], n_groups))
                 n_groups += 1
     if not samples:

@@ -43,6 +43,9 @@ def _validate(network: Network, props: Sequence[Property], cex_x: np.ndarray,
     for prop in props:
         if prop.n_inputs != network.n_inputs or prop.n_outputs != network.n_outputs:
             raise ValueError(f"property {prop.name!r} does not match the network's shape")
+    if config.property_margins is not None and len(config.property_margins) != len(props):
+        raise ValueError(f"RepairConfig.property_margins has {len(config.property_margins)} "
+                         f"entries for {len(props)} properties")
     width = network.layers[layer_index].out_features
     if config.neurons is not None and not all(0 <= n < width for n in config.neurons):
         raise ValueError(f"RepairConfig.neurons must lie in 0..{width - 1} for layer {layer_index}")
@@ -157,7 +160,7 @@ def repair_layer(network: Network, props: Sequence[Property], cex_x: np.ndarray,
     layout = DeltaLayout(layer_index, rows, layer.in_features, layer.out_features)
     start = time.perf_counter()
     model = FixedPatternModel(network, layout, np.vstack([cex_x, preserve_x]))
-    targets = escape_targets(props, cex_x, config.margin)
+    targets = escape_targets(props, cex_x, config.property_margins or config.margin)
     setup_s = time.perf_counter() - start
     outcome = _solve(network, model, cex_x.shape[0], targets, config, backend, deadline)
     return _finish(network, props, cex_x, preserve_x, layout, config, outcome, stats, setup_s)
