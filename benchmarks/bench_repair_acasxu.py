@@ -136,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--md", type=Path, default=Path("benchmarks/results/repair_acasxu.md"))
     parser.add_argument("--solver", default="highs")
     parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--verify-timeout", type=float, default=PipelineConfig.verify_timeout_s,
+                        help="budget of one property's verification in a round (seconds)")
     parser.add_argument("--cross-check-timeout", type=float, default=60.0)
     parser.add_argument("--no-cross-check", action="store_true", help="skip the final Marabou check")
     parser.add_argument("--workdir", type=Path, help="where repaired networks and reports go (default: a temp dir)")
@@ -148,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.out, newline="") as handle:
             done = list(csv.DictReader(handle))
     finished = {r["network"] for r in done}
-    config = PipelineConfig(solver=args.solver, timeout_s=args.timeout,
+    config = PipelineConfig(solver=args.solver, timeout_s=args.timeout, verify_timeout_s=args.verify_timeout,
                             cross_check=None if args.no_cross_check else "marabou",
                             cross_check_timeout_s=args.cross_check_timeout)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="repair_bench_"))

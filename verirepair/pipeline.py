@@ -102,6 +102,18 @@ class PipelineConfig:
         a fresh one just beyond it (measured on N2,5 phi2: one new
         counterexample per round for 8 rounds); a growing margin pushes the
         boundary away from the region instead.
+    undecided_margin_growth : float
+        After a round whose re-verification could not decide a property
+        (TIMEOUT or UNKNOWN), that property's margin is multiplied by this, and
+        points sampled in the sub-boxes the verifier left open join the pool.
+        A repair that leaves the outputs a hair outside the unsafe set over a
+        large region is correct but beyond any verifier's reach: on N1,9 phi7
+        (the whole input domain) the original network's outputs are within
+        4e-4 of a tie on 1% of the domain, and the margin-1e-3 repair was not
+        proven in 300 s.  A wider margin buys a proof at the price of a larger
+        weight change (see benchmarks/results/repair_acasxu.md).
+    open_box_samples : int
+        Points sampled per open sub-box of an undecided property (plus its centre).
     repair_depth : int
         With ``layer=None``: besides the output layer, the last
         ``repair_depth`` hidden layers may be repaired (localization orders them).
@@ -132,6 +144,8 @@ class PipelineConfig:
     n_region_anchors: int = 1000
     margin: float = MARGIN
     margin_growth: float = 2.0
+    undecided_margin_growth: float = 8.0
+    open_box_samples: int = 3
     repair_depth: int = 2
     layer_time_s: float = 180.0
     preserve_penalty: float | None = 10.0
@@ -149,6 +163,7 @@ class RoundRecord:
     solver_status: str
     objective: float | None
     time_s: float
+    margins: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +247,7 @@ def _candidate_layers(network: Network, named: NamedProperties, pool: np.ndarray
 
 def _solve_repair(network: Network, named: NamedProperties, pool: np.ndarray, preserve_x: np.ndarray,
                   layers: list[int], config: PipelineConfig, deadline: float, emit: EventCallback,
-                  margin: float):
+                  margins: dict[str, float]):
     from verirepair.repair import RepairConfig, RepairStatus, repair_layer
 
     all_props = [p for _, props in named for p in props]
@@ -244,7 +259,8 @@ def _solve_repair(network: Network, named: NamedProperties, pool: np.ndarray, pr
         emit("repair", {"text": f"layer {layer_index}, {pool.shape[0]} counterexamples, "
                                 f"{preserve_x.shape[0]} preservation points ({config.solver})"})
         rconfig = RepairConfig(norm=config.norm, solver=config.solver, encoding=config.encoding,
-                               max_delta=config.max_delta, margin=margin,
+                               max_delta=config.max_delta,
+                               property_margins=tuple(margins[n] for n, props in named for _ in props),
                                time_limit_s=max(1.0, min(remaining, config.layer_time_s)))
         last = repair_layer(network, all_props, pool, preserve_x, layer_index, rconfig)
         if last.status is RepairStatus.INFEASIBLE and config.preserve_penalty is not None:
@@ -257,6 +273,32 @@ def _solve_repair(network: Network, named: NamedProperties, pool: np.ndarray, pr
         if last.status is RepairStatus.REPAIRED:
             return last, layer_index
     return last, None
+
+
+def _round_points(current: Network, named: NamedProperties, results: dict[str, VerificationResult],
+                  todo: list[str], anchored: set[str], rng: np.random.Generator,
+                  config: PipelineConfig) -> np.ndarray:
+    """The points a round adds to the pool, for every property in ``todo``.
+
+    A violated property contributes its counterexamples, densified; one the
+    verifier could not decide contributes the centres of the sub-boxes it left
+    open plus ``open_box_samples`` uniform points in each.  The first time a
+    property needs repair, ``n_region_anchors`` points sampled over its whole
+    region join too (``anchored`` remembers which properties have them).
+    """
+    parts = [np.zeros((0, current.n_inputs))]
+    for name in todo:
+        props, res = dict(named)[name], results[name]
+        if res.verdict is Verdict.VIOLATED:
+            seeds = np.array([c.x for c in res.counterexamples])
+            parts.append(densify(current, props, seeds, rng, config.cex_per_property))
+        for lower, upper in res.open_boxes:
+            parts.append(((lower + upper) / 2.0)[None, :])
+            parts.append(rng.uniform(lower, upper, size=(config.open_box_samples, lower.shape[0])))
+        if name not in anchored:
+            anchored.add(name)
+            parts.extend(prop.sample_inputs(rng, config.n_region_anchors) for prop in props)
+    return np.vstack(parts)
 
 
 def run_pipeline(network: Network, named: NamedProperties, config: PipelineConfig, out_path: Path,
@@ -297,46 +339,50 @@ def run_pipeline(network: Network, named: NamedProperties, config: PipelineConfi
     record = {name: {"before": _verdict_entry(res)} for name, res in results.items()}
     for name, res in results.items():
         emit("verify", {"text": f"{name}: {res.verdict.value} ({res.stats.time_s:.1f} s)", "log": True})
-    pool = np.vstack([np.zeros((0, network.n_inputs))] + [
-        prop.sample_inputs(rng, config.n_region_anchors)
-        for name, props in named if results[name].verdict is Verdict.VIOLATED for prop in props])
+    pool = np.zeros((0, network.n_inputs))
+    margins = {name: config.margin for name, _ in named}
+    anchored: set[str] = set()
     current, patch, rounds, loc = network, None, [], None
     failed = False
     for round_index in range(config.max_rounds):
-        violated = [name for name, res in results.items() if res.verdict is Verdict.VIOLATED]
-        if not violated or time.perf_counter() > deadline:
+        # The original network is repaired only for a violation; after a
+        # change, a property the verifier cannot decide needs another round too.
+        if patch is None:
+            todo = [n for n, r in results.items() if r.verdict is Verdict.VIOLATED]
+        else:
+            todo = [n for n, r in results.items() if r.verdict is not Verdict.HOLDS]
+        if not todo or time.perf_counter() > deadline:
             break
         round_start = time.perf_counter()
-        new = []
-        for name in violated:
-            props = dict(named)[name]
-            seeds = np.array([c.x for c in results[name].counterexamples])
-            new.append(densify(current, props, seeds, rng, config.cex_per_property))
-        new_x = np.vstack(new)
+        new_x = _round_points(current, named, results, todo, anchored, rng, config)
         pool = np.vstack([pool, new_x])
         layers, found_loc = _candidate_layers(network, named, pool, config, rng, emit)
         loc = found_loc or loc
-        margin = config.margin * config.margin_growth ** round_index
         outcome, layer_index = _solve_repair(network, named, pool, preserve_x, layers, config, deadline, emit,
-                                             margin)
+                                             margins)
         if layer_index is None:
             failed = True
             rounds.append(RoundRecord(round_index, {n: r.verdict.value for n, r in results.items()},
                                       int(new_x.shape[0]), int(pool.shape[0]), None,
                                       outcome.status.value if outcome else "no_time", None,
-                                      time.perf_counter() - round_start))
+                                      time.perf_counter() - round_start, dict(margins)))
             break
         patch = outcome.patch
         current = _float32_exact(apply_patch(network, patch))
         emit("verify", {"text": f"round {round_index + 1}: re-verifying every property", "log": True})
+        used_margins = dict(margins)
         results = _verify_all(current, named, config, deadline, "own", config.verify_timeout_s,
                               config.cex_per_property)
         for name, res in results.items():
             emit("verify", {"text": f"{name}: {res.verdict.value} ({res.stats.time_s:.1f} s)", "log": True})
+            if res.verdict is Verdict.VIOLATED:
+                margins[name] *= config.margin_growth
+            elif res.verdict is not Verdict.HOLDS:
+                margins[name] *= config.undecided_margin_growth
         rounds.append(RoundRecord(round_index, {n: r.verdict.value for n, r in results.items()},
                                   int(new_x.shape[0]), int(pool.shape[0]), layer_index,
                                   outcome.status.value, outcome.objective,
-                                  time.perf_counter() - round_start))
+                                  time.perf_counter() - round_start, used_margins))
     return _deliver(network, current, named, results, record, rounds, patch, loc, failed, config,
                     out_path, report_dir, source_path, started, emit)
 
