@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import statistics
 import sys
 import tempfile
@@ -28,6 +29,7 @@ from pathlib import Path
 import pytest
 
 import acasxu_nets
+from verirepair.atomic import write_text_atomic
 from verirepair.network import load_network
 from verirepair.pipeline import PipelineConfig, collect_properties, run_pipeline
 from verirepair.spec import parse_vnnlib
@@ -121,7 +123,7 @@ def write_markdown(rows: list[dict], path: Path) -> None:
               f"- advisory fidelity: mean {100 * statistics.mean(fid):.3f}%, min {100 * min(fid):.3f}%" if fid else "",
               f"- time: median {statistics.median(times):.1f} s, max {max(times):.1f} s, total {sum(times):.0f} s"
               if times else ""]
-    path.write_text("\n".join(lines) + "\n")
+    write_text_atomic(path, "\n".join(lines) + "\n")
 
 
 def _fmt(value) -> str:
@@ -161,11 +163,11 @@ def main(argv: list[str] | None = None) -> int:
         row = repair_one(name, labels, config, workdir)
         done.append(row)
         print(" ".join(f"{k}={_fmt(row.get(k))}" for k in FIELDS), flush=True)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        with open(args.out, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=FIELDS)
-            writer.writeheader()
-            writer.writerows(done)
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows(done)
+        write_text_atomic(args.out, text.getvalue())
         write_markdown(done, args.md)
     return 0
 

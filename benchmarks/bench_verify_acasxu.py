@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import sys
 import time
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ import numpy as np
 import pytest
 
 import acasxu_nets
+from verirepair.atomic import write_text_atomic
 from verirepair.spec import parse_vnnlib
 from verirepair.verify import Verdict, VerifyConfig, verify
 
@@ -129,12 +131,12 @@ def summarize(rows: list[Row], timeout_s: float) -> str:
 
 def write_csv(rows: list[Row], path: Path) -> None:
     """One line per instance, with a header."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(Row.__dataclass_fields__.keys())
-        for r in rows:
-            writer.writerow([getattr(r, f) for f in Row.__dataclass_fields__])
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(Row.__dataclass_fields__.keys())
+    for r in rows:
+        writer.writerow([getattr(r, f) for f in Row.__dataclass_fields__])
+    write_text_atomic(path, text.getvalue())
 
 
 def main(argv: list[str] | None = None) -> int:
