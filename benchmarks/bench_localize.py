@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 import acasxu_nets
+from verirepair.atomic import write_text_atomic
 from verirepair.localize import (LocalizeConfig, localize, pgd_counterexamples, sample_correct,
                                  sample_counterexamples)
 from verirepair.localize.planted import FaultKind, fault_candidates, plant_fault
@@ -289,9 +290,7 @@ def main() -> None:
         text = real_markdown(command)
     text += f"\nTotal wall time: {time.perf_counter() - start:.0f} s\n"
     target = RESULTS / f"localize_{args.experiment}.md"
-    tmp = target.with_suffix(".md.tmp")
-    tmp.write_text(text)
-    tmp.replace(target)
+    write_text_atomic(target, text)
     print(f"wrote {target}")
 
 
