@@ -312,7 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(holds) or a counterexample re-checked by a forward pass.")
     p.add_argument("network", metavar="NET", help="network file (.onnx or .nnet)")
     p.add_argument("property", metavar="PROP", help="VNN-LIB property file")
-    p.add_argument("--engine", default="own", choices=["own", "marabou"], help="verifier (default: own)")
+    p.add_argument("--engine", default="own", choices=["own", "marabou", "marabou-split"],
+                   help="verifier (default: own)")
     p.add_argument("--timeout", type=float, default=60.0, metavar="S", help="time budget in seconds (default 60)")
     p.add_argument("--lp", action="store_true", help="tighten bounds with LPs (own engine; slower, tighter)")
     p.add_argument("--seed", type=int, default=0, help="falsifier seed (default 0)")
@@ -361,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--solver", default="cbc", choices=["cbc", "highs", "gurobi"])
     p.add_argument("--max-rounds", type=int, default=8, metavar="N")
     p.add_argument("--timeout", type=float, default=1800.0, metavar="S", help="total budget (default 1800)")
-    p.add_argument("--cross-check", default="marabou", choices=["marabou", "none"],
+    p.add_argument("--cross-check", default="marabou", choices=["marabou", "marabou-split", "none"],
                    help="final independent check of every property (default marabou)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_repair)

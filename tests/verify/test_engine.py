@@ -27,10 +27,10 @@ def _prop(threshold: float, name: str) -> Property:
                     (HalfSpaces(np.array([[-1.0, 0.0]]), np.array([-threshold])),), name)
 
 
-def test_registry_lists_both_engines() -> None:
-    assert list_verifiers() == ["marabou", "own"]
+def test_registry_lists_every_engine() -> None:
+    assert list_verifiers() == ["marabou", "marabou-split", "own"]
     assert callable(get_verifier("own"))
-    with pytest.raises(KeyError, match="known: marabou, own"):
+    with pytest.raises(KeyError, match="known: marabou, marabou-split, own"):
         get_verifier("reluplex")
 
 

@@ -107,14 +107,32 @@ def _verify_marabou(network: Network, props: Sequence[Property], config: VerifyC
     except ImportError as exc:
         raise SolverUnavailableError(
             "the 'marabou' verifier needs maraboupy==2.0.0 (Python 3.8-3.11, Linux/macOS x86_64); "
-            f"available alternatives: {', '.join(n for n in list_verifiers() if n != 'marabou')}"
+            "available alternatives: "
+            f"{', '.join(n for n in list_verifiers() if not n.startswith('marabou'))}"
         ) from exc
     from verirepair.verify.marabou_backend import verify_marabou
 
     return verify_marabou(network, props, config)
 
 
-_REGISTRY: dict[str, Verifier] = {"own": verify_own, "marabou": _verify_marabou}
+def _verify_marabou_split(network: Network, props: Sequence[Property], config: VerifyConfig
+                          ) -> VerificationResult:
+    """Adapter for Marabou on a recursive input partition (default ``SplitConfig``)."""
+    try:
+        import maraboupy  # noqa: F401
+    except ImportError as exc:
+        raise SolverUnavailableError(
+            "the 'marabou-split' verifier needs maraboupy==2.0.0 (Python 3.8-3.11, Linux/macOS "
+            "x86_64); available alternatives: "
+            f"{', '.join(n for n in list_verifiers() if not n.startswith('marabou'))}"
+        ) from exc
+    from verirepair.verify.marabou_split import verify_marabou_split
+
+    return verify_marabou_split(network, props, config)
+
+
+_REGISTRY: dict[str, Verifier] = {"own": verify_own, "marabou": _verify_marabou,
+                                  "marabou-split": _verify_marabou_split}
 
 
 def list_verifiers() -> list[str]:
@@ -156,7 +174,7 @@ def verify(network: Network, props: Property | Sequence[Property],
         iff any member is violated and holds iff all hold; the time budget
         ``config.timeout_s`` is shared.
     config : VerifyConfig
-    engine : str -- ``"own"`` (default) or ``"marabou"``
+    engine : str -- ``"own"`` (default), ``"marabou"`` or ``"marabou-split"``
 
     Returns
     -------
