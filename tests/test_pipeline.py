@@ -170,3 +170,13 @@ def test_undecided_property_gets_a_wider_margin_and_another_round(tmp_path, monk
     # The open box's centre and 5 samples joined the pool.
     assert second.new_counterexamples >= 6
     assert result.status is PipelineStatus.REPAIRED
+    # Proven at the widened margin, the loop then tries narrower ones between
+    # the undecided and the proven margin (geometric bisection).
+    shrink = [r for r in result.rounds if r.kind == "shrink"]
+    assert len(shrink) == config.shrink_steps
+    low, high = first.margins[name], second.margins[name]
+    assert shrink[0].margins[name] == pytest.approx(np.sqrt(low * high))
+    assert low < shrink[1].margins[name] < high
+    # The delivered change is the narrowest proven one.
+    proven = [r for r in result.rounds if all(v == "holds" for v in r.verdicts.values())]
+    assert result.patch.l1 <= min(r.objective for r in proven) + 1e-9

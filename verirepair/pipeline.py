@@ -114,6 +114,11 @@ class PipelineConfig:
         weight change (see benchmarks/results/repair_acasxu.md).
     open_box_samples : int
         Points sampled per open sub-box of an undecided property (plus its centre).
+    shrink_steps : int
+        Once every property is proven, margins that were widened for an
+        undecided property may be wider than the proof needs.  Each step tries
+        the geometric mean of the widest margin that stayed undecided and the
+        one that was proven, and keeps the smaller change if it is proven too.
     repair_depth : int
         With ``layer=None``: besides the output layer, the last
         ``repair_depth`` hidden layers may be repaired (localization orders them).
@@ -146,6 +151,7 @@ class PipelineConfig:
     margin_growth: float = 2.0
     undecided_margin_growth: float = 8.0
     open_box_samples: int = 3
+    shrink_steps: int = 2
     repair_depth: int = 2
     layer_time_s: float = 180.0
     preserve_penalty: float | None = 10.0
@@ -164,6 +170,7 @@ class RoundRecord:
     objective: float | None
     time_s: float
     margins: dict = field(default_factory=dict)
+    kind: str = "repair"           # or "shrink": a trial of narrower margins
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,6 +308,60 @@ def _round_points(current: Network, named: NamedProperties, results: dict[str, V
     return np.vstack(parts)
 
 
+def _attempt(network: Network, named: NamedProperties, pool: np.ndarray, preserve_x: np.ndarray,
+             layers: list[int], config: PipelineConfig, deadline: float, emit: EventCallback,
+             margins: dict[str, float]):
+    """Solve the repair at ``margins``, apply it to a new network and verify every property.
+
+    Returns ``(outcome, layer_index, candidate, results)``; the last three are
+    None when no layer admitted a repair.
+    """
+    from verirepair.repair import apply_patch
+
+    outcome, layer_index = _solve_repair(network, named, pool, preserve_x, layers, config, deadline, emit,
+                                         margins)
+    if layer_index is None:
+        return outcome, None, None, None
+    candidate = _float32_exact(apply_patch(network, outcome.patch))
+    emit("verify", {"text": "re-verifying every property", "log": True})
+    results = _verify_all(candidate, named, config, deadline, "own", config.verify_timeout_s,
+                          config.cex_per_property)
+    for name, res in results.items():
+        emit("verify", {"text": f"{name}: {res.verdict.value} ({res.stats.time_s:.1f} s)", "log": True})
+    return outcome, layer_index, candidate, results
+
+
+def _shrink(network: Network, named: NamedProperties, pool: np.ndarray, preserve_x: np.ndarray,
+            layers: list[int], config: PipelineConfig, deadline: float, emit: EventCallback,
+            undecided_at: dict[str, float], rounds: list):
+    """Bisect (geometrically) the margins that were widened for undecided properties.
+
+    ``rounds[-1]`` is the proven round; each trial is appended to ``rounds``.
+    Returns ``(patch, network, results)`` of the narrowest proven trial, or
+    None when no trial was proven.
+    """
+    proven, low, best = dict(rounds[-1].margins), dict(undecided_at), None
+    for _ in range(config.shrink_steps):
+        if time.perf_counter() > deadline:
+            break
+        trial = {n: float(np.sqrt(low[n] * m)) if n in low else m for n, m in proven.items()}
+        start = time.perf_counter()
+        emit("round", {"text": "shrink: " + ", ".join(f"{n} margin {trial[n]:.3g}" for n in low),
+                       "log": True})
+        outcome, layer_index, candidate, found = _attempt(network, named, pool, preserve_x, layers,
+                                                          config, deadline, emit, trial)
+        rounds.append(RoundRecord(len(rounds), {n: r.verdict.value for n, r in (found or {}).items()},
+                                  0, int(pool.shape[0]), layer_index,
+                                  outcome.status.value if outcome else "no_time",
+                                  outcome.objective if outcome else None,
+                                  time.perf_counter() - start, trial, "shrink"))
+        if candidate is not None and all(r.verdict is Verdict.HOLDS for r in found.values()):
+            best, proven = (outcome.patch, candidate, found), trial
+        else:
+            low = {n: trial[n] for n in low}
+    return best
+
+
 def run_pipeline(network: Network, named: NamedProperties, config: PipelineConfig, out_path: Path,
                  report_dir: Path, source_path: Path | None = None,
                  on_event: EventCallback | None = None) -> PipelineResult:
@@ -321,7 +382,6 @@ def run_pipeline(network: Network, named: NamedProperties, config: PipelineConfi
     PipelineResult
     """
     from verirepair.errors import VerirepairError
-    from verirepair.repair import apply_patch
 
     emit = on_event or (lambda stage, info: None)
     started = time.perf_counter()
@@ -341,8 +401,9 @@ def run_pipeline(network: Network, named: NamedProperties, config: PipelineConfi
         emit("verify", {"text": f"{name}: {res.verdict.value} ({res.stats.time_s:.1f} s)", "log": True})
     pool = np.zeros((0, network.n_inputs))
     margins = {name: config.margin for name, _ in named}
+    undecided_at: dict[str, float] = {}     # widest margin at which a property stayed undecided
     anchored: set[str] = set()
-    current, patch, rounds, loc = network, None, [], None
+    current, patch, rounds, loc, layers = network, None, [], None, []
     failed = False
     for round_index in range(config.max_rounds):
         # The original network is repaired only for a violation; after a
@@ -358,31 +419,32 @@ def run_pipeline(network: Network, named: NamedProperties, config: PipelineConfi
         pool = np.vstack([pool, new_x])
         layers, found_loc = _candidate_layers(network, named, pool, config, rng, emit)
         loc = found_loc or loc
-        outcome, layer_index = _solve_repair(network, named, pool, preserve_x, layers, config, deadline, emit,
-                                             margins)
-        if layer_index is None:
+        used = dict(margins)
+        emit("round", {"text": f"round {round_index + 1}", "log": True})
+        outcome, layer_index, candidate, found = _attempt(network, named, pool, preserve_x, layers,
+                                                          config, deadline, emit, used)
+        if candidate is None:
             failed = True
             rounds.append(RoundRecord(round_index, {n: r.verdict.value for n, r in results.items()},
                                       int(new_x.shape[0]), int(pool.shape[0]), None,
                                       outcome.status.value if outcome else "no_time", None,
-                                      time.perf_counter() - round_start, dict(margins)))
+                                      time.perf_counter() - round_start, used))
             break
-        patch = outcome.patch
-        current = _float32_exact(apply_patch(network, patch))
-        emit("verify", {"text": f"round {round_index + 1}: re-verifying every property", "log": True})
-        used_margins = dict(margins)
-        results = _verify_all(current, named, config, deadline, "own", config.verify_timeout_s,
-                              config.cex_per_property)
+        patch, current, results = outcome.patch, candidate, found
         for name, res in results.items():
-            emit("verify", {"text": f"{name}: {res.verdict.value} ({res.stats.time_s:.1f} s)", "log": True})
             if res.verdict is Verdict.VIOLATED:
                 margins[name] *= config.margin_growth
             elif res.verdict is not Verdict.HOLDS:
+                undecided_at[name] = used[name]
                 margins[name] *= config.undecided_margin_growth
         rounds.append(RoundRecord(round_index, {n: r.verdict.value for n, r in results.items()},
                                   int(new_x.shape[0]), int(pool.shape[0]), layer_index,
                                   outcome.status.value, outcome.objective,
-                                  time.perf_counter() - round_start, used_margins))
+                                  time.perf_counter() - round_start, used))
+    if patch is not None and undecided_at and all(r.verdict is Verdict.HOLDS for r in results.values()):
+        best = _shrink(network, named, pool, preserve_x, layers, config, deadline, emit, undecided_at, rounds)
+        if best is not None:
+            patch, current, results = best
     return _deliver(network, current, named, results, record, rounds, patch, loc, failed, config,
                     out_path, report_dir, source_path, started, emit)
 

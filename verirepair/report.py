@@ -52,7 +52,8 @@ def build_report_dict(result, original: Network, config, source_path: Path | Non
         "rounds": [
             {"index": r.index, "verdicts": r.verdicts, "new_counterexamples": r.new_counterexamples,
              "pool_size": r.pool_size, "layer_index": r.layer_index, "solver_status": r.solver_status,
-             "objective": r.objective, "time_s": r.time_s, "margins": r.margins}
+             "objective": r.objective, "time_s": r.time_s, "margins": r.margins,
+             "kind": r.kind}
             for r in result.rounds
         ],
         "change": result.change,
@@ -213,7 +214,8 @@ def render_markdown(report: dict, plots: dict[str, str]) -> str:
             verdicts = ", ".join(f"{k}: {v}" for k, v in r["verdicts"].items())
             objective = "-" if r["objective"] is None else f"{r['objective']:.4g}"
             margins = ", ".join(f"{k}: {v:.3g}" for k, v in r.get("margins", {}).items()) or "-"
-            lines.append(f"| {r['index'] + 1} | {r['layer_index']} | {r['solver_status']} | {objective} | {margins} | "
+            label = f"{r['index'] + 1}" + (" (shrink)" if r.get("kind") == "shrink" else "")
+            lines.append(f"| {label} | {r['layer_index']} | {r['solver_status']} | {objective} | {margins} | "
                          f"{r['new_counterexamples']} | {r['pool_size']} | {verdicts} | {r['time_s']:.1f} |")
         lines.append("")
     if report["change"]:
