@@ -228,6 +228,7 @@ def cmd_repair(args: argparse.Namespace) -> int:
     config = PipelineConfig(
         layer=None if args.layer == "auto" else int(args.layer),
         norm=args.norm, solver=args.solver, max_rounds=args.max_rounds, timeout_s=args.timeout,
+        verify_timeout_s=args.verify_timeout, cross_check_timeout_s=args.cross_check_timeout,
         cross_check=None if args.cross_check == "none" else args.cross_check, seed=args.seed,
     )
     result = _run_with_progress(lambda cb: run_pipeline(network, properties, config, out, report_dir,
@@ -362,8 +363,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--solver", default="cbc", choices=["cbc", "highs", "gurobi"])
     p.add_argument("--max-rounds", type=int, default=8, metavar="N")
     p.add_argument("--timeout", type=float, default=1800.0, metavar="S", help="total budget (default 1800)")
+    p.add_argument("--verify-timeout", type=float, default=300.0, metavar="S",
+                   help="budget of one property's verification per round (default 300); a property "
+                        "not decided in time gets a wider margin in the next round")
     p.add_argument("--cross-check", default="marabou", choices=["marabou", "marabou-split", "none"],
-                   help="final independent check of every property (default marabou)")
+                   help="final independent check of every property (default marabou; marabou-split "
+                        "splits the input region for Marabou, for properties it cannot decide whole)")
+    p.add_argument("--cross-check-timeout", type=float, default=300.0, metavar="S",
+                   help="budget of the cross-check per property (default 300)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_repair)
 

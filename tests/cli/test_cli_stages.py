@@ -73,11 +73,13 @@ def test_repair_end_to_end_writes_network_and_report(tmp_path, capsys):
     out = tmp_path / "fixed.onnx"
     report = tmp_path / "rep"
     argv = ["repair", str(NET), "--property", str(PROP1), "--property", str(PROP2), "--out", str(out),
-            "--report", str(report), "--solver", "highs", "--cross-check", "none", "--timeout", "300"]
+            "--report", str(report), "--solver", "highs", "--cross-check", "none", "--timeout", "300",
+            "--verify-timeout", "42"]
     assert main(argv) == EXIT_OK
     assert "REPAIRED" in capsys.readouterr().out
     assert out.is_file() and (report / "report.json").is_file() and (report / "certificate.json").is_file()
     assert json.loads((report / "certificate.json").read_text())["all_properties_hold"] is True
+    assert json.loads((report / "report.json").read_text())["config"]["verify_timeout_s"] == 42.0
 
 
 def test_repair_without_properties_is_bad_input(capsys):
