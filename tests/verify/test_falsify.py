@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pytest
 
 from verirepair.network.model import AffineLayer, Network, random_network
 from verirepair.spec.property import Box, HalfSpaces, Property
 from verirepair.verify.bounds import interval_bounds
-from verirepair.verify.falsify import deepen, falsify, pgd_attack
+from verirepair.verify.falsify import adam_attack, deepen, falsify, pgd_attack
 from verirepair.verify.result import VerifyConfig
 
 
@@ -108,3 +109,81 @@ def test_analytic_gradient_matches_torch_autograd_of_the_shared_score() -> None:
             h = torch.relu(h)
     (grad,) = torch.autograd.grad(violation_score_torch(prop, h).sum(), xt)
     np.testing.assert_allclose(_score_gradient(net, prop, x), grad.numpy(), atol=1e-10)
+
+
+def _tent() -> tuple[Network, Property]:
+    """y = x - 2 relu(x - 0.3) on [0, 1]: slope 1 then -1, maximum y = 0.3 at x = 0.3.
+
+    Unsafe: y >= 0.25, so the score is y - 0.25 (a single row ``-y <= -0.25``).
+    """
+    net = Network((AffineLayer([[1.0], [1.0]], [0.0, -0.3], True),
+                   AffineLayer([[1.0, -2.0]], [0.0], False)))
+    prop = Property((Box([0.0], [1.0]),), (HalfSpaces(np.array([[-1.0]]), np.array([-0.25])),))
+    return net, prop
+
+
+def test_adam_reaches_the_interior_maximiser_of_a_tent() -> None:
+    net, prop = _tent()
+    x0 = np.array([[0.9], [0.05]])            # one start on each side of the peak
+    lower, upper = np.zeros((2, 1)), np.ones((2, 1))
+    iterates = adam_attack(net, prop, x0, lower, upper, steps=300, lr=0.01)
+    assert len(iterates) == 30
+    np.testing.assert_allclose(iterates[-1], 0.3, atol=0.01)
+    assert np.all(prop.violation_score(net.forward(iterates[-1])) >= 0.0)
+    # first kept iterate (step 10): 10 steps of ~lr towards the peak, none overshooting it
+    assert 0.3 < iterates[0][0, 0] < 0.9 and 0.05 < iterates[0][1, 0] < 0.3
+
+
+def test_adam_stays_in_the_box_and_stops_at_the_corner() -> None:
+    """y = relu(x0) + relu(x1) grows towards the corner (1, 1) of [0, 1]^2."""
+    net = Network((AffineLayer(np.eye(2), np.zeros(2), True),
+                   AffineLayer([[1.0, 1.0]], [0.0], False)))
+    prop = Property((Box([0, 0], [1, 1]),), (HalfSpaces([[-1.0]], [-1.5]),))
+    x0 = np.random.default_rng(0).uniform(0.0, 1.0, size=(8, 2))
+    lower, upper = np.zeros((8, 2)), np.ones((8, 2))
+    iterates = adam_attack(net, prop, x0, lower, upper, steps=25, lr=0.1, every=10)
+    assert len(iterates) == 3                 # steps 10, 20 and the last one, 25
+    for x in iterates:
+        assert np.all((x >= 0.0) & (x <= 1.0))
+    np.testing.assert_array_equal(iterates[-1], np.ones((8, 2)))
+
+
+def test_adam_keeps_flat_box_edges_and_honours_the_deadline() -> None:
+    net = Network((AffineLayer(np.eye(2), np.zeros(2), True),
+                   AffineLayer([[1.0, 1.0]], [0.0], False)))
+    prop = Property((Box([0, 0.5], [1, 0.5]),), (HalfSpaces([[-1.0]], [-1.5]),))
+    x0, lower, upper = np.array([[0.2, 0.5]]), np.array([[0.0, 0.5]]), np.array([[1.0, 0.5]])
+    (last,) = adam_attack(net, prop, x0, lower, upper, steps=10, lr=0.2)
+    np.testing.assert_array_equal(last, [[1.0, 0.5]])
+    past = time.perf_counter() - 1.0
+    assert adam_attack(net, prop, x0, lower, upper, steps=10, lr=0.2, deadline=past) == []
+    with pytest.raises(ValueError, match="every"):
+        adam_attack(net, prop, x0, lower, upper, steps=10, every=0)
+
+
+def test_adam_matches_torch_adam_on_the_same_score() -> None:
+    """The numpy ascent is the torch.optim.Adam ascent it replaced, iterate for iterate."""
+    import torch
+
+    from verirepair.spec.property import violation_score_torch
+
+    net = random_network([4, 12, 12, 3], seed=4)
+    prop = Property((Box(-np.ones(4), np.ones(4)),),
+                    (HalfSpaces(np.array([[1.0, -2.0, 0.0], [0.0, 1.0, -1.0]]), np.zeros(2)),))
+    x0 = np.random.default_rng(6).uniform(-1, 1, size=(16, 4))
+    lower, width = -np.ones((16, 4)), 2.0 * np.ones((16, 4))
+    ours = adam_attack(net, prop, x0, lower, lower + width, steps=30, lr=0.01, every=1)
+    u = torch.tensor((x0 - lower) / width, requires_grad=True)
+    optimizer = torch.optim.Adam([u], lr=0.01)
+    for step in range(30):
+        h = torch.tensor(lower) + u * torch.tensor(width)
+        for layer in net.layers:
+            h = h @ torch.tensor(np.array(layer.weight)).T + torch.tensor(np.array(layer.bias))
+            h = torch.relu(h) if layer.relu else h
+        optimizer.zero_grad()
+        (-violation_score_torch(prop, h).sum()).backward()
+        optimizer.step()
+        with torch.no_grad():
+            u.clamp_(0.0, 1.0)
+        theirs = lower + u.detach().numpy() * width
+        np.testing.assert_allclose(ours[step], theirs, rtol=0, atol=1e-9, err_msg=f"step {step}")

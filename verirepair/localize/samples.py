@@ -15,7 +15,8 @@ import numpy as np
 
 from verirepair.localize.scoring import combined_scores, violating
 from verirepair.network.model import Network
-from verirepair.spec.property import Box, Property, violation_score_torch
+from verirepair.spec.property import Box, Property
+from verirepair.verify.falsify import adam_attack, nearest_box_bounds
 
 #: Points drawn per forward pass by the samplers (memory ~ batch x width x 8 B).
 SAMPLE_BATCH = 4096
@@ -106,37 +107,6 @@ def sample_correct(network: Network, props: Sequence[Property], n: int,
     return out[:n]
 
 
-def _adam_ascent(network: Network, prop: Property, x0: np.ndarray, steps: int,
-                 lr: float) -> list[np.ndarray]:
-    """Adam ascent on ``prop``'s violation score from ``x0`` (n, d), in box-normalised
-    coordinates, projected onto each start point's box; returns every 10th iterate."""
-    import torch
-
-    boxes = [next(b for b in prop.input_boxes if b.contains(row[None])[0]) for row in x0]
-    lower = torch.tensor(np.stack([b.lower for b in boxes]))
-    width = torch.tensor(np.stack([b.width for b in boxes]))
-    safe_width = torch.where(width > 0, width, torch.ones_like(width))
-    u = ((torch.tensor(x0) - lower) / safe_width).requires_grad_(True)
-    layers = [(torch.tensor(layer.weight), torch.tensor(layer.bias), layer.relu)
-              for layer in network.layers]
-    optimizer = torch.optim.Adam([u], lr=lr)
-    iterates = []
-    for step in range(steps):
-        h = lower + u * width
-        for weight, bias, relu in layers:
-            h = h @ weight.T + bias
-            h = torch.relu(h) if relu else h
-        loss = -violation_score_torch(prop, h).sum()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        with torch.no_grad():
-            u.clamp_(0.0, 1.0)
-        if step % 10 == 9 or step == steps - 1:
-            iterates.append((lower + u * width).detach().numpy().copy())
-    return iterates
-
-
 def pgd_counterexamples(network: Network, props: Sequence[Property], n: int,
                         rng: np.random.Generator, restarts: int = 256, steps: int = 500,
                         n_seed_samples: int = 500_000, lr: float = 1e-3) -> np.ndarray:
@@ -146,8 +116,9 @@ def pgd_counterexamples(network: Network, props: Sequence[Property], n: int,
     disjunction only passes gradient to its current best polytope), the
     ``restarts`` best of ``n_seed_samples`` uniform samples are pushed up the
     polytope's violation score by Adam in box-normalised coordinates
-    (learning rate ``lr`` = fraction of the box edge), projected onto the box;
-    every 10th iterate that a float64 forward pass confirms is kept.  Rare
+    (:func:`verirepair.verify.falsify.adam_attack`; learning rate ``lr`` =
+    fraction of the box edge), projected onto the box; every 10th iterate
+    that a float64 forward pass confirms is kept.  Rare
     counterexamples (ACAS Xu phi7 on N1,9) need these ranked starts and small
     steps: plain random-start signed-gradient steps miss them.
 
@@ -179,7 +150,8 @@ def pgd_counterexamples(network: Network, props: Sequence[Property], n: int,
         for poly in prop.unsafe:
             single = Property(prop.input_boxes, (poly,), prop.name)
             best = np.argsort(-single.violation_score(outputs), kind="stable")[:restarts]
-            found.extend(_adam_ascent(network, single, seeds[best], steps, lr))
+            lower, upper = nearest_box_bounds(single, seeds[best])
+            found.extend(adam_attack(network, single, seeds[best], lower, upper, steps, lr))
     cand = np.unique(np.vstack(found), axis=0)
     y = network.forward(cand)
     hit = violating(props, cand, y)

@@ -1,9 +1,12 @@
-"""Cheap counterexample search: random sampling plus a PGD attack.
+"""Cheap counterexample search: random sampling plus gradient attacks.
 
 Pipeline position: :func:`verirepair.verify.engine.verify` runs :func:`falsify`
 before branch and bound (most violated ACAS Xu properties fall here in
 milliseconds), and the search calls :func:`pgd_attack` to push every
-counterexample it finds deeper into the unsafe set.
+counterexample it finds deeper into the unsafe set.  :func:`adam_attack` is
+the slower, more thorough ascent used by the localizer's sampler
+(:func:`verirepair.localize.samples.pgd_counterexamples`) for rare
+violations; ``falsify`` does not use it.
 
 The attack ascends the property's own violation score (values always from
 :meth:`Property.violation_score`; the gradient is the analytic subgradient of
@@ -35,6 +38,10 @@ PGD_STEP_FIRST = 0.1
 PGD_STEP_LAST = 1e-3
 #: PGD steps spent by :func:`deepen` on an already confirmed counterexample.
 DEEPEN_STEPS = 20
+#: Adam's moment decay rates and denominator guard (the usual defaults, as in torch.optim.Adam).
+ADAM_BETA1 = 0.9
+ADAM_BETA2 = 0.999
+ADAM_EPS = 1e-8
 
 
 def _score_gradient(network: Network, prop: Property, x: np.ndarray) -> np.ndarray:
@@ -69,8 +76,18 @@ def _score_gradient(network: Network, prop: Property, x: np.ndarray) -> np.ndarr
     return g
 
 
-def _assign_boxes(prop: Property, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Lower/upper bounds (n, d) of the input box nearest to each row of ``x``."""
+def nearest_box_bounds(prop: Property, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds of the input box nearest to each point (the first containing box, if any).
+
+    Parameters
+    ----------
+    prop : Property
+    x : array, shape (n, d)
+
+    Returns
+    -------
+    lower, upper : array, shape (n, d)
+    """
     dists = np.stack([np.abs(np.clip(x, b.lower, b.upper) - x).max(axis=1)
                       for b in prop.input_boxes], axis=1)
     nearest = np.argmin(dists, axis=1)
@@ -115,6 +132,55 @@ def pgd_attack(network: Network, prop: Property, x0: np.ndarray, lower: np.ndarr
     return x_best, score_best
 
 
+def adam_attack(network: Network, prop: Property, x0: np.ndarray, lower: np.ndarray,
+                upper: np.ndarray, steps: int, lr: float = 1e-3, deadline: float | None = None,
+                every: int = 10) -> list[np.ndarray]:
+    """Maximise the violation score from each start point by projected Adam ascent.
+
+    The ascent runs in box-normalised coordinates ``u = (x - lower) / width``,
+    so ``lr`` is a fraction of each box edge, and clips ``u`` to ``[0, 1]``
+    after every step.  Unlike :func:`pgd_attack`'s signed steps, Adam's small
+    momentum steps follow narrow ridges of the score: ACAS Xu phi7 on N1,9 has
+    counterexamples that signed-gradient PGD from random starts misses.  The
+    gradient is :func:`_score_gradient`'s analytic subgradient.
+
+    Parameters
+    ----------
+    network : Network
+    prop : Property
+    x0 : array, shape (n, d) -- start points, inside their boxes
+    lower, upper : array, shape (n, d) -- the box each point is projected into
+    steps : int -- Adam steps
+    lr : float -- Adam learning rate, as a fraction of each box edge
+    deadline : float, optional -- ``time.perf_counter()`` value to stop at
+    every : int -- keep every ``every``-th iterate (and the last one)
+
+    Returns
+    -------
+    list of array, shape (n, d)
+        The kept iterates in order, each inside ``[lower, upper]``; their
+        scores are not checked (confirm them with a forward pass).
+    """
+    if every < 1:
+        raise ValueError(f"every must be >= 1, got {every}")
+    width = upper - lower
+    safe_width = np.where(width > 0, width, 1.0)    # a flat edge has no coordinate to move
+    u = (np.asarray(x0, dtype=np.float64) - lower) / safe_width
+    m, v = np.zeros_like(u), np.zeros_like(u)
+    iterates: list[np.ndarray] = []
+    for step in range(1, steps + 1):
+        if deadline is not None and time.perf_counter() > deadline:
+            break
+        g = _score_gradient(network, prop, lower + u * width) * width   # d score / d u
+        m = ADAM_BETA1 * m + (1.0 - ADAM_BETA1) * g
+        v = ADAM_BETA2 * v + (1.0 - ADAM_BETA2) * g * g
+        denom = np.sqrt(v) / np.sqrt(1.0 - ADAM_BETA2 ** step) + ADAM_EPS
+        u = np.clip(u + (lr / (1.0 - ADAM_BETA1 ** step)) * m / denom, 0.0, 1.0)
+        if step % every == 0 or step == steps:
+            iterates.append(np.clip(lower + u * width, lower, upper))
+    return iterates
+
+
 def deepen(network: Network, prop: Property, found: list[Counterexample],
            deadline: float | None = None) -> list[Counterexample]:
     """Push confirmed counterexamples deeper into the unsafe set (larger score).
@@ -134,7 +200,7 @@ def deepen(network: Network, prop: Property, found: list[Counterexample],
     if not found:
         return []
     x0 = np.stack([c.x for c in found])
-    lower, upper = _assign_boxes(prop, x0)
+    lower, upper = nearest_box_bounds(prop, x0)
     x_best, _ = pgd_attack(network, prop, x0, lower, upper, DEEPEN_STEPS, deadline)
     source = found[0].source
     pushed = confirm(network, prop, x_best, source)
@@ -167,7 +233,7 @@ def falsify(network: Network, prop: Property, config: VerifyConfig = VerifyConfi
     found = confirm(network, prop, x[scores >= 0.0], "sampling")
     if not found and config.pgd_steps > 0:
         starts = x[np.argsort(-scores)[:PGD_STARTS]]
-        lower, upper = _assign_boxes(prop, starts)
+        lower, upper = nearest_box_bounds(prop, starts)
         x_best, score_best = pgd_attack(network, prop, starts, lower, upper,
                                         config.pgd_steps, deadline)
         found = confirm(network, prop, x_best[score_best >= 0.0], "pgd")
