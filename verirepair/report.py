@@ -144,8 +144,13 @@ def _write_plots(result, original: Network, named, folder: Path, seed: int) -> d
         x = np.vstack([p.sample_inputs(rng, _PLOT_SAMPLES // len(props)) for p in props])
         before = np.max([p.violation_score(original.forward(x)) for p in props], axis=0)
         after = np.max([p.violation_score(result.network.forward(x)) for p in props], axis=0)
-        axes.hist(before, bins=60, alpha=0.5, label=f"{name} before")
-        axes.hist(after, bins=60, alpha=0.5, label=f"{name} after")
+        # Shared bins: with separate ones a narrow distribution (a repair with
+        # a wide margin moves every score by about the same amount) gets bars
+        # too thin to see.
+        bins = np.histogram_bin_edges(np.concatenate([before, after]), bins=60)
+        for scores, when in ((before, "before"), (after, "after")):
+            axes.hist(scores, bins=bins, alpha=0.5, histtype="stepfilled", edgecolor="0.2",
+                      linewidth=0.6, label=f"{name} {when}")
         drew = True
     if drew:
         axes.axvline(0.0, color="k", lw=1)
