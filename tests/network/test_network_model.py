@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from verirepair.network import AffineLayer, Network, random_network
+from verirepair.network import AffineLayer, Network, Normalization, random_network
 
 
 @pytest.fixture
@@ -71,3 +71,28 @@ def test_random_network_is_deterministic_and_chains() -> None:
     with pytest.raises(ValueError, match="expects 5 inputs"):
         Network((AffineLayer(np.ones((4, 3)), np.zeros(4), True),
                  AffineLayer(np.ones((2, 5)), np.zeros(2), False)))
+
+
+def _norm(**names) -> Normalization:
+    return Normalization((0.0, -1.0), (10.0, 1.0), (5.0, 0.0), (10.0, 2.0), 1.0, 3.0, **names)
+
+
+def test_normalization_clips_only_when_asked() -> None:
+    norm = _norm()
+    x = np.array([[12.0, -3.0], [7.5, 0.5]])
+    # clipped: (10 - 5) / 10, (-1 - 0) / 2; unclipped: (12 - 5) / 10, -3 / 2
+    np.testing.assert_array_equal(norm.normalize_inputs(x), [[0.5, -0.5], [0.25, 0.25]])
+    np.testing.assert_array_equal(norm.normalize_inputs(x, clip=False), [[0.7, -1.5], [0.25, 0.25]])
+    np.testing.assert_array_equal(norm.denormalize_outputs(np.array([[2.0, -1.0]])), [[7.0, -2.0]])
+
+
+def test_normalization_stores_hashable_floats_and_checks_lengths() -> None:
+    norm = Normalization(np.array([0.0, -1.0]), [10.0, 1.0], (5.0, 0.0), (10.0, 2.0),
+                         np.float64(1.0), 3)
+    assert norm == _norm() and hash(norm) == hash(_norm())
+    assert norm.input_min == (0.0, -1.0) and type(norm.output_range) is float
+    assert _norm(input_names=("a", "b")) != norm
+    with pytest.raises(ValueError, match="differ in length"):
+        Normalization((0.0,), (1.0, 2.0), (0.0, 0.0), (1.0, 1.0), 0.0, 1.0)
+    with pytest.raises(ValueError, match="input_units needs 0 or 2 entries"):
+        _norm(input_units=("ft",))

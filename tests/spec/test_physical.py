@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 from pathlib import Path
@@ -87,6 +88,26 @@ def test_normalization_file_matches_every_nnet_header() -> None:
         for got, want in zip(header, expected):
             np.testing.assert_array_equal(got, want, err_msg=path.name)
 
+
+
+@pytest.mark.acasxu
+def test_nnet_normalization_equals_the_toml_constants() -> None:
+    """Both sources fill the one Normalization class; they differ only in the names."""
+    acasxu_nets.data_or_skip(formats=("nnet",))
+    numbers_only = dataclasses.replace(NORM, input_names=(), input_units=(), output_names=())
+    physical = np.array([[60000.0, 0.5, -3.2, 1300.0, 50.0]])     # psi, v_own outside the clip
+    for name in acasxu_nets.NETWORK_NAMES:
+        header = acasxu_nets.load_acasxu(name, fmt="nnet").normalization
+        assert header == numbers_only, name
+        for clip in (True, False):
+            np.testing.assert_array_equal(header.normalize_inputs(physical, clip=clip),
+                                          NORM.normalize_inputs(physical, clip=clip))
+    assert NORM.input_names == ("rho", "theta", "psi", "v_own", "v_int")
+    assert NORM.output_names == ("COC", "WL", "WR", "SL", "SR")
+    # the reference table (/work/shared/reference/acasxu.md), written out once more
+    assert NORM.input_mean == (19791.091, 0.0, 0.0, 650.0, 600.0)
+    assert NORM.input_range == (60261.0, 6.28318530718, 6.28318530718, 1100.0, 1200.0)
+    assert (NORM.output_mean, NORM.output_range) == (7.5188840201005975, 373.94992)
 
 def test_committed_vnnlib_files_equal_a_fresh_export(tmp_path) -> None:
     written = export_properties(PROPS_DIR, tmp_path)

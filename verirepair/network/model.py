@@ -68,11 +68,33 @@ class AffineLayer:
 
 @dataclass(frozen=True, slots=True)
 class Normalization:
-    """Input/output normalisation metadata (as stored in ``.nnet`` headers).
+    """Input/output scaling of a network trained in physical units (a ``.nnet`` header).
 
-    All arrays have shape ``(n_inputs,)`` except the output ones, which are
-    scalars broadcast over the outputs.  ``x_net = (clip(x, min, max) - mean) / range``
-    and ``y_phys = y_net * output_range + output_mean``.
+    One class for both sources of these constants: :func:`~verirepair.network.nnet.load_nnet`
+    fills the numbers from the file header, and
+    :func:`~verirepair.spec.physical.load_normalization` fills them, plus the
+    names and units, from ``properties/normalization.toml`` (a copy of the
+    ACAS Xu headers).  The network itself never applies it implicitly.
+
+    Parameters
+    ----------
+    input_min, input_max : tuple of float, length d
+        The training clip range of the inputs.
+    input_mean, input_range : tuple of float, length d
+        ``x_net = (x - input_mean) / input_range``, after clipping to
+        ``[input_min, input_max]`` as the ``.nnet`` format does (VNN-COMP's
+        property files do not clip: see ``normalize_inputs(clip=False)``).
+    output_mean, output_range : float
+        Shared by every output: ``y_phys = y_net * output_range + output_mean``.
+    input_names, input_units : tuple of str, length d, or empty
+        Physical names and units, when known (``.nnet`` headers carry none).
+    output_names : tuple of str, length m, or empty
+
+    Raises
+    ------
+    ValueError
+        Input arrays of different lengths, or names/units whose length is
+        neither 0 nor d.
     """
 
     input_min: tuple[float, ...]
@@ -81,10 +103,38 @@ class Normalization:
     input_range: tuple[float, ...]
     output_mean: float
     output_range: float
+    input_names: tuple[str, ...] = ()
+    input_units: tuple[str, ...] = ()
+    output_names: tuple[str, ...] = ()
 
-    def normalize_inputs(self, x: np.ndarray) -> np.ndarray:
-        """Map physical inputs ``(n, d)`` to network coordinates (with clipping)."""
-        x = np.clip(np.asarray(x, dtype=np.float64), self.input_min, self.input_max)
+    def __post_init__(self) -> None:
+        # tuples of Python floats keep the class hashable and comparable with ==
+        numbers = {key: tuple(float(v) for v in getattr(self, key))
+                   for key in ("input_min", "input_max", "input_mean", "input_range")}
+        if len({len(v) for v in numbers.values()}) != 1:
+            raise ValueError("input_min, input_max, input_mean and input_range differ in length: "
+                             + ", ".join(f"{k} {len(v)}" for k, v in numbers.items()))
+        d = len(numbers["input_min"])
+        for key in ("input_names", "input_units"):
+            if len(getattr(self, key)) not in (0, d):
+                raise ValueError(f"{key} needs 0 or {d} entries, got {len(getattr(self, key))}")
+        for key, value in numbers.items():
+            object.__setattr__(self, key, value)
+        for key in ("input_names", "input_units", "output_names"):
+            object.__setattr__(self, key, tuple(str(v) for v in getattr(self, key)))
+        object.__setattr__(self, "output_mean", float(self.output_mean))
+        object.__setattr__(self, "output_range", float(self.output_range))
+
+    def normalize_inputs(self, x: np.ndarray, clip: bool = True) -> np.ndarray:
+        """Map physical inputs ``(..., d)`` to network coordinates.
+
+        ``clip=True`` (the ``.nnet`` convention) clips to ``[input_min,
+        input_max]`` first; ``clip=False`` is VNN-COMP's ``generate.py``
+        convention for property bounds.
+        """
+        x = np.asarray(x, dtype=np.float64)
+        if clip:
+            x = np.clip(x, self.input_min, self.input_max)
         return (x - np.asarray(self.input_mean)) / np.asarray(self.input_range)
 
     def denormalize_outputs(self, y: np.ndarray) -> np.ndarray:

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from verirepair.errors import SpecError
+from verirepair.network.model import Normalization
 from verirepair.spec.infix import InfixError, Linear, parse_constraint, parse_value
 from verirepair.spec.property import Box, HalfSpaces, Property
 from verirepair.atomic import write_text_atomic
@@ -36,36 +37,6 @@ from verirepair.spec.vnnlib import write_vnnlib
 NORMALIZATION_FILE = "normalization.toml"
 _PROPERTY_KEYS = frozenset({"number", "description", "desired", "networks", "input_boxes",
                             "unsafe"})
-
-
-@dataclass(frozen=True, slots=True)
-class Normalization:
-    """Input and output scaling of the ACAS Xu networks (from the ``.nnet`` header).
-
-    Parameters
-    ----------
-    input_names, input_units : tuple of str, length d
-    input_min, input_max, input_mean, input_range : array, shape (d,)
-        ``min``/``max`` are the training clip range (not used by
-        :func:`compile_property`, which does not clip).
-    output_names : tuple of str, length m
-    output_mean, output_range : float
-        ``y_phys = y * output_range + output_mean``.
-    """
-
-    input_names: tuple[str, ...]
-    input_units: tuple[str, ...]
-    input_min: np.ndarray
-    input_max: np.ndarray
-    input_mean: np.ndarray
-    input_range: np.ndarray
-    output_names: tuple[str, ...]
-    output_mean: float
-    output_range: float
-
-    def normalize_inputs(self, x: np.ndarray) -> np.ndarray:
-        """``(x - mean) / range`` without clipping; ``x`` has shape (..., d)."""
-        return (np.asarray(x, dtype=np.float64) - self.input_mean) / self.input_range
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +130,11 @@ def _load_toml(path: Path) -> tuple[dict[str, Any], str]:
 def load_normalization(path: str | os.PathLike[str]) -> Normalization:
     """Read ``normalization.toml`` (sections ``[inputs]`` and ``[outputs]``).
 
+    Returns
+    -------
+    Normalization
+        With names and units; ``d`` = 5 inputs and 5 output names for ACAS Xu.
+
     Raises
     ------
     SpecError
@@ -168,21 +144,22 @@ def load_normalization(path: str | os.PathLike[str]) -> Normalization:
     data, text = _load_toml(path)
     try:
         inputs, outputs = data["inputs"], data["outputs"]
-        names = tuple(inputs["names"])
+        names, units = tuple(inputs["names"]), tuple(inputs["units"])
         arrays = {key: np.array(inputs[key], dtype=np.float64)
                   for key in ("min", "max", "mean", "range")}
-        norm = Normalization(names, tuple(inputs["units"]), arrays["min"], arrays["max"],
-                             arrays["mean"], arrays["range"], tuple(outputs["names"]),
-                             float(outputs["mean"]), float(outputs["range"]))
+        output_names = tuple(outputs["names"])
+        output_mean, output_range = float(outputs["mean"]), float(outputs["range"])
     except KeyError as exc:
         raise SpecError(str(path), 1, 1, f"missing key {exc.args[0]!r}; expected [inputs] "
                         "names, units, min, max, mean, range and [outputs] names, mean, "
                         "range") from exc
-    sizes = {len(norm.input_units)} | {a.shape[0] for a in arrays.values()}
-    if sizes != {len(names)} or np.any(norm.input_range <= 0) or norm.output_range <= 0:
+    sizes = {len(units)} | {a.shape[0] for a in arrays.values()}
+    if sizes != {len(names)} or np.any(arrays["range"] <= 0) or output_range <= 0:
         raise SpecError(str(path), *_where(text, "[inputs]"), "every [inputs] array needs one "
                         "entry per name, and every range must be positive")
-    return norm
+    return Normalization(tuple(arrays["min"]), tuple(arrays["max"]), tuple(arrays["mean"]),
+                         tuple(arrays["range"]), output_mean, output_range,
+                         input_names=names, input_units=units, output_names=output_names)
 
 
 def _valid_network(label: str) -> bool:
@@ -320,8 +297,8 @@ def compile_property(pp: PhysicalProperty, normalization: Normalization) -> Prop
     boxes = []
     for box in pp.input_boxes:
         bounds = np.array(box, dtype=np.float64)  # (d, 2)
-        boxes.append(Box(normalization.normalize_inputs(bounds[:, 0]),
-                         normalization.normalize_inputs(bounds[:, 1])))
+        boxes.append(Box(normalization.normalize_inputs(bounds[:, 0], clip=False),
+                         normalization.normalize_inputs(bounds[:, 1], clip=False)))
     index = {name: j for j, name in enumerate(normalization.output_names)}
     polys = []
     for conjunct in pp.unsafe:
