@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import logging
 import os
 import re
 import sys
@@ -93,6 +94,10 @@ def _one(net_name: str, net_path: Path, prop_path: Path, budget_s: float, own_bu
 def cmd_run(args: argparse.Namespace) -> int:
     """Run every (network, property) instance in property-major order."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if args.log:
+        logging.basicConfig(filename=args.log, level=logging.WARNING,
+                            format="%(asctime)s %(name)s %(message)s")
+        logging.getLogger("verirepair.verify.marabou_split").setLevel(logging.DEBUG)
     split = SplitConfig(initial_splits=args.initial_splits, piece_timeout_s=args.piece_timeout,
                         timeout_growth=args.growth, max_depth=args.max_depth)
     nets = _networks(Path(args.nets), set(args.exclude.split(",")) if args.exclude else set())
@@ -177,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "budgets are cut to fit")
     p.add_argument("--min-budget", type=float, default=30.0,
                    help="do not start an instance with less budget than this (s)")
+    p.add_argument("--log", default="", help="write every Marabou piece's outcome to this file")
     p.add_argument("--resume", action="store_true", help="keep rows already in --out")
     p.add_argument("--out", required=True, help="CSV file (rewritten after every instance)")
     p.set_defaults(func=cmd_run)

@@ -372,6 +372,8 @@ class _Run:
                 queue: collections.deque[_Piece]) -> None:
         """Record a finished non-violated piece, or bisect it / keep it open on timeout."""
         self.tally.solver_s += seconds
+        logger.debug("piece depth %d (%d s): %s in %.2f s; %d leaves decided", piece.depth,
+                     piece.timeout_s, verdict.value, seconds, self.n_leaves)
         if verdict is Verdict.TIMEOUT:
             self.tally.piece_timeouts += 1
             scale = self.props[piece.prop_index].input_boxes[piece.box_index].width
