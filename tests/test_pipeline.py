@@ -140,14 +140,14 @@ def test_read_counterexamples(tmp_path, suffix):
 def test_undecided_property_gets_a_wider_margin_and_another_round(tmp_path, monkeypatch):
     """A re-verification that times out is not the end: the next round widens that
     property's margin and samples the sub-boxes the verifier left open."""
-    import verirepair.pipeline as pipeline
+    import verirepair.certify_loop as certify_loop
     from verirepair.verify.result import VerificationResult
 
     network = load_network(NET_PATH)
     named = [(p.stem, parse_vnnlib(p)) for p in PROP_PATHS]
     box = named[0][1][0].input_boxes[0]
     open_box = (box.lower, box.lower + box.width / 4)
-    real = pipeline._verify_all
+    real = certify_loop.verify_all
     calls = []
 
     def first_recheck_times_out(net, named_, config, deadline, engine, timeout_s, max_cex):
@@ -159,7 +159,7 @@ def test_undecided_property_gets_a_wider_margin_and_another_round(tmp_path, monk
                                                open_boxes=(open_box,))
         return results
 
-    monkeypatch.setattr(pipeline, "_verify_all", first_recheck_times_out)
+    monkeypatch.setattr(certify_loop, "verify_all", first_recheck_times_out)
     config = PipelineConfig(max_rounds=4, timeout_s=240, n_preserve=500, n_fidelity=500, n_care=100,
                             cross_check=None, solver="highs", open_box_samples=5)
     result = run_pipeline(network, named, config, tmp_path / "f.onnx", tmp_path / "r")

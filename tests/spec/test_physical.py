@@ -76,7 +76,7 @@ def test_compiled_property_equals_vnncomp_file(physical, acasxu_data, number: in
 
 @pytest.mark.acasxu
 def test_normalization_file_matches_every_nnet_header() -> None:
-    acasxu_data = acasxu_nets.data_or_skip(formats=("nnet",))
+    acasxu_nets.data_or_skip(formats=("nnet",))
     expected = [NORM.input_min, NORM.input_max,
                 np.append(NORM.input_mean, NORM.output_mean),
                 np.append(NORM.input_range, NORM.output_range)]
@@ -87,7 +87,6 @@ def test_normalization_file_matches_every_nnet_header() -> None:
         header = [np.array([float(v) for v in ln.split(",") if v.strip()]) for ln in lines[3:7]]
         for got, want in zip(header, expected):
             np.testing.assert_array_equal(got, want, err_msg=path.name)
-
 
 
 @pytest.mark.acasxu
