@@ -180,3 +180,36 @@ def test_undecided_property_gets_a_wider_margin_and_another_round(tmp_path, monk
     # The delivered change is the narrowest proven one.
     proven = [r for r in result.rounds if all(v == "holds" for v in r.verdicts.values())]
     assert result.patch.l1 <= min(r.objective for r in proven) + 1e-9
+
+
+def test_guilty_restriction_picks_rows_and_columns_from_the_ranking():
+    from types import SimpleNamespace
+
+    from verirepair.certify_loop import guilty_restriction
+    from verirepair.localize.result import NeuronEffect
+    from verirepair.network.model import random_network
+
+    net = random_network([3, 4, 4, 2], seed=0)          # layers 0, 1 hidden; 2 = output
+    loc = SimpleNamespace(ranking=(NeuronEffect(1, 3, 0.9, 0.0), NeuronEffect(0, 2, 0.5, 0.0),
+                                   NeuronEffect(1, 0, 0.4, 0.0), NeuronEffect(0, 1, 0.0, 0.0),
+                                   NeuronEffect(1, 2, -0.1, 0.0)))
+    assert guilty_restriction(net, loc, 2, 2) == (None, (3, 0))     # output layer: columns only
+    assert guilty_restriction(net, loc, 1, 1) == ((3,), (2,))
+    assert guilty_restriction(net, loc, 0, 5) == ((2,), None)       # no effect <= 0, inputs free
+    assert guilty_restriction(net, loc, 1, None) == (None, None)
+    assert guilty_restriction(net, None, 1, 3) == (None, None)
+
+
+def test_guilty_neurons_confine_the_change(tmp_path):
+    network = load_network(NET_PATH)
+    named = [(p.stem, parse_vnnlib(p)) for p in PROP_PATHS]
+    config = PipelineConfig(max_rounds=4, timeout_s=240, n_preserve=500, n_fidelity=500, n_care=100,
+                            cross_check=None, solver="highs", guilty_neurons=2)
+    result = run_pipeline(network, named, config, tmp_path / "f.onnx", tmp_path / "r")
+    assert result.status is PipelineStatus.REPAIRED
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    layer = result.patch.layer_index
+    ranking = [e for e in report["localization"]["ranking"] if e["layer_index"] == layer - 1 and e["effect"] > 0]
+    allowed = {e["unit"] for e in sorted(ranking, key=lambda e: -e["effect"])[:2]}
+    changed_columns = set(np.flatnonzero(np.any(result.patch.delta_weight != 0.0, axis=0)))
+    assert changed_columns <= allowed

@@ -86,13 +86,17 @@ def float32_exact(network: Network) -> Network:
 
 def _candidate_layers(network: Network, named: NamedProperties, pool: np.ndarray,
                       config: PipelineConfig, rng: np.random.Generator, emit: EventCallback):
-    """Layers to try, best first, and the localization that ranked them."""
-    if config.layer is not None:
-        if not 0 <= config.layer < network.n_layers:
-            from verirepair.errors import VerirepairError
+    """Layers to try, best first, and the localization that ranked them.
 
-            raise VerirepairError(f"--layer {config.layer} is out of range: the network has layers "
-                                  f"0..{network.n_layers - 1}")
+    With a fixed ``config.layer`` the localization runs only when
+    ``config.guilty_neurons`` needs its ranking.
+    """
+    if config.layer is not None and not 0 <= config.layer < network.n_layers:
+        from verirepair.errors import VerirepairError
+
+        raise VerirepairError(f"--layer {config.layer} is out of range: the network has layers "
+                              f"0..{network.n_layers - 1}")
+    if config.layer is not None and config.guilty_neurons is None:
         return [config.layer], None
     from verirepair.localize import LocalizeConfig, localize
     from verirepair.localize.samples import sample_correct
@@ -102,6 +106,8 @@ def _candidate_layers(network: Network, named: NamedProperties, pool: np.ndarray
     correct = sample_correct(network, all_props, 512, rng)
     loc = localize(network, all_props, pool, correct,
                    LocalizeConfig(method=config.localize_method, seed=config.seed))
+    if config.layer is not None:
+        return [config.layer], loc
     scores = np.asarray(loc.layer_scores, dtype=float)
     last = network.n_layers - 1
     # The output layer's repair is an exact LP (no activation pattern to hold)
@@ -115,9 +121,33 @@ def _candidate_layers(network: Network, named: NamedProperties, pool: np.ndarray
     return ranked, loc
 
 
+def guilty_restriction(network: Network, loc, layer_index: int, count: int | None
+                       ) -> tuple[tuple[int, ...] | None, tuple[int, ...] | None]:
+    """``(neurons, inputs)`` of :class:`~verirepair.repair.RepairConfig` for ``layer_index``.
+
+    The rows that may change are the ``count`` most guilty units of the layer
+    itself (every row of the output layer, whose units are the outputs), and
+    the columns the ``count`` most guilty units of the layer before (every
+    column of layer 0, whose inputs are the network's).  Guilty means a
+    positive effect in the localization's ranking; a layer with none is not
+    restricted.  ``count=None`` or no localization: no restriction.
+    """
+    if count is None or loc is None:
+        return None, None
+
+    def top(layer: int) -> tuple[int, ...] | None:
+        units = [e.unit for e in sorted(loc.ranking, key=lambda e: -e.effect_violation)
+                 if e.layer_index == layer and e.effect_violation > 0]
+        return tuple(units[:count]) or None
+
+    neurons = None if layer_index == network.n_layers - 1 else top(layer_index)
+    inputs = top(layer_index - 1) if layer_index >= 1 else None
+    return neurons, inputs
+
+
 def _solve_repair(network: Network, named: NamedProperties, pool: np.ndarray, preserve_x: np.ndarray,
                   layers: list[int], config: PipelineConfig, deadline: float, emit: EventCallback,
-                  margins: dict[str, float]):
+                  margins: dict[str, float], loc=None):
     from verirepair.repair import RepairConfig, RepairStatus, repair_layer
 
     all_props = [p for _, props in named for p in props]
@@ -128,8 +158,9 @@ def _solve_repair(network: Network, named: NamedProperties, pool: np.ndarray, pr
             break
         emit("repair", {"text": f"layer {layer_index}, {pool.shape[0]} counterexamples, "
                                 f"{preserve_x.shape[0]} preservation points ({config.solver})"})
+        neurons, inputs = guilty_restriction(network, loc, layer_index, config.guilty_neurons)
         rconfig = RepairConfig(norm=config.norm, solver=config.solver, encoding=config.encoding,
-                               max_delta=config.max_delta,
+                               max_delta=config.max_delta, neurons=neurons, inputs=inputs,
                                property_margins=tuple(margins[n] for n, props in named for _ in props),
                                time_limit_s=max(1.0, min(remaining, config.layer_time_s)))
         last = repair_layer(network, all_props, pool, preserve_x, layer_index, rconfig)
@@ -213,6 +244,7 @@ class CertifyLoop:
         self.undecided_at: dict[str, float] = {}   # widest margin at which a property stayed undecided
         self.anchored: set[str] = set()
         self.layers: list[int] = []
+        self.localization = None
 
     def verify(self, network: Network) -> dict[str, VerificationResult]:
         """Our engine on every property, with the per-round budget; emits each verdict."""
@@ -232,7 +264,8 @@ class CertifyLoop:
         from verirepair.repair import apply_patch
 
         outcome, layer_index = _solve_repair(self.network, self.named, self.pool, self.preserve_x,
-                                             self.layers, self.config, self.deadline, self.emit, margins)
+                                             self.layers, self.config, self.deadline, self.emit, margins,
+                                             self.localization)
         if layer_index is None:
             return outcome, None, None, None
         candidate = float32_exact(apply_patch(self.network, outcome.patch))
@@ -268,7 +301,7 @@ class CertifyLoop:
         self.pool = np.vstack([self.pool, new_x])
         self.layers, found_loc = _candidate_layers(self.network, self.named, self.pool, self.config,
                                                    self.rng, self.emit)
-        state.localization = found_loc or state.localization
+        self.localization = state.localization = found_loc or state.localization
         used = dict(self.margins)
         self.emit("round", {"text": f"round {round_index + 1}", "log": True})
         outcome, layer_index, candidate, found = self.attempt(used)

@@ -229,6 +229,7 @@ def cmd_repair(args: argparse.Namespace) -> int:
         layer=None if args.layer == "auto" else int(args.layer),
         norm=args.norm, solver=args.solver, max_rounds=args.max_rounds, timeout_s=args.timeout,
         verify_timeout_s=args.verify_timeout, cross_check_timeout_s=args.cross_check_timeout,
+        guilty_neurons=args.guilty_neurons,
         cross_check=None if args.cross_check == "none" else args.cross_check, seed=args.seed,
     )
     result = _run_with_progress(lambda cb: run_pipeline(network, properties, config, out, report_dir,
@@ -277,6 +278,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- parser
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with one sub-command per pipeline task."""
     parser = argparse.ArgumentParser(
@@ -359,6 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="OUT.onnx", help="repaired network (default: NET_repaired.onnx)")
     p.add_argument("--report", metavar="DIR", help="report folder (default: OUT_report/)")
     p.add_argument("--layer", default="auto", help="layer to repair: auto (from localization) or an index")
+    p.add_argument("--guilty-neurons", type=_positive_int, default=None, metavar="K",
+                   help="change only the K most guilty units' rows of the repaired layer and the K most "
+                        "guilty units' columns of the layer before (default: the whole layer)")
     p.add_argument("--norm", default="l1", choices=["l1", "linf", "mix"], help="weight-change norm")
     p.add_argument("--solver", default="cbc", choices=["cbc", "highs", "gurobi"])
     p.add_argument("--max-rounds", type=int, default=8, metavar="N")

@@ -107,6 +107,11 @@ class PipelineConfig:
         undecided property may be wider than the proof needs.  Each step tries
         the geometric mean of the widest margin that stayed undecided and the
         one that was proven, and keeps the smaller change if it is proven too.
+    guilty_neurons : int or None
+        Restrict the change to the guilty neurons: only the rows of the
+        repaired layer's ``guilty_neurons`` most guilty units and the columns
+        of the previous layer's (see
+        :func:`verirepair.certify_loop.guilty_restriction`).  None: the whole layer.
     repair_depth : int
         With ``layer=None``: besides the output layer, the last
         ``repair_depth`` hidden layers may be repaired (localization orders them).
@@ -140,6 +145,17 @@ class PipelineConfig:
     undecided_margin_growth: float = 8.0
     open_box_samples: int = 3
     shrink_steps: int = 2
+    guilty_neurons: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.guilty_neurons is not None and self.guilty_neurons < 1:
+            raise ValueError("PipelineConfig.guilty_neurons must be at least 1 (or None)")
+        for name in ("timeout_s", "verify_timeout_s", "margin", "margin_growth",
+                     "undecided_margin_growth"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"PipelineConfig.{name} must be positive")
+        if self.margin_growth < 1 or self.undecided_margin_growth < 1 or self.shrink_steps < 0:
+            raise ValueError("margin growth factors must be >= 1 and shrink_steps >= 0")
     repair_depth: int = 2
     layer_time_s: float = 180.0
     preserve_penalty: float | None = 10.0

@@ -74,12 +74,13 @@ def test_repair_end_to_end_writes_network_and_report(tmp_path, capsys):
     report = tmp_path / "rep"
     argv = ["repair", str(NET), "--property", str(PROP1), "--property", str(PROP2), "--out", str(out),
             "--report", str(report), "--solver", "highs", "--cross-check", "none", "--timeout", "300",
-            "--verify-timeout", "42"]
+            "--verify-timeout", "42", "--guilty-neurons", "3"]
     assert main(argv) == EXIT_OK
     assert "REPAIRED" in capsys.readouterr().out
     assert out.is_file() and (report / "report.json").is_file() and (report / "certificate.json").is_file()
     assert json.loads((report / "certificate.json").read_text())["all_properties_hold"] is True
-    assert json.loads((report / "report.json").read_text())["config"]["verify_timeout_s"] == 42.0
+    config = json.loads((report / "report.json").read_text())["config"]
+    assert config["verify_timeout_s"] == 42.0 and config["guilty_neurons"] == 3
 
 
 def test_repair_without_properties_is_bad_input(capsys):
@@ -92,3 +93,10 @@ def test_bad_choice_exits_2(argv):
     with pytest.raises(SystemExit) as info:
         main(argv)
     assert info.value.code == 2
+
+
+def test_repair_rejects_a_non_positive_guilty_neuron_count(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["repair", str(NET), "--property", str(PROP1), "--guilty-neurons", "0"])
+    assert exit_info.value.code == 2
+    assert "positive integer" in capsys.readouterr().err

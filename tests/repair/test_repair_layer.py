@@ -250,3 +250,24 @@ def test_property_margins_must_match_the_properties(identity_net, y0_max_prop, c
                      RepairConfig(property_margins=(0.1, 0.2)))
     with pytest.raises(ValueError, match="property_margins"):
         RepairConfig(property_margins=(-1.0,))
+
+
+# Only the weights from h1 (= 1 at the counterexample) and the biases may change:
+# every variable then has coefficient +-1 in y1 - y0, so min L1 = NEED (twice the
+# unrestricted optimum NEED / 2) and min Linf = NEED / 4 (four variables).
+@pytest.mark.parametrize("encoding", ["lp", "milp"])
+@pytest.mark.parametrize(("norm", "expected"), [("l1", NEED), ("linf", NEED / 4)])
+def test_input_column_restriction(identity_net, y0_max_prop, cex, encoding, norm, expected):
+    config = RepairConfig(solver="highs", encoding=encoding, norm=norm, inputs=(1,))
+    result = repair_layer(identity_net, [y0_max_prop], cex, NO_POINTS, 1, config)
+    assert result.status is RepairStatus.REPAIRED
+    assert result.objective == pytest.approx(expected, abs=1e-7)
+    assert np.all(result.patch.delta_weight[:, 0] == 0.0)
+    assert np.any(result.patch.delta_weight[:, 1] != 0.0) or np.any(result.patch.delta_bias != 0.0)
+
+
+def test_input_column_restriction_is_validated(identity_net, y0_max_prop, cex):
+    with pytest.raises(ValueError, match="inputs"):
+        repair_layer(identity_net, [y0_max_prop], cex, NO_POINTS, 1, RepairConfig(inputs=(5,)))
+    with pytest.raises(ValueError, match="inputs"):
+        RepairConfig(inputs=())

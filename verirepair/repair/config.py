@@ -57,6 +57,10 @@ class RepairConfig:
         Box bound on each weight/bias change.
     neurons : tuple of int or None
         Only these rows (units) of the layer may change; None = the whole layer.
+    inputs : tuple of int or None
+        Only the weights from these input units (columns: units of the previous
+        layer, or network inputs for layer 0) may change; None = all.  The
+        bias of every changeable row may always change.
     time_limit_s : float
         Total solver budget, seconds.
     bound_output_change : float or None
@@ -85,6 +89,7 @@ class RepairConfig:
     preserve_margin: float = MARGIN
     max_delta: float = 1.0
     neurons: tuple[int, ...] | None = None
+    inputs: tuple[int, ...] | None = None
     time_limit_s: float = 300.0
     bound_output_change: float | None = None
     preserve_penalty: float | None = None
@@ -110,10 +115,12 @@ class RepairConfig:
             if not margins or min(margins) < 0:
                 raise ValueError("RepairConfig.property_margins must be non-empty and >= 0")
             object.__setattr__(self, "property_margins", margins)
-        if self.neurons is not None:
-            object.__setattr__(self, "neurons", tuple(sorted({int(n) for n in self.neurons})))
-            if not self.neurons:
-                raise ValueError("RepairConfig.neurons must name at least one unit (or be None)")
+        for name in ("neurons", "inputs"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, tuple(sorted({int(n) for n in value})))
+                if not getattr(self, name):
+                    raise ValueError(f"RepairConfig.{name} must name at least one unit (or be None)")
 
 
 class RepairStatus(enum.Enum):

@@ -42,22 +42,38 @@ class DeltaLayout:
         (its weights, then its bias).
     n_out : int
         Output width of the layer.
+    cols : array of int, shape (n_cols,), or None
+        Input units (columns of the weight matrix) whose weights may change;
+        None: all.  A changed row's bias may always change.
     """
 
     layer_index: int
     rows: np.ndarray
     n_in: int
     n_out: int
+    cols: np.ndarray | None = None
+
+    @property
+    def aug_cols(self) -> np.ndarray:
+        """Columns of the augmented input ``[a, 1]`` that carry variables (bias last)."""
+        chosen = np.arange(self.n_in) if self.cols is None else np.asarray(self.cols, dtype=np.int64)
+        return np.append(chosen, self.n_in)
+
+    @property
+    def n_aug(self) -> int:
+        """Variables per changed row: the chosen weights plus the bias."""
+        return int(self.aug_cols.shape[0])
 
     @property
     def n_vars(self) -> int:
-        """Number of change variables ``len(rows) * (n_in + 1)``."""
-        return int(self.rows.shape[0] * (self.n_in + 1))
+        """Number of change variables ``len(rows) * n_aug``."""
+        return int(self.rows.shape[0] * self.n_aug)
 
     def to_matrices(self, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Turn ``d`` (n_vars,) into ``(delta_weight (out, in), delta_bias (out,))``."""
         full = np.zeros((self.n_out, self.n_in + 1))
-        full[self.rows] = np.asarray(d, dtype=np.float64).reshape(len(self.rows), self.n_in + 1)
+        full[np.ix_(self.rows, self.aug_cols)] = np.asarray(d, dtype=np.float64).reshape(
+            len(self.rows), self.n_aug)
         return full[:, :-1], full[:, -1]
 
 
@@ -89,6 +105,8 @@ class FixedPatternModel:
         self.k = layout.layer_index
         acts = network.forward_all(np.atleast_2d(x))
         self.a_aug = np.hstack([acts[self.k], np.ones((acts[self.k].shape[0], 1))])
+        #: The columns of ``a_aug`` that multiply change variables (see DeltaLayout.aug_cols).
+        self.a_sel = self.a_aug[:, layout.aug_cols]
         self.pre0, self.masks = [], []
         for j in range(self.k, network.n_layers):
             layer = network.layers[j]
@@ -151,9 +169,9 @@ class FixedPatternModel:
         c = np.asarray(c, dtype=np.float64)
         const = np.einsum("rw,rw->r", c, self.pre0[j - self.k][samples])
         g = self.gradient_to_layer(samples, j, c)[:, self.layout.rows]
-        n_aug = self.layout.n_in + 1
+        n_aug = self.layout.n_aug
         r_idx, u_idx = np.nonzero(g)
-        vals = (g[r_idx, u_idx][:, None] * self.a_aug[samples[r_idx]]).ravel()
+        vals = (g[r_idx, u_idx][:, None] * self.a_sel[samples[r_idx]]).ravel()
         rows = np.repeat(r_idx, n_aug)
         cols = (u_idx[:, None] * n_aug + np.arange(n_aug)[None, :]).ravel()
         keep = vals != 0.0

@@ -77,8 +77,8 @@ def _encode_network(builder: ProblemBuilder, network: Network, model: FixedPatte
                     max_delta: float) -> tuple[int, np.ndarray, np.ndarray, int]:
     """Encode layers ``k..L-1`` for ``samples``; returns (y_start, y_lo, y_hi, n_binaries)."""
     k, layout = model.k, model.layout
-    n, n_aug, sel = samples.shape[0], layout.n_in + 1, layout.rows
-    a_aug = model.a_aug[samples]
+    n, n_aug, sel = samples.shape[0], layout.n_aug, layout.rows
+    a_aug = model.a_sel[samples]
     width = layout.n_out
     radius = np.zeros((n, width))
     radius[:, sel] = max_delta * np.abs(a_aug).sum(axis=1)[:, None]

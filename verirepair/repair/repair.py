@@ -49,6 +49,9 @@ def _validate(network: Network, props: Sequence[Property], cex_x: np.ndarray,
     width = network.layers[layer_index].out_features
     if config.neurons is not None and not all(0 <= n < width for n in config.neurons):
         raise ValueError(f"RepairConfig.neurons must lie in 0..{width - 1} for layer {layer_index}")
+    fan_in = network.layers[layer_index].in_features
+    if config.inputs is not None and not all(0 <= n < fan_in for n in config.inputs):
+        raise ValueError(f"RepairConfig.inputs must lie in 0..{fan_in - 1} for layer {layer_index}")
 
 
 def _violating(network: Network, props: Sequence[Property], x: np.ndarray) -> np.ndarray:
@@ -157,7 +160,8 @@ def repair_layer(network: Network, props: Sequence[Property], cex_x: np.ndarray,
     deadline = time.perf_counter() + config.time_limit_s
     layer = network.layers[layer_index]
     rows = np.arange(layer.out_features) if config.neurons is None else np.array(config.neurons)
-    layout = DeltaLayout(layer_index, rows, layer.in_features, layer.out_features)
+    cols = None if config.inputs is None else np.array(config.inputs)
+    layout = DeltaLayout(layer_index, rows, layer.in_features, layer.out_features, cols)
     start = time.perf_counter()
     model = FixedPatternModel(network, layout, np.vstack([cex_x, preserve_x]))
     targets = escape_targets(props, cex_x, config.property_margins or config.margin)
