@@ -66,7 +66,8 @@ def verify_all(network: Network, named: NamedProperties, config: PipelineConfig,
     results: dict[str, VerificationResult] = {}
     for name, props in named:
         budget = max(1.0, min(timeout_s, deadline - time.perf_counter()))
-        vconfig = VerifyConfig(timeout_s=budget, seed=config.seed, max_counterexamples=max_cex)
+        vconfig = VerifyConfig(timeout_s=budget, seed=config.seed, max_counterexamples=max_cex,
+                               workers=config.workers if engine == "own" else 1)
         results[name] = verify(network, props, vconfig, engine=engine)
     return results
 

@@ -107,6 +107,9 @@ class PipelineConfig:
         undecided property may be wider than the proof needs.  Each step tries
         the geometric mean of the widest margin that stayed undecided and the
         one that was proven, and keeps the smaller change if it is proven too.
+    workers : int
+        Processes for our verifier's branch and bound (see
+        :mod:`verirepair.verify.parallel`); 1 keeps it in this process.
     guilty_neurons : int or None
         Restrict the change to the guilty neurons: only the rows of the
         repaired layer's ``guilty_neurons`` most guilty units and the columns
@@ -146,8 +149,11 @@ class PipelineConfig:
     open_box_samples: int = 3
     shrink_steps: int = 2
     guilty_neurons: int | None = None
+    workers: int = 1
 
     def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError("PipelineConfig.workers must be at least 1")
         if self.guilty_neurons is not None and self.guilty_neurons < 1:
             raise ValueError("PipelineConfig.guilty_neurons must be at least 1 (or None)")
         for name in ("timeout_s", "verify_timeout_s", "margin", "margin_growth",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -89,3 +90,15 @@ def test_readme_test_command_is_what_ci_runs():
     ci = (root / ".ci" / "run").read_text()
     block = readme.split("**Run the tests**", 1)[1].split("```bash", 1)[1].split("```", 1)[0].strip()
     assert block and block in ci, "the README's test command must be exactly the one .ci/run runs"
+
+
+def test_blas_runs_single_threaded_unless_the_environment_says_otherwise(monkeypatch, capsys):
+    from verirepair.cli import BLAS_THREAD_VARIABLES
+
+    net, _ = demo_paths()
+    for variable in BLAS_THREAD_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("MKL_NUM_THREADS", "2")
+    assert main(["info", str(net)]) == EXIT_OK
+    assert os.environ["OPENBLAS_NUM_THREADS"] == os.environ["OMP_NUM_THREADS"] == "1"
+    assert os.environ["MKL_NUM_THREADS"] == "2"

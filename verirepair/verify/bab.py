@@ -295,6 +295,7 @@ class _Search:
         self.undecided = 0
         self.widths = [layer.out_features for layer in network.layers]
         self.offsets = np.cumsum([0] + self.widths)
+        self.paused: _Stack | None = None
 
     def _unpack(self, flat: np.ndarray) -> list[np.ndarray]:
         return [flat[:, a:b] for a, b in zip(self.offsets[:-1], self.offsets[1:])]
@@ -445,7 +446,8 @@ class _Search:
                     np.vstack([batch.open_polys, batch.open_polys]),
                     np.vstack([flat_l, flat_l]), np.vstack([flat_u, flat_u])))
 
-    def run(self) -> SearchOutcome:
+    def initial_stack(self) -> _Stack:
+        """A stack holding the property's input boxes, with no bounds known yet."""
         boxes = self.prop.input_boxes
         count = len(boxes)
         total = int(self.offsets[-1])
@@ -453,12 +455,30 @@ class _Search:
         stack.push((np.stack([b.lower for b in boxes]), np.stack([b.upper for b in boxes]),
                     np.zeros(count, dtype=np.int64), np.ones((count, self.spec.n_polys), bool),
                     np.full((count, total), -np.inf), np.full((count, total), np.inf)))
+        return stack
+
+    def run(self, stack: _Stack | None = None, pause_at: float | None = None) -> SearchOutcome:
+        """Search until the stack empties, a counterexample is confirmed, or time runs out.
+
+        Parameters
+        ----------
+        stack : _Stack or None -- where to resume (default: the property's boxes)
+        pause_at : float or None -- ``time.perf_counter()`` value after which the
+            search stops *undecided* and leaves its stack in :attr:`paused` (the
+            parallel search hands it to worker processes)
+        """
+        stack = self.initial_stack() if stack is None else stack
+        self.paused = None
         while len(stack):
-            if time.perf_counter() > self.deadline:
+            now = time.perf_counter()
+            if now > self.deadline:
                 self.outcome.verdict = Verdict.TIMEOUT
                 self.outcome.message = f"timeout with {len(stack)} open sub-boxes"
                 top = stack.pop(min(len(stack), MAX_OPEN_BOXES_REPORTED))
                 self.outcome.open_lower, self.outcome.open_upper = top[0], top[1]
+                return self.outcome
+            if pause_at is not None and now > pause_at:
+                self.paused = stack
                 return self.outcome
             if not self.step(stack):
                 self.outcome.verdict = Verdict.VIOLATED
@@ -480,7 +500,7 @@ def search(network: Network, prop: Property, config: VerifyConfig, deadline: flo
     ----------
     network : Network
     prop : Property
-    config : VerifyConfig -- ``batch_size`` and ``use_lp`` are used
+    config : VerifyConfig -- ``batch_size``, ``use_lp`` and ``workers`` are used
     deadline : float -- ``time.perf_counter()`` value at which to stop
 
     Returns
@@ -488,4 +508,8 @@ def search(network: Network, prop: Property, config: VerifyConfig, deadline: flo
     SearchOutcome
         Verdict, confirmed counterexamples (when VIOLATED) and effort counters.
     """
+    if config.workers > 1:
+        from verirepair.verify.parallel import parallel_search
+
+        return parallel_search(network, prop, config, deadline)
     return _Search(network, prop, config, deadline).run()

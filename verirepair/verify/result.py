@@ -77,6 +77,10 @@ class VerifyConfig:
         Projected-gradient steps of the falsifier's attack.
     batch_size : int
         Sub-boxes bounded per vectorised step of branch and bound.
+    workers : int
+        Processes for branch and bound (our engine).  With more than one, a
+        search still open after a short warm-up hands its open sub-boxes to a
+        pool of that many worker processes (:mod:`verirepair.verify.parallel`).
     """
 
     timeout_s: float = 60.0
@@ -86,6 +90,7 @@ class VerifyConfig:
     falsify_samples: int = 2000
     pgd_steps: int = 50
     batch_size: int = 512
+    workers: int = 1
 
 
 @dataclass(frozen=True, slots=True)

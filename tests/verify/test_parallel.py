@@ -1,0 +1,68 @@
+"""Specification of the multi-process branch and bound (verirepair.verify.parallel).
+
+Oracle: the sequential search.  Every decision of the search is local to a
+box (its bounds, its exclusion, its split), so handing the open stack to worker
+processes must explore exactly the same tree: same verdict, same number of
+bounded sub-boxes.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from hard_instances import hard_property
+from verirepair.spec.property import HalfSpaces, Property
+from verirepair.verify import bab, parallel, verify
+from verirepair.verify.result import Verdict, VerifyConfig
+
+
+def _shifted(extra: float) -> tuple:
+    """The hard instance with its unsafe threshold moved by ``extra`` (> 0: easier to prove)."""
+    net, hard = hard_property()
+    poly = hard.unsafe[0]
+    return net, Property(hard.input_boxes, (HalfSpaces(poly.A, poly.b - extra),), f"shift{extra}")
+
+
+def test_parallel_search_explores_the_same_tree(monkeypatch: pytest.MonkeyPatch) -> None:
+    net, prop = _shifted(2.0)                       # about 6000 sub-boxes, a few seconds
+    monkeypatch.setattr(parallel, "WARMUP_S", 0.5)
+    sequential = bab.search(net, prop, VerifyConfig(timeout_s=60), time.perf_counter() + 60)
+    spread = bab.search(net, prop, VerifyConfig(timeout_s=60, workers=2), time.perf_counter() + 60)
+    assert sequential.verdict is spread.verdict is Verdict.HOLDS
+    assert spread.subproblems == sequential.subproblems > 1000
+    assert spread.max_depth == sequential.max_depth
+
+
+def test_easy_instances_never_start_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    net, prop = _shifted(50.0)
+    monkeypatch.setattr(parallel.cf, "ProcessPoolExecutor", None)   # would fail if used
+    outcome = bab.search(net, prop, VerifyConfig(timeout_s=30, workers=2), time.perf_counter() + 30)
+    assert outcome.verdict is Verdict.HOLDS
+
+
+def test_a_worker_finds_and_confirms_the_violation(monkeypatch: pytest.MonkeyPatch) -> None:
+    net, prop = _shifted(-0.3)                      # the attack's best point is 0.25 inside
+    monkeypatch.setattr(parallel, "WARMUP_S", 0.0)  # the whole search runs in a worker
+    outcome = bab.search(net, prop, VerifyConfig(timeout_s=60, workers=2), time.perf_counter() + 60)
+    assert outcome.verdict is Verdict.VIOLATED and outcome.counterexamples
+    box = prop.input_boxes[0]
+    for cex in outcome.counterexamples:
+        assert cex.confirmed and box.contains(cex.x[None])[0]
+        assert prop.violation_score(net.forward(cex.x[None]))[0] >= 0.0
+
+
+def test_timeout_is_honoured_and_open_boxes_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    net, prop = hard_property()
+    monkeypatch.setattr(parallel, "WARMUP_S", 0.5)
+    start = time.perf_counter()
+    result = verify(net, prop, VerifyConfig(timeout_s=3.0, workers=2, pgd_steps=0))
+    elapsed = time.perf_counter() - start
+    assert result.verdict is Verdict.TIMEOUT
+    assert elapsed < 3.0 + 3.0                       # worker start-up and shutdown included
+    box = prop.input_boxes[0]
+    assert result.open_boxes
+    for lower, upper in result.open_boxes:
+        assert np.all(box.lower <= lower) and np.all(lower <= upper) and np.all(upper <= box.upper)

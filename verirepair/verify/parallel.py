@@ -1,0 +1,133 @@
+"""Branch and bound on several processes (``VerifyConfig.workers > 1``).
+
+Pipeline position: :func:`verirepair.verify.bab.search` calls
+:func:`parallel_search` when ``config.workers > 1``.
+
+Algorithm.  The search first runs in this process for :data:`WARMUP_S`
+seconds, so easy instances never pay for starting processes.  If it is still
+open then, its depth-first stack (the open sub-boxes with their inherited
+layer bounds) is dealt round-robin into ``CHUNKS_PER_WORKER * workers`` chunks,
+so every chunk mixes large and small boxes, and a pool of ``workers`` processes
+(``spawn`` context: torch and BLAS are not fork-safe) resumes the search on one
+chunk at a time.
+
+Soundness.  The chunks partition the open stack, and every box outside it was
+already excluded, so the property holds iff every chunk's search ends
+``HOLDS``.  A worker's counterexample is confirmed by its own float64 forward
+pass, as in the sequential search.  The first ``VIOLATED`` chunk ends the run
+and the other workers are killed; a chunk that ends ``TIMEOUT`` makes the run
+``TIMEOUT`` (its open boxes are reported), an ``UNKNOWN`` chunk makes it
+``UNKNOWN``.  Every chunk shares the caller's deadline, measured again
+in the worker against ``time.monotonic()``, so the deadline is honoured to
+within a worker's start-up (about a second) and the pool's shutdown.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+import signal
+import time
+
+import numpy as np
+
+from verirepair.network.model import Network
+from verirepair.spec.property import Property
+from verirepair.verify import bab
+from verirepair.verify.result import Verdict, VerifyConfig
+
+#: Seconds the search runs in the calling process before it spreads out.
+WARMUP_S = 3.0
+#: Chunks handed out per worker (more chunks balance the load better).
+CHUNKS_PER_WORKER = 4
+
+
+def _deal(stack: bab._Stack, n_chunks: int) -> list[tuple[np.ndarray, ...]]:
+    """Split the stack's boxes round-robin into at most ``n_chunks`` non-empty chunks."""
+    fields = stack.pop(len(stack))
+    size = fields[0].shape[0]
+    return [tuple(f[start::n_chunks] for f in fields) for start in range(min(n_chunks, size))]
+
+
+def _resume(network: Network, prop: Property, config: VerifyConfig, deadline_monotonic: float,
+            chunk: tuple[np.ndarray, ...], done_before: int) -> bab.SearchOutcome:
+    """Worker: continue the search on ``chunk`` until ``deadline_monotonic`` (``time.monotonic``)."""
+    budget_s = deadline_monotonic - time.monotonic()
+    search = bab._Search(network, prop, config, time.perf_counter() + budget_s)
+    # The chunk comes from a search that has bounded ``done_before`` boxes, so
+    # alpha-CROWN (which starts after ALPHA_AFTER_SUBPROBLEMS) stays on.
+    search.outcome.subproblems = done_before
+    stack = bab._Stack()
+    stack.push(chunk)
+    outcome = search.run(stack)
+    outcome.subproblems -= done_before
+    return outcome
+
+
+def _kill(pool: cf.ProcessPoolExecutor) -> None:
+    """Stop the pool now: running workers get SIGKILL."""
+    for process in list(getattr(pool, "_processes", {}).values()):
+        if process.is_alive():
+            os.kill(process.pid, signal.SIGKILL)
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+def parallel_search(network: Network, prop: Property, config: VerifyConfig, deadline: float
+                    ) -> bab.SearchOutcome:
+    """Decide ``prop`` like :func:`bab.search`, with ``config.workers`` processes.
+
+    Parameters
+    ----------
+    network : Network
+    prop : Property
+    config : VerifyConfig -- ``workers >= 2``
+    deadline : float -- ``time.perf_counter()`` value at which to stop
+
+    Returns
+    -------
+    SearchOutcome
+        Counters (subproblems, splits, max depth) summed over the warm-up and
+        every worker.
+    """
+    lead = bab._Search(network, prop, config, deadline)
+    outcome = lead.run(pause_at=min(deadline, time.perf_counter() + WARMUP_S))
+    if lead.paused is None:
+        return outcome
+    chunks = _deal(lead.paused, CHUNKS_PER_WORKER * config.workers)
+    done_before = outcome.subproblems
+    pool = cf.ProcessPoolExecutor(config.workers, mp_context=multiprocessing.get_context("spawn"))
+    # One clock for every process: CLOCK_MONOTONIC is system-wide (perf_counter's
+    # origin is not guaranteed to be), and a chunk that waited in the queue
+    # must not get a fresh budget.
+    deadline_monotonic = time.monotonic() + (deadline - time.perf_counter())
+    pending = {pool.submit(_resume, network, prop, config, deadline_monotonic, chunk, done_before)
+               for chunk in chunks}
+    verdict, messages, opened = Verdict.HOLDS, [], []
+    try:
+        while pending:
+            done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+            for future in done:
+                part = future.result()
+                outcome.subproblems += part.subproblems
+                outcome.splits += part.splits
+                outcome.max_depth = max(outcome.max_depth, part.max_depth)
+                if part.verdict is Verdict.VIOLATED:
+                    outcome.verdict, outcome.counterexamples = Verdict.VIOLATED, part.counterexamples
+                    return outcome
+                if part.verdict is Verdict.TIMEOUT:
+                    verdict = Verdict.TIMEOUT
+                    opened.append((part.open_lower, part.open_upper))
+                elif part.verdict is Verdict.UNKNOWN and verdict is Verdict.HOLDS:
+                    verdict = Verdict.UNKNOWN
+                if part.message:
+                    messages.append(part.message)
+    finally:
+        _kill(pool)
+    outcome.verdict = verdict
+    outcome.message = "; ".join(messages[:4])
+    if opened:
+        lows = np.vstack([lo for lo, _ in opened])[:bab.MAX_OPEN_BOXES_REPORTED]
+        highs = np.vstack([hi for _, hi in opened])[:bab.MAX_OPEN_BOXES_REPORTED]
+        outcome.open_lower, outcome.open_upper = lows, highs
+    return outcome
