@@ -79,10 +79,15 @@ KILL_GRACE_S = 5.0
 class SplitConfig:
     """Settings of the split-and-conquer cover.
 
-    Defaults were measured on repaired ACAS Xu networks, phi2 (see
-    ``benchmarks/results/repair_crosscheck.md``): 2^6 initial pieces of the
-    phi2 box take ~6-10 s each in Marabou, 2^9 pieces ~2 s, 2^12 ~1 s, so
-    finer initial covers only add per-query overhead.
+    Defaults were measured on repaired ACAS Xu networks, phi2, one core (see
+    ``benchmarks/results/repair_crosscheck.md``).  Sampled pieces of the phi2
+    box took Marabou ~10 s (mostly timeouts) at 2^5 pieces, ~6 s at 2^7, ~2 s
+    at 2^9 and ~1 s at 2^12, so the total is lowest near 2^9: N2,1 phi2 was
+    proven in 1181 s with 2^9 pieces (7 pieces re-split), while 2^6 pieces
+    with the same 10 s piece timeout left it undecided after 1500 s (54 of
+    164 queries timed out).  Easy properties (ACAS Xu phi3/phi4) are faster
+    with a coarse start, e.g. ``initial_splits=2``, since every query costs
+    Marabou at least ~0.2 s of preprocessing.
 
     Parameters
     ----------
@@ -104,7 +109,7 @@ class SplitConfig:
         verdict, seconds)`` in ``stats.extra["leaf_records"]``.
     """
 
-    initial_splits: int = 6
+    initial_splits: int = 9
     piece_timeout_s: float = 10.0
     timeout_growth: float = 1.5
     max_depth: int = 24
