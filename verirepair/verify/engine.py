@@ -99,17 +99,22 @@ def verify_own(network: Network, props: Sequence[Property], config: VerifyConfig
     return result(Verdict.HOLDS, outcomes, falsify_s=falsify_s)
 
 
-def _verify_marabou(network: Network, props: Sequence[Property], config: VerifyConfig
-                    ) -> VerificationResult:
-    """Adapter that imports the Marabou backend only when it is asked for."""
+def _require_marabou(name: str) -> None:
+    """Raise SolverUnavailableError (naming the alternatives) if maraboupy is missing."""
     try:
         import maraboupy  # noqa: F401
     except ImportError as exc:
         raise SolverUnavailableError(
-            "the 'marabou' verifier needs maraboupy==2.0.0 (Python 3.8-3.11, Linux/macOS x86_64); "
+            f"the {name!r} verifier needs maraboupy==2.0.0 (Python 3.8-3.11, Linux/macOS x86_64); "
             "available alternatives: "
             f"{', '.join(n for n in list_verifiers() if not n.startswith('marabou'))}"
         ) from exc
+
+
+def _verify_marabou(network: Network, props: Sequence[Property], config: VerifyConfig
+                    ) -> VerificationResult:
+    """Adapter that imports the Marabou backend only when it is asked for."""
+    _require_marabou("marabou")
     from verirepair.verify.marabou_backend import verify_marabou
 
     return verify_marabou(network, props, config)
@@ -118,14 +123,7 @@ def _verify_marabou(network: Network, props: Sequence[Property], config: VerifyC
 def _verify_marabou_split(network: Network, props: Sequence[Property], config: VerifyConfig
                           ) -> VerificationResult:
     """Adapter for Marabou on a recursive input partition (default ``SplitConfig``)."""
-    try:
-        import maraboupy  # noqa: F401
-    except ImportError as exc:
-        raise SolverUnavailableError(
-            "the 'marabou-split' verifier needs maraboupy==2.0.0 (Python 3.8-3.11, Linux/macOS "
-            "x86_64); available alternatives: "
-            f"{', '.join(n for n in list_verifiers() if not n.startswith('marabou'))}"
-        ) from exc
+    _require_marabou("marabou-split")
     from verirepair.verify.marabou_split import verify_marabou_split
 
     return verify_marabou_split(network, props, config)
