@@ -25,6 +25,7 @@ import io
 import logging
 import os
 import re
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -137,23 +138,25 @@ def cmd_report(args: argparse.Namespace) -> int:
     for r in bad:
         lines.append(f"- N{r['network']} {r['property']}: marabou {r['marabou_verdict']}, own "
                      f"{r['own_verdict']}, cex {r['cex']}")
-    lines += ["", "| property | instances | marabou holds | violated | timeout | unknown | "
-              "own holds | median marabou s | max marabou s | median queries |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
-    for prop in sorted({r["property"] for r in rows}):
-        sub = [r for r in rows if r["property"] == prop]
+    lines += ["", "| property | initial pieces | instances | marabou holds | violated | timeout | "
+              "unknown | own holds | median marabou s | max marabou s | median queries |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for prop, splits in sorted({(r["property"], int(r["initial_splits"])) for r in rows}):
+        sub = [r for r in rows
+               if r["property"] == prop and int(r["initial_splits"]) == splits]
         count = {v.value: sum(r["marabou_verdict"] == v.value for r in sub) for v in Verdict}
         times = sorted(float(r["marabou_s"]) for r in sub)
         queries = sorted(int(r["queries"]) for r in sub)
-        lines.append(f"| {prop} | {len(sub)} | {count['holds']} | {count['violated']} | "
+        lines.append(f"| {prop} | 2^{splits} | {len(sub)} | {count['holds']} | {count['violated']} | "
                      f"{count['timeout']} | {count['unknown']} | "
                      f"{sum(r['own_verdict'] == 'holds' for r in sub)} | "
-                     f"{times[len(times) // 2]:.0f} | {times[-1]:.0f} | {queries[len(queries) // 2]} |")
-    lines += ["", "| network | property | marabou | time (s) | budget (s) | queries | leaves | "
+                     f"{statistics.median(times):.0f} | {times[-1]:.0f} | {statistics.median(queries):.0f} |")
+    lines += ["", "| network | property | initial pieces | marabou | time (s) | budget (s) | queries | leaves | "
               "piece timeouts | max depth | own | own (s) | agree |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['network']} | {r['property']} | {r['marabou_verdict']} | "
+        lines.append(f"| {r['network']} | {r['property']} | 2^{r['initial_splits']} | "
+                     f"{r['marabou_verdict']} | "
                      f"{r['marabou_s']} | {r['timeout_s']} | {r['queries']} | {r['leaves']} | "
                      f"{r['piece_timeouts']} | {r['max_depth']} | {r['own_verdict']} | "
                      f"{r['own_s']} | {r['agree']} |")
