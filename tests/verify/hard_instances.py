@@ -1,10 +1,10 @@
-"""Shared test fixture: a property too hard to prove or refute within a second."""
+"""Shared test instances of tests/verify: a property too hard to decide in a second, and |x|."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from verirepair.network.model import Network, random_network
+from verirepair.network.model import AffineLayer, Network, random_network
 from verirepair.spec.property import Box, HalfSpaces, Property
 from verirepair.verify.falsify import pgd_attack
 
@@ -25,3 +25,9 @@ def hard_property(name: str = "hard") -> tuple[Network, Property]:
     x_best, _ = pgd_attack(net, probe, starts, lo, hi, steps=200)
     top = float((net.forward(x_best) @ row.T).max())
     return net, Property((box,), (HalfSpaces(-row, np.array([-top - 0.05])),), name)
+
+
+def abs_net() -> Network:
+    """y = relu(x) + relu(-x) = |x| for a scalar x."""
+    return Network((AffineLayer([[1.0], [-1.0]], [0.0, 0.0], True),
+                    AffineLayer([[1.0, 1.0]], [0.0], False)), "abs")

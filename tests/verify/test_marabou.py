@@ -10,27 +10,16 @@ import pytest
 
 pytest.importorskip("maraboupy")
 
+from hard_instances import abs_net  # noqa: E402
 from verirepair.network.model import AffineLayer, Network, random_network  # noqa: E402
 from verirepair.spec.property import Box, HalfSpaces, Property  # noqa: E402
 from verirepair.verify import marabou_backend  # noqa: E402
 from verirepair.verify.marabou_backend import marabou_available, verify_marabou  # noqa: E402
 from verirepair.verify.result import Verdict, VerifyConfig  # noqa: E402
 
-pytestmark = pytest.mark.marabou
+pytestmark = [pytest.mark.marabou, pytest.mark.usefixtures("in_tmp_cwd")]
 
 CONFIG = VerifyConfig(timeout_s=20.0)
-
-
-@pytest.fixture(autouse=True)
-def _in_tmp(tmp_path, monkeypatch):
-    """Marabou may leave log files in the working directory."""
-    monkeypatch.chdir(tmp_path)
-
-
-def _abs_net() -> Network:
-    """y = relu(x) + relu(-x) = |x| for a scalar x."""
-    return Network((AffineLayer([[1.0], [-1.0]], [0.0, 0.0], True),
-                    AffineLayer([[1.0, 1.0]], [0.0], False)), "abs")
 
 
 def _identity_net() -> Network:
@@ -53,14 +42,14 @@ def test_marabou_is_available():
 
 def test_holds_on_hand_network():
     prop = Property((Box([-1.0], [1.0]),), (_y_at_least(1.5),), "abs_small")
-    result = verify_marabou(_abs_net(), [prop], CONFIG)
+    result = verify_marabou(abs_net(), [prop], CONFIG)
     assert result.verdict is Verdict.HOLDS
     assert result.engine == "marabou" and result.counterexamples == ()
 
 
 def test_violated_on_hand_network_with_confirmed_counterexample():
     prop = Property((Box([-1.0], [1.0]),), (_y_at_least(0.5),), "abs_big")
-    result = verify_marabou(_abs_net(), [prop], CONFIG)
+    result = verify_marabou(abs_net(), [prop], CONFIG)
     assert result.verdict is Verdict.VIOLATED
     cex = result.counterexamples[0]
     assert cex.confirmed and cex.source == "marabou"
@@ -72,8 +61,8 @@ def test_disjunctive_unsafe_set():
     box = (Box([-1.0], [1.0]),)
     holds = Property(box, (_y_at_least(1.5), _y_at_most(-0.1)), "far_or_negative")
     violated = Property(box, (_y_at_least(1.5), _y_at_most(0.1)), "far_or_small")
-    assert verify_marabou(_abs_net(), [holds], CONFIG).verdict is Verdict.HOLDS
-    result = verify_marabou(_abs_net(), [violated], CONFIG)
+    assert verify_marabou(abs_net(), [holds], CONFIG).verdict is Verdict.HOLDS
+    result = verify_marabou(abs_net(), [violated], CONFIG)
     assert result.verdict is Verdict.VIOLATED
     assert abs(result.counterexamples[0].x[0]) <= 0.1
 
@@ -94,9 +83,9 @@ def test_list_of_properties_reports_the_violated_one():
     box = (Box([-1.0], [1.0]),)
     props = [Property(box, (_y_at_least(1.5),), "p_holds"),
              Property(box, (_y_at_least(0.9),), "p_violated")]
-    result = verify_marabou(_abs_net(), props, CONFIG)
+    result = verify_marabou(abs_net(), props, CONFIG)
     assert result.verdict is Verdict.VIOLATED and result.property_name == "p_violated"
-    result = verify_marabou(_abs_net(), props[:1], CONFIG)
+    result = verify_marabou(abs_net(), props[:1], CONFIG)
     assert result.verdict is Verdict.HOLDS
 
 
@@ -132,7 +121,7 @@ def test_empty_unsafe_polytope_holds_without_solving(monkeypatch):
 
     monkeypatch.setattr(marabou_backend, "_solve", fail)
     prop = Property((Box([-1.0], [1.0]),), (HalfSpaces([[0.0]], [-1.0]),), "empty")
-    assert verify_marabou(_abs_net(), [prop], CONFIG).verdict is Verdict.HOLDS
+    assert verify_marabou(abs_net(), [prop], CONFIG).verdict is Verdict.HOLDS
 
 
 @pytest.mark.parametrize("exit_code, values, verdict, match", [
@@ -144,7 +133,7 @@ def test_empty_unsafe_polytope_holds_without_solving(monkeypatch):
 def test_exit_codes_map_to_verdicts(monkeypatch, exit_code, values, verdict, match):
     monkeypatch.setattr(marabou_backend, "_solve", lambda query, timeout: (exit_code, values, None))
     prop = Property((Box([-1.0], [1.0]),), (_y_at_least(0.5),), "p")
-    result = verify_marabou(_abs_net(), [prop], CONFIG)
+    result = verify_marabou(abs_net(), [prop], CONFIG)
     assert result.verdict is verdict
     assert match in result.message and result.counterexamples == ()
 
@@ -153,7 +142,7 @@ def test_unconfirmed_sat_then_unsat_when_shrunk_is_unknown_not_holds(monkeypatch
     answers = iter([("sat", {0: 0.2}, None), ("unsat", {}, None)])
     monkeypatch.setattr(marabou_backend, "_solve", lambda query, timeout: next(answers))
     prop = Property((Box([-1.0], [1.0]),), (_y_at_least(0.5),), "p")
-    result = verify_marabou(_abs_net(), [prop], CONFIG)
+    result = verify_marabou(abs_net(), [prop], CONFIG)
     assert result.verdict is Verdict.UNKNOWN
     assert "not a counterexample" in result.message
 
@@ -173,7 +162,7 @@ def test_boundary_assignment_is_retried_strictly_inside(monkeypatch):
 
     monkeypatch.setattr(marabou_backend, "_solve", first_off_then_real)
     prop = Property((Box([-1.0], [1.0]),), (_y_at_least(0.5),), "p")
-    result = verify_marabou(_abs_net(), [prop], CONFIG)
+    result = verify_marabou(abs_net(), [prop], CONFIG)
     assert result.verdict is Verdict.VIOLATED and len(calls) == 2
     assert abs(result.counterexamples[0].x[0]) > 0.5
 
@@ -183,19 +172,19 @@ def test_timeout_passed_to_marabou_is_the_ceiling_of_the_budget(monkeypatch):
     monkeypatch.setattr(marabou_backend, "_solve",
                         lambda query, timeout: seen.append(timeout) or ("unsat", {}, None))
     prop = Property((Box([-1.0], [1.0]),), (_y_at_least(0.5),), "p")
-    verify_marabou(_abs_net(), [prop], VerifyConfig(timeout_s=2.3))
+    verify_marabou(abs_net(), [prop], VerifyConfig(timeout_s=2.3))
     assert seen == [3]
 
 
 def test_exhausted_budget_gives_timeout_without_solving():
     prop = Property((Box([-1.0], [1.0]),), (_y_at_least(0.5),), "p")
-    result = verify_marabou(_abs_net(), [prop], VerifyConfig(timeout_s=0.0))
+    result = verify_marabou(abs_net(), [prop], VerifyConfig(timeout_s=0.0))
     assert result.verdict is Verdict.TIMEOUT
 
 
 def test_marabou_prints_nothing(capfd):
     prop = Property((Box([-1.0], [1.0]),), (_y_at_least(0.5),), "p")
-    verify_marabou(_abs_net(), [prop], CONFIG)
+    verify_marabou(abs_net(), [prop], CONFIG)
     out, _ = capfd.readouterr()
     assert out == ""
 
@@ -203,7 +192,7 @@ def test_marabou_prints_nothing(capfd):
 def test_dimension_mismatch_is_rejected():
     prop = Property((Box([-1.0, 0.0], [1.0, 1.0]),), (_y_at_least(0.5),), "p")
     with pytest.raises(ValueError, match="dimension"):
-        verify_marabou(_abs_net(), [prop], CONFIG)
+        verify_marabou(abs_net(), [prop], CONFIG)
 
 
 # ------------------------------------------------------------------ ACAS Xu

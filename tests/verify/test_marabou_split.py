@@ -10,9 +10,9 @@ import pytest
 
 pytest.importorskip("maraboupy")
 
-from hard_instances import hard_property  # noqa: E402
+from hard_instances import abs_net, hard_property  # noqa: E402
 from verirepair.errors import SolverUnavailableError  # noqa: E402
-from verirepair.network.model import AffineLayer, Network, random_network  # noqa: E402
+from verirepair.network.model import random_network  # noqa: E402
 from verirepair.spec.property import Box, HalfSpaces, Property  # noqa: E402
 from verirepair.verify import marabou_split  # noqa: E402
 from verirepair.verify.engine import list_verifiers, verify  # noqa: E402
@@ -24,21 +24,9 @@ from verirepair.verify.marabou_split import (  # noqa: E402
 )
 from verirepair.verify.result import Verdict, VerifyConfig  # noqa: E402
 
-pytestmark = pytest.mark.marabou
+pytestmark = [pytest.mark.marabou, pytest.mark.usefixtures("in_tmp_cwd")]
 
 CONFIG = VerifyConfig(timeout_s=30.0)
-
-
-@pytest.fixture(autouse=True)
-def _in_tmp(tmp_path, monkeypatch):
-    """Marabou may leave log files in the working directory."""
-    monkeypatch.chdir(tmp_path)
-
-
-def _abs_net() -> Network:
-    """y = relu(x) + relu(-x) = |x| for a scalar x."""
-    return Network((AffineLayer([[1.0], [-1.0]], [0.0, 0.0], True),
-                    AffineLayer([[1.0, 1.0]], [0.0], False)), "abs")
 
 
 def _abs_prop(threshold: float) -> Property:
@@ -108,7 +96,7 @@ def test_split_config_rejects_bad_settings():
 
 # ----------------------------------------------------------------- verdicts
 def test_holds_with_forced_splitting_and_leaf_records():
-    result = verify_marabou_split(_abs_net(), _abs_prop(1.5), CONFIG,
+    result = verify_marabou_split(abs_net(), _abs_prop(1.5), CONFIG,
                                   SplitConfig(initial_splits=3, record_leaves=True))
     assert result.verdict is Verdict.HOLDS and result.engine == "marabou-split"
     assert result.stats.extra["leaves"] == 8 == result.stats.extra["leaves_unsat"]
@@ -120,7 +108,7 @@ def test_holds_with_forced_splitting_and_leaf_records():
 
 def test_violated_with_confirmed_counterexample_inside_the_box():
     prop = _abs_prop(0.9)  # |x| >= 0.9 is reachable only near the ends of [-1, 1]
-    result = verify_marabou_split(_abs_net(), prop, CONFIG, SplitConfig(initial_splits=2))
+    result = verify_marabou_split(abs_net(), prop, CONFIG, SplitConfig(initial_splits=2))
     assert result.verdict is Verdict.VIOLATED
     cex = result.counterexamples[0]
     assert cex.confirmed and -1.0 <= cex.x[0] <= 1.0 and abs(cex.x[0]) >= 0.9
@@ -144,7 +132,7 @@ def _fake_timeouts(monkeypatch, max_width: float) -> list[float]:
 
 def test_timed_out_pieces_are_bisected_until_decided(monkeypatch):
     widths = _fake_timeouts(monkeypatch, max_width=0.3)
-    result = verify_marabou_split(_abs_net(), _abs_prop(1.5), CONFIG,
+    result = verify_marabou_split(abs_net(), _abs_prop(1.5), CONFIG,
                                   SplitConfig(initial_splits=1, piece_timeout_s=1))
     # [-1, 1] -> 2 pieces of 1 -> 4 of 0.5 -> 8 of 0.25 (decided).
     assert result.verdict is Verdict.HOLDS
@@ -155,7 +143,7 @@ def test_timed_out_pieces_are_bisected_until_decided(monkeypatch):
 
 def test_depth_limit_gives_unknown(monkeypatch):
     _fake_timeouts(monkeypatch, max_width=0.0)
-    result = verify_marabou_split(_abs_net(), _abs_prop(1.5), CONFIG,
+    result = verify_marabou_split(abs_net(), _abs_prop(1.5), CONFIG,
                                   SplitConfig(initial_splits=1, piece_timeout_s=1, max_depth=3))
     assert result.verdict is Verdict.UNKNOWN and "max_depth" in result.message
     assert result.stats.extra["leaves"] == 8 and result.stats.extra["leaves_unsat"] == 0
@@ -173,9 +161,9 @@ def test_total_timeout_is_honoured():
 
 
 def test_worker_process_gives_the_same_verdicts():
-    holds = verify_marabou_split(_abs_net(), _abs_prop(1.5), CONFIG,
+    holds = verify_marabou_split(abs_net(), _abs_prop(1.5), CONFIG,
                                  SplitConfig(initial_splits=2, workers=1))
-    violated = verify_marabou_split(_abs_net(), _abs_prop(0.9), CONFIG,
+    violated = verify_marabou_split(abs_net(), _abs_prop(0.9), CONFIG,
                                     SplitConfig(initial_splits=2, workers=1))
     assert holds.verdict is Verdict.HOLDS and holds.stats.extra["leaves"] == 4
     assert violated.verdict is Verdict.VIOLATED and violated.counterexamples[0].confirmed
@@ -183,7 +171,7 @@ def test_worker_process_gives_the_same_verdicts():
 
 def test_registered_as_engine():
     assert "marabou-split" in list_verifiers()
-    result = verify(_abs_net(), _abs_prop(1.5), CONFIG, engine="marabou-split")
+    result = verify(abs_net(), _abs_prop(1.5), CONFIG, engine="marabou-split")
     assert result.verdict is Verdict.HOLDS and result.engine == "marabou-split"
     assert result.stats.extra["initial_pieces"] == 2 ** SplitConfig().initial_splits
 
@@ -198,7 +186,7 @@ def test_missing_maraboupy_names_the_alternatives(monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", fake_import)
     with pytest.raises(SolverUnavailableError, match="'marabou-split'.*alternatives: own$"):
-        verify(_abs_net(), _abs_prop(1.5), CONFIG, engine="marabou-split")
+        verify(abs_net(), _abs_prop(1.5), CONFIG, engine="marabou-split")
 
 
 # ------------------------------------------------------------------- oracle
