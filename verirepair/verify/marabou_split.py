@@ -40,9 +40,6 @@ import collections
 import concurrent.futures as cf
 import logging
 import math
-import multiprocessing
-import os
-import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -54,6 +51,7 @@ from verirepair.spec.property import Box, Property
 # The per-box query and its float64 confirm path are the plain Marabou backend's own,
 # so the two engines cannot drift apart in how they read Marabou's answers.
 from verirepair.verify.marabou_backend import _check_box, _import_marabou
+from verirepair.verify.pool import shutdown_pool, spawn_pool
 from verirepair.verify.result import (
     Counterexample,
     VerificationResult,
@@ -210,22 +208,17 @@ class _InlineExecutor:
 
 
 class _PoolExecutor:
-    """A process pool whose workers can be killed with SIGKILL."""
+    """A spawn process pool whose workers can be killed with SIGKILL."""
 
     def __init__(self, workers: int) -> None:
-        self._pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        self._pool = spawn_pool(workers)
 
     def submit(self, fn, *args) -> cf.Future:  # noqa: ANN001 - mirrors Executor.submit
         return self._pool.submit(fn, *args)
 
     def shutdown(self, kill: bool) -> None:
         """Stop the pool; ``kill`` SIGKILLs workers still inside Marabou."""
-        if kill:
-            # ProcessPoolExecutor offers no kill; its worker table is the only handle.
-            for process in list(getattr(self._pool, "_processes", {}).values()):
-                if process.is_alive():
-                    os.kill(process.pid, signal.SIGKILL)
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        shutdown_pool(self._pool, kill)
 
 
 @dataclass(slots=True)

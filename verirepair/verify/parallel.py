@@ -25,9 +25,6 @@ within a worker's start-up (about a second) and the pool's shutdown.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import multiprocessing
-import os
-import signal
 import time
 
 import numpy as np
@@ -35,6 +32,7 @@ import numpy as np
 from verirepair.network.model import Network
 from verirepair.spec.property import Property
 from verirepair.verify import bab
+from verirepair.verify.pool import shutdown_pool, spawn_pool
 from verirepair.verify.result import Verdict, VerifyConfig
 
 #: Seconds the search runs in the calling process before it spreads out.
@@ -65,14 +63,6 @@ def _resume(network: Network, prop: Property, config: VerifyConfig, deadline_mon
     return outcome
 
 
-def _kill(pool: cf.ProcessPoolExecutor) -> None:
-    """Stop the pool now: running workers get SIGKILL."""
-    for process in list(getattr(pool, "_processes", {}).values()):
-        if process.is_alive():
-            os.kill(process.pid, signal.SIGKILL)
-    pool.shutdown(wait=True, cancel_futures=True)
-
-
 def parallel_search(network: Network, prop: Property, config: VerifyConfig, deadline: float
                     ) -> bab.SearchOutcome:
     """Decide ``prop`` like :func:`bab.search`, with ``config.workers`` processes.
@@ -96,7 +86,7 @@ def parallel_search(network: Network, prop: Property, config: VerifyConfig, dead
         return outcome
     chunks = _deal(lead.paused, CHUNKS_PER_WORKER * config.workers)
     done_before = outcome.subproblems
-    pool = cf.ProcessPoolExecutor(config.workers, mp_context=multiprocessing.get_context("spawn"))
+    pool = spawn_pool(config.workers)
     # One clock for every process: CLOCK_MONOTONIC is system-wide (perf_counter's
     # origin is not guaranteed to be), and a chunk that waited in the queue
     # must not get a fresh budget.
@@ -123,7 +113,7 @@ def parallel_search(network: Network, prop: Property, config: VerifyConfig, dead
                 if part.message:
                     messages.append(part.message)
     finally:
-        _kill(pool)
+        shutdown_pool(pool, kill=True)
     outcome.verdict = verdict
     outcome.message = "; ".join(messages[:4])
     if opened:
