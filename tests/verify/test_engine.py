@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 import time
 
 import numpy as np
@@ -86,14 +85,6 @@ def test_timeout_reports_open_boxes_inside_the_region() -> None:
     assert widths.sum(axis=1).min() < box.width.sum()
 
 
-def test_marabou_missing_raises_solver_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
-    real_import = builtins.__import__
-
-    def fake_import(name, *args, **kwargs):
-        if name.startswith("maraboupy"):
-            raise ImportError("no maraboupy here")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", fake_import)
+def test_marabou_missing_raises_solver_unavailable(no_maraboupy) -> None:
     with pytest.raises(SolverUnavailableError, match="alternatives: own"):
         verify(_identity_net(), _prop(1.5, "x"), engine="marabou")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 import time
 
 import numpy as np
@@ -176,15 +175,7 @@ def test_registered_as_engine():
     assert result.stats.extra["initial_pieces"] == 2 ** SplitConfig().initial_splits
 
 
-def test_missing_maraboupy_names_the_alternatives(monkeypatch):
-    real_import = builtins.__import__
-
-    def fake_import(name, *args, **kwargs):
-        if name.startswith("maraboupy"):
-            raise ImportError("no maraboupy here")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", fake_import)
+def test_missing_maraboupy_names_the_alternatives(no_maraboupy):
     with pytest.raises(SolverUnavailableError, match="'marabou-split'.*alternatives: own$"):
         verify(abs_net(), _abs_prop(1.5), CONFIG, engine="marabou-split")
 
