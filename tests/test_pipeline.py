@@ -150,9 +150,9 @@ def test_undecided_property_gets_a_wider_margin_and_another_round(tmp_path, monk
     real = certify_loop.verify_all
     calls = []
 
-    def first_recheck_times_out(net, named_, config, deadline, engine, timeout_s, max_cex):
+    def first_recheck_times_out(net, named_, config, deadline, engine, timeout_s, max_cex, emit=None):
         calls.append(net)
-        results = real(net, named_, config, deadline, engine, timeout_s, max_cex)
+        results = real(net, named_, config, deadline, engine, timeout_s, max_cex, emit)
         if len(calls) == 2:
             name = named_[0][0]
             results[name] = VerificationResult(Verdict.TIMEOUT, engine="own", message="forced",

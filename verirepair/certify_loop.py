@@ -58,17 +58,36 @@ class RoundRecord:
     kind: str = "repair"           # or "shrink": a trial of narrower margins
 
 
+#: A property is not started with less than this many seconds left of the run's
+#: budget; it is recorded as TIMEOUT instead (the budget is a total budget).
+MIN_VERIFY_BUDGET_S = 0.5
+
+
 def verify_all(network: Network, named: NamedProperties, config: PipelineConfig, deadline: float,
-               engine: str, timeout_s: float, max_cex: int) -> dict[str, VerificationResult]:
-    """Verify every named property group, each with at most ``timeout_s`` of what is left."""
+               engine: str, timeout_s: float, max_cex: int,
+               emit: EventCallback | None = None) -> dict[str, VerificationResult]:
+    """Verify every named property group, each with at most ``timeout_s`` of what is left.
+
+    ``emit("verify", ...)`` reports each verdict as soon as it is decided.
+    """
     from verirepair.verify import verify
+    from verirepair.verify.result import VerifyStats
 
     results: dict[str, VerificationResult] = {}
     for name, props in named:
-        budget = max(1.0, min(timeout_s, deadline - time.perf_counter()))
-        vconfig = VerifyConfig(timeout_s=budget, seed=config.seed, max_counterexamples=max_cex,
-                               workers=config.workers if engine == "own" else 1)
-        results[name] = verify(network, props, vconfig, engine=engine)
+        left = deadline - time.perf_counter()
+        if left < MIN_VERIFY_BUDGET_S:
+            results[name] = VerificationResult(Verdict.TIMEOUT, stats=VerifyStats(), engine=engine,
+                                               property_name=name,
+                                               message="not started: the run's budget ran out")
+        else:
+            vconfig = VerifyConfig(timeout_s=min(timeout_s, left), seed=config.seed,
+                                   max_counterexamples=max_cex,
+                                   workers=config.workers if engine == "own" else 1)
+            results[name] = verify(network, props, vconfig, engine=engine)
+        if emit is not None:
+            res = results[name]
+            emit("verify", {"text": f"{name}: {res.verdict.value} ({res.stats.time_s:.1f} s)", "log": True})
     return results
 
 
@@ -249,12 +268,8 @@ class CertifyLoop:
 
     def verify(self, network: Network) -> dict[str, VerificationResult]:
         """Our engine on every property, with the per-round budget; emits each verdict."""
-        results = verify_all(network, self.named, self.config, self.deadline, "own",
-                             self.config.verify_timeout_s, self.config.cex_per_property)
-        for name, res in results.items():
-            self.emit("verify", {"text": f"{name}: {res.verdict.value} ({res.stats.time_s:.1f} s)",
-                                 "log": True})
-        return results
+        return verify_all(network, self.named, self.config, self.deadline, "own",
+                          self.config.verify_timeout_s, self.config.cex_per_property, self.emit)
 
     def attempt(self, margins: dict[str, float]):
         """Solve the repair at ``margins``, apply it to a new network and verify every property.

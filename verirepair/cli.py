@@ -6,8 +6,18 @@ command's work is done by library functions; this module parses arguments,
 shows progress with ``rich`` and renders results (tables from
 :mod:`verirepair.render`).
 
-Exit codes: 0 for any completed run (whatever the verdict), 2 for bad input
-(missing file, malformed network or property) with a one-line message.
+Exit codes (also in ``verirepair --help``):
+
+* 0 -- the command completed (``verify``: whatever the verdict; ``repair``:
+  REPAIRED or NOT_NEEDED, every property proven on the delivered file);
+* 2 -- bad input (missing file, malformed network or property, an option out
+  of range, an output that cannot be written), with ONE line on stderr;
+* 3 -- ``repair`` ended PARTIAL: not certified, nothing written at ``--out``;
+* 4 -- ``repair`` ended FAILED: no layer admitted a repair, nothing written;
+* 130 / 143 -- interrupted by SIGINT / SIGTERM; no delivered network is left.
+
+Errors are written to stderr as one physical line whatever the terminal
+width (rich would hard-wrap them at 80 columns in a pipe).
 """
 
 from __future__ import annotations
@@ -15,7 +25,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
+import signal
+import typing
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -29,18 +42,51 @@ from verirepair.errors import VerirepairError
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
+EXIT_NOT_CERTIFIED = 3
+EXIT_REPAIR_FAILED = 4
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+
+EXIT_CODES_HELP = ("exit codes: 0 done (repair: certified), 2 bad input (one line on stderr), "
+                   "3 repair not certified (PARTIAL), 4 repair FAILED, 130/143 interrupted "
+                   "(SIGINT/SIGTERM)")
 
 console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
 
 
 class _BadInput(Exception):
     """Raised inside commands for user errors that argparse cannot catch."""
 
 
+class _Terminated(BaseException):
+    """SIGTERM, turned into an exception so that ``finally`` clauses clean up."""
+
+
+def one_line(text: str) -> str:
+    """``text`` with every line break and run of whitespace collapsed to one space."""
+    return " ".join(str(text).split())
+
+
+def print_error(message: str) -> None:
+    """Write ``error: message`` to stderr as exactly one physical line.
+
+    Plain ``sys.stderr.write``, not rich: rich hard-wraps at the console width
+    (80 columns in a pipe, whatever ``COLUMNS`` says once it is unset).
+    """
+    text = one_line(message)
+    stream = sys.stderr
+    if stream.isatty() and "NO_COLOR" not in os.environ:
+        stream.write(f"\x1b[1;31merror:\x1b[0m {text}\n")
+    else:
+        stream.write(f"error: {text}\n")
+    stream.flush()
+
+
 # ----------------------------------------------------------------------------- helpers
 def _existing_file(path_text: str) -> Path:
     path = Path(path_text)
+    if path.is_dir():
+        raise _BadInput(f"{path} is a folder, expected a file")
     if not path.is_file():
         raise _BadInput(f"no such file: {path}")
     return path
@@ -56,6 +102,32 @@ def _load_properties(path_text: str):
     from verirepair.spec import parse_vnnlib
 
     return parse_vnnlib(_existing_file(path_text))
+
+
+def _check_dimensions(network, props, path_text: str) -> None:
+    """A property must speak about as many inputs and outputs as the network has."""
+    for prop in props:
+        if prop.n_inputs != network.n_inputs or prop.n_outputs != network.n_outputs:
+            raise _BadInput(f"{path_text}: the property has {prop.n_inputs} inputs and {prop.n_outputs} "
+                            f"outputs, the network has {network.n_inputs} inputs and "
+                            f"{network.n_outputs} outputs")
+
+
+def _check_output(path_text: str | None, what: str, suffixes: tuple[str, ...] = (),
+                  inputs: Sequence[str] = ()) -> Path | None:
+    """Validate an output path before any work: suffix, not an input, writable."""
+    from verirepair.atomic import check_writable
+
+    if path_text is None:
+        return None
+    path = Path(path_text)
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise _BadInput(f"{what} {path}: expected a file ending in {' or '.join(suffixes)}")
+    for other in inputs:
+        if Path(other).exists() and path.exists() and path.resolve() == Path(other).resolve():
+            raise _BadInput(f"{what} {path} is an input of this command; refusing to overwrite it")
+    check_writable(path, what)
+    return path
 
 
 def _dump_json(payload: dict) -> None:
@@ -107,6 +179,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     network = _load_network(args.network)
     props = _load_properties(args.property)
+    _check_dimensions(network, props, args.property)
+    _check_output(args.out, "--out", inputs=(args.network, args.property))
     config = VerifyConfig(timeout_s=args.timeout, seed=args.seed, use_lp=args.lp,
                           workers=args.workers if args.engine == "own" else 1)
     with console.status(f"verifying with {args.engine} ...", spinner="dots") if not args.json else _null():
@@ -160,9 +234,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     instances = read_instances(_existing_file(args.instances))
     engines = args.compare.split(",") if args.compare else [args.engine]
-    if args.compare and len(engines) != 2:
-        raise _BadInput("--compare takes two engine names, e.g. --compare own,marabou")
-    if args.limit:
+    if args.compare and (len(engines) != 2 or any(e not in BENCH_ENGINES for e in engines)):
+        raise _BadInput(f"--compare takes two engine names out of {', '.join(BENCH_ENGINES)}, "
+                        f"e.g. --compare own,marabou; got {args.compare!r}")
+    _check_output(args.out, "--out", inputs=(args.instances,))
+    if args.limit is not None:
         instances = instances[: args.limit]
     total = len(instances) * len(engines)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -192,7 +268,9 @@ def cmd_localize(args: argparse.Namespace) -> int:
 
     network = _load_network(args.network)
     props = _load_properties(args.property)
+    _check_dimensions(network, props, args.property)
     cex_path = _existing_file(args.cex) if args.cex else None
+    _check_output(args.plot, "--plot", suffixes=PLOT_SUFFIXES, inputs=(args.network, args.property))
     with console.status("finding counterexamples and localizing ...") if not args.json else _null():
         loc = localize_network(network, props, method=args.method, seed=args.seed,
                                cex_path=cex_path, timeout_s=args.timeout)
@@ -218,17 +296,27 @@ def cmd_repair(args: argparse.Namespace) -> int:
     """Repair a network until every given property is proven."""
     from verirepair.pipeline import PipelineConfig, run_pipeline
     from verirepair.pipeline_inputs import collect_properties
-    from verirepair.render import repair_summary_table
+
+    from verirepair.pipeline import check_outputs
 
     network_path = _existing_file(args.network)
     network = _load_network(args.network)
-    properties = collect_properties(network_path, [Path(p) for p in args.property or []], args.acasxu)
+    paths = [_existing_file(p) for p in args.property or []]
+    properties = collect_properties(network_path, paths, args.acasxu)
     if not properties:
         raise _BadInput("give at least one --property FILE, or --acasxu for an ACAS Xu network")
+    for name, props in properties:
+        _check_dimensions(network, props, name)
+    if args.out is not None and Path(args.out).suffix.lower() != ".onnx":
+        raise _BadInput(f"--out {args.out}: expected a file ending in .onnx")
     out = Path(args.out) if args.out else network_path.with_name(network_path.stem + "_repaired.onnx")
     report_dir = Path(args.report) if args.report else out.with_suffix("").with_name(out.stem + "_report")
+    check_outputs(out, report_dir, network_path)
+    if args.layer is not None and args.layer >= network.n_layers:
+        raise _BadInput(f"--layer {args.layer} is out of range: the network has layers "
+                        f"0..{network.n_layers - 1}")
     config = PipelineConfig(
-        layer=None if args.layer == "auto" else int(args.layer),
+        layer=args.layer,
         norm=args.norm, solver=args.solver, max_rounds=args.max_rounds, timeout_s=args.timeout,
         verify_timeout_s=args.verify_timeout, cross_check_timeout_s=args.cross_check_timeout,
         guilty_neurons=args.guilty_neurons, workers=args.workers,
@@ -236,67 +324,177 @@ def cmd_repair(args: argparse.Namespace) -> int:
     )
     result = _run_with_progress(lambda cb: run_pipeline(network, properties, config, out, report_dir,
                                                         source_path=network_path, on_event=cb))
+    return _print_repair_outcome(result)
+
+
+def _print_repair_outcome(result) -> int:
+    """Summary table, where things went, and the exit code of a repair run."""
+    from verirepair.pipeline import PipelineStatus
+    from verirepair.render import repair_summary_table
+
     console.print(repair_summary_table(result))
-    console.print(f"repaired network: [bold]{result.output_path}[/bold]")
+    certified = result.status in (PipelineStatus.REPAIRED, PipelineStatus.NOT_NEEDED)
+    if result.output_path is not None:
+        console.print(f"[bold green]CERTIFIED[/bold green] repaired network: [bold]{result.output_path}[/bold]")
+    elif certified:
+        console.print("[bold green]CERTIFIED[/bold green] every property holds on the original network; "
+                      "nothing was changed or written")
+    else:
+        console.print(f"[bold red]NOT CERTIFIED[/bold red] ({result.status.value}): nothing was written "
+                      "at the output path")
+        if getattr(result, "candidate_path", None) is not None:
+            console.print(f"uncertified candidate, for inspection only: {result.candidate_path}")
     console.print(f"report: [bold]{result.report_dir}[/bold] (report.json, report.md, plots)")
-    return EXIT_OK
+    if certified:
+        return EXIT_OK
+    return EXIT_REPAIR_FAILED if result.status is PipelineStatus.FAILED else EXIT_NOT_CERTIFIED
 
 
 def _run_with_progress(job: Callable[[Callable[[str, dict], None]], object]):
-    """Run a pipeline job, showing its stage events in a live status line."""
-    started = time.perf_counter()
-    with console.status("starting ...", spinner="dots") as status:
-        def on_event(stage: str, info: dict) -> None:
-            elapsed = time.perf_counter() - started
-            text = info.get("text", "")
-            status.update(f"[bold]{stage}[/bold] {text}  [dim]{elapsed:.0f} s[/dim]")
-            if info.get("log"):
-                console.print(f"[dim]{elapsed:6.1f} s[/dim]  {stage:<10} {text}")
+    """Run a pipeline job, showing its stage events in a live status line.
 
-        return job(on_event)
+    On a terminal the status line (stage, latest event, elapsed time) is
+    redrawn every second by a ticker thread, so the clock moves while a long
+    verification runs.  Events marked ``log`` (each verdict as it is decided,
+    each round, each cross-check answer) are also printed as lines, which is
+    all a pipe sees.
+    """
+    import threading
+
+    started = time.perf_counter()
+    latest = {"stage": "start", "text": "..."}
+    stop = threading.Event()
+    with console.status("starting ...", spinner="dots") as status:
+        def redraw() -> None:
+            elapsed = time.perf_counter() - started
+            status.update(f"[bold]{latest['stage']}[/bold] {latest['text']}  [dim]{elapsed:.0f} s[/dim]")
+
+        def tick() -> None:
+            while not stop.wait(1.0):
+                redraw()
+
+        def on_event(stage: str, info: dict) -> None:
+            latest["stage"], latest["text"] = stage, str(info.get("text", ""))
+            redraw()
+            if info.get("log"):
+                elapsed = time.perf_counter() - started
+                console.print(Text(f"{elapsed:6.1f} s  {stage:<10} {latest['text']}"), soft_wrap=True)
+
+        ticker = threading.Thread(target=tick, name="verirepair-clock", daemon=True)
+        if console.is_terminal:
+            ticker.start()
+        try:
+            return job(on_event)
+        finally:
+            stop.set()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the whole pipeline on the shipped demo network."""
+    from verirepair.atomic import check_writable
     from verirepair.demo import demo_paths
     from verirepair.pipeline import PipelineConfig, run_pipeline
-    from verirepair.render import network_table, repair_summary_table
+    from verirepair.render import network_table
 
     network_path, property_paths = demo_paths()
+    out_dir = Path(args.out_dir)
+    check_writable(out_dir, "--out-dir", directory=True)
     network = _load_network(str(network_path))
     console.print(network_table(network, str(network_path)))
     properties = [(p.stem, _load_properties(str(p))) for p in property_paths]
-    out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     config = PipelineConfig(max_rounds=args.max_rounds, timeout_s=args.timeout, seed=args.seed,
                             cross_check=None if args.no_cross_check else "marabou")
     result = _run_with_progress(lambda cb: run_pipeline(
         network, properties, config, out_dir / "demo_repaired.onnx", out_dir / "report",
         source_path=network_path, on_event=cb))
-    console.print(repair_summary_table(result))
-    console.print(f"repaired network: [bold]{result.output_path}[/bold]")
-    console.print(f"report: [bold]{result.report_dir}[/bold]")
-    return EXIT_OK
+    return _print_repair_outcome(result)
 
 
 # ----------------------------------------------------------------------------- parser
-def _positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
+#: Engines of ``bench`` (and of ``--compare``).
+BENCH_ENGINES = ("own", "marabou")
+
+#: File types ``--plot`` can write (matplotlib picks the format from the suffix).
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
+
+#: Largest accepted seed (numpy's generators take non-negative integers).
+MAX_SEED = 2**32 - 1
+
+
+def _int_in_range(minimum: int, maximum: int | None, what: str) -> Callable[[str], int]:
+    """argparse type: an integer in ``[minimum, maximum]``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+        return value
+
+    return parse
+
+
+_positive_int = _int_in_range(1, None, "a positive integer")
+_seed = _int_in_range(0, MAX_SEED, f"a seed in 0..{MAX_SEED}")
+
+
+def _positive_float(what: str) -> Callable[[str], float]:
+    """argparse type: a finite number > 0 (``nan``, ``inf``, 0 and negatives are refused)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not math.isfinite(value) or value <= 0:
+            raise argparse.ArgumentTypeError(f"expected {what} (finite, > 0), got {text!r}")
+        return value
+
+    return parse
+
+
+_seconds = _positive_float("a positive number of seconds")
+
+
+def _layer(text: str) -> int | None:
+    """argparse type of ``--layer``: ``auto`` (None) or a layer index >= 0."""
+    if text == "auto":
+        return None
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a layer index, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a layer index >= 0, got {value}")
     return value
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are ONE line on stderr and exit 2.
+
+    argparse prints the usage block and then the error; a user (and a pipe)
+    gets one line naming the command, the option and what was expected.
+    """
+
+    def error(self, message: str) -> "typing.NoReturn":  # noqa: F821 - string annotation
+        print_error(f"{self.prog}: {message} (see {self.prog} --help)")
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def _print_help_and_fail(parser: argparse.ArgumentParser) -> int:
+    """A command group given without its action: show that group's help, exit 2."""
+    parser.print_help(sys.stderr)
+    return EXIT_BAD_INPUT
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with one sub-command per pipeline task."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="verirepair",
         description="Repair ReLU networks with proof: specify (VNN-LIB), verify, localize, "
                     "repair, re-verify, deliver an ONNX file, a report and a certificate.",
+        epilog=EXIT_CODES_HELP,
     )
     parser.add_argument("--version", action="version", version=f"verirepair {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
@@ -320,7 +518,8 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--src", help="folder of phi*.toml files (default: the repository's properties/)")
     pe.add_argument("--dest", help="output folder (default: the repository's vnnlib/acasxu/)")
     pe.set_defaults(func=cmd_properties_export)
-    p.set_defaults(func=lambda args: (p.print_help(), EXIT_BAD_INPUT)[1])
+    properties_parser = p
+    p.set_defaults(func=lambda args: _print_help_and_fail(properties_parser))
 
     p = sub.add_parser("verify", help="verify a property on a network",
                        description="Verify a VNN-LIB property on a network. The answer is a proof "
@@ -329,12 +528,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("property", metavar="PROP", help="VNN-LIB property file")
     p.add_argument("--engine", default="own", choices=["own", "marabou", "marabou-split"],
                    help="verifier (default: own)")
-    p.add_argument("--timeout", type=float, default=60.0, metavar="S", help="time budget in seconds (default 60)")
+    p.add_argument("--timeout", type=_seconds, default=60.0, metavar="S", help="time budget in seconds (default 60)")
     p.add_argument("--lp", action="store_true", help="tighten bounds with LPs (own engine; slower, tighter)")
     p.add_argument("--workers", type=_positive_int, default=1, metavar="N",
                    help="processes for our engine's branch and bound (default 1; a search still open "
                         "after 3 s spreads over N processes)")
-    p.add_argument("--seed", type=int, default=0, help="falsifier seed (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="falsifier seed (default 0)")
     p.add_argument("--out", metavar="RESULT", help="write a VNN-COMP result file (sat/unsat/timeout/unknown)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_verify)
@@ -343,12 +542,14 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run every instance of a VNN-COMP instances.csv (onnx,vnnlib,timeout "
                                    "rows, paths relative to the CSV) and summarise.")
     p.add_argument("instances", metavar="INSTANCES.csv")
-    p.add_argument("--engine", default="own", choices=["own", "marabou"])
+    p.add_argument("--engine", default="own", choices=BENCH_ENGINES, help="verifier (default own)")
     p.add_argument("--compare", metavar="A,B", help="run two engines and report every disagreement")
-    p.add_argument("--jobs", type=int, default=1, metavar="N", help="parallel worker processes (default 1)")
-    p.add_argument("--timeout-scale", type=float, default=1.0, metavar="F",
+    p.add_argument("--jobs", type=_positive_int, default=1, metavar="N",
+                   help="parallel worker processes (default 1)")
+    p.add_argument("--timeout-scale", type=_positive_float("a positive factor"), default=1.0, metavar="F",
                    help="multiply every instance's timeout by F (default 1)")
-    p.add_argument("--limit", type=int, default=0, metavar="N", help="only the first N instances")
+    p.add_argument("--limit", type=_positive_int, default=None, metavar="N",
+                   help="only the first N instances (default: all)")
     p.add_argument("--out", metavar="results.csv", help="write one CSV row per instance and engine")
     p.set_defaults(func=cmd_bench)
 
@@ -358,10 +559,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("network", metavar="NET")
     p.add_argument("property", metavar="PROP")
     p.add_argument("--method", default="causal", choices=["causal", "activation", "gradient"])
-    p.add_argument("--top", type=int, default=10, metavar="K", help="rows to show (default 10)")
+    p.add_argument("--top", type=_positive_int, default=10, metavar="K", help="rows to show (default 10)")
     p.add_argument("--cex", metavar="FILE", help="counterexamples: a VNN-COMP result file, .npy or .json")
-    p.add_argument("--timeout", type=float, default=60.0, metavar="S", help="verification budget")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--timeout", type=_seconds, default=60.0, metavar="S",
+                   help="verification budget in seconds (default 60)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed (default 0)")
     p.add_argument("--json", action="store_true", help="print the localization as JSON")
     p.add_argument("--plot", metavar="FILE.png", help="draw top-K effects and a layer-by-neuron heat map")
     p.set_defaults(func=cmd_localize)
@@ -375,7 +577,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="use every ACAS Xu property that applies to the named network")
     p.add_argument("--out", metavar="OUT.onnx", help="repaired network (default: NET_repaired.onnx)")
     p.add_argument("--report", metavar="DIR", help="report folder (default: OUT_report/)")
-    p.add_argument("--layer", default="auto", help="layer to repair: auto (from localization) or an index")
+    p.add_argument("--layer", type=_layer, default=None, metavar="auto|INDEX",
+                   help="layer to repair: auto (from localization) or a layer index (default auto)")
     p.add_argument("--workers", type=_positive_int, default=1, metavar="N",
                    help="processes for our verifier's branch and bound in every round (default 1)")
     p.add_argument("--guilty-neurons", type=_positive_int, default=None, metavar="K",
@@ -383,26 +586,31 @@ def build_parser() -> argparse.ArgumentParser:
                         "guilty units' columns of the layer before (default: the whole layer)")
     p.add_argument("--norm", default="l1", choices=["l1", "linf", "mix"], help="weight-change norm")
     p.add_argument("--solver", default="cbc", choices=["cbc", "highs", "gurobi"])
-    p.add_argument("--max-rounds", type=int, default=8, metavar="N")
-    p.add_argument("--timeout", type=float, default=1800.0, metavar="S", help="total budget (default 1800)")
-    p.add_argument("--verify-timeout", type=float, default=300.0, metavar="S",
+    p.add_argument("--max-rounds", type=_positive_int, default=8, metavar="N",
+                   help="rounds of repair and re-verification (default 8)")
+    p.add_argument("--timeout", type=_seconds, default=1800.0, metavar="S",
+                   help="total budget of the whole run, cross-check, fidelity and report included "
+                        "(default 1800)")
+    p.add_argument("--verify-timeout", type=_seconds, default=300.0, metavar="S",
                    help="budget of one property's verification per round (default 300); a property "
                         "not decided in time gets a wider margin in the next round")
     p.add_argument("--cross-check", default="marabou", choices=["marabou", "marabou-split", "none"],
                    help="final independent check of every property (default marabou; marabou-split "
                         "splits the input region for Marabou, for properties it cannot decide whole)")
-    p.add_argument("--cross-check-timeout", type=float, default=300.0, metavar="S",
-                   help="budget of the cross-check per property (default 300)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cross-check-timeout", type=_seconds, default=300.0, metavar="S",
+                   help="budget of the cross-check per property, within the total --timeout (default 300)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed (default 0)")
     p.set_defaults(func=cmd_repair)
 
     p = sub.add_parser("demo", help="run the whole pipeline on the shipped demo network",
                        description="Verify, localize, repair and re-verify the shipped demo network, "
                                    "which has a planted violation.")
     p.add_argument("--out-dir", default="demo_out", help="where outputs go (default demo_out/)")
-    p.add_argument("--max-rounds", type=int, default=5)
-    p.add_argument("--timeout", type=float, default=120.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-rounds", type=_positive_int, default=5, metavar="N",
+                   help="rounds of repair and re-verification (default 5)")
+    p.add_argument("--timeout", type=_seconds, default=120.0, metavar="S",
+                   help="total budget in seconds (default 120)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed (default 0)")
     p.add_argument("--no-cross-check", action="store_true", help="skip the final Marabou check")
     p.set_defaults(func=cmd_demo)
     return parser
@@ -416,8 +624,16 @@ def build_parser() -> argparse.ArgumentParser:
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``verirepair`` console script."""
+    """Entry point of the ``verirepair`` console script.
+
+    Returns the exit code (see the module docstring); usage errors exit 2
+    from the parser with one line on stderr.
+    """
     for variable in BLAS_THREAD_VARIABLES:      # before numpy is first imported
         os.environ.setdefault(variable, "1")
     parser = build_parser()
@@ -425,17 +641,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     if not getattr(args, "func", None):
-        parser.print_help()
+        parser.print_help(sys.stderr)
         return EXIT_BAD_INPUT
+    previous = None
+    if threading_is_main():
+        # SIGTERM becomes an exception, so that every ``finally`` removes its
+        # temporary files and kills its child processes, as for Ctrl-C.
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         return int(args.func(args))
-    except (VerirepairError, _BadInput, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-        # Text, not markup: messages quote file contents that may contain brackets.
-        err_console.print(Text.assemble(("error: ", "bold red"), str(exc)))
+    except (VerirepairError, _BadInput, OSError) as exc:
+        # OSError: a file vanished or a disk filled while working; still one line.
+        print_error(_describe(exc))
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted[/yellow]")
-        return 130
+        print_error("interrupted (SIGINT); no repaired network was delivered by this run")
+        return EXIT_SIGINT
+    except _Terminated:
+        print_error("terminated (SIGTERM); no repaired network was delivered by this run")
+        return EXIT_SIGTERM
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def threading_is_main() -> bool:
+    """True in the main thread (only there may signal handlers be installed)."""
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _describe(exc: BaseException) -> str:
+    """The message of an error, with the file name for OSErrors."""
+    if isinstance(exc, OSError) and not isinstance(exc, VerirepairError) and exc.filename:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    return str(exc)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ certificate speaks about the delivered bytes; Marabou cross-checks it.
 from __future__ import annotations
 
 import enum
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ from verirepair.pipeline_inputs import (NamedProperties, collect_properties, inp
                                         localize_network, preservation_points, read_counterexamples,
                                         sha256_file)
 from verirepair.tolerances import MARGIN
-from verirepair.verify.result import Verdict, VerificationResult, VerifyConfig
+from verirepair.verify.result import Verdict, VerificationResult
 
 
 #: Re-exported from :mod:`verirepair.pipeline_inputs` and :mod:`verirepair.certify_loop`
@@ -181,6 +182,7 @@ class PipelineResult:
     fidelity: dict | None
     time_s: float
     patch: object | None = field(default=None, repr=False)
+    candidate_path: Path | None = None
 
 
 def _verdict_entry(result: VerificationResult) -> dict:
@@ -188,10 +190,50 @@ def _verdict_entry(result: VerificationResult) -> dict:
             "subproblems": result.stats.subproblems, "message": result.message}
 
 
+#: Share of ``timeout_s`` kept back from the certify loop for the delivery
+#: (re-verifying the file, fidelity, report and plots), clamped to
+#: [DELIVERY_RESERVE_MIN_S, DELIVERY_RESERVE_MAX_S].  Measured on N2,1 (two
+#: properties): fidelity and report take about 3 s.
+DELIVERY_RESERVE_SHARE = 0.1
+DELIVERY_RESERVE_MIN_S = 4.0
+DELIVERY_RESERVE_MAX_S = 60.0
+
+#: File name of a run's best candidate when it is not certified (in the report folder).
+UNCERTIFIED_NAME = "UNCERTIFIED_candidate.onnx"
+
+
+def delivery_reserve_s(timeout_s: float) -> float:
+    """Seconds of the total budget kept for the delivery (see ``DELIVERY_RESERVE_SHARE``)."""
+    return min(DELIVERY_RESERVE_MAX_S, max(DELIVERY_RESERVE_MIN_S, DELIVERY_RESERVE_SHARE * timeout_s),
+               0.5 * timeout_s)
+
+
+def check_outputs(out_path: Path, report_dir: Path, source_path: Path | None) -> None:
+    """Fail before any work when the outputs cannot be written or would overwrite the input.
+
+    Raises
+    ------
+    OutputError
+    """
+    from verirepair.atomic import check_writable
+    from verirepair.errors import OutputError
+
+    if source_path is not None and Path(out_path).resolve() == Path(source_path).resolve():
+        raise OutputError(f"refusing to overwrite the input network {source_path}; choose another --out")
+    check_writable(Path(out_path), "--out")
+    check_writable(Path(report_dir), "--report", directory=True)
+
+
 def run_pipeline(network: Network, named: NamedProperties, config: PipelineConfig, out_path: Path,
                  report_dir: Path, source_path: Path | None = None,
                  on_event: EventCallback | None = None) -> PipelineResult:
     """Repair ``network`` until every property is proven, and deliver the results.
+
+    The whole run, cross-check, fidelity and report included, ends within
+    ``config.timeout_s`` (up to a few seconds of rounding).  Only a run that
+    ends REPAIRED writes ``out_path``; any other writes its best candidate,
+    if it has one, as ``UNCERTIFIED_candidate.onnx`` in the report folder.
+    An interrupted run (KeyboardInterrupt) leaves no network at ``out_path``.
 
     Parameters
     ----------
@@ -206,102 +248,177 @@ def run_pipeline(network: Network, named: NamedProperties, config: PipelineConfi
     Returns
     -------
     PipelineResult
-    """
-    from verirepair.errors import VerirepairError
 
+    Raises
+    ------
+    OutputError -- before any work, when an output cannot be written
+    """
     emit = on_event or (lambda stage, info: None)
     started = time.perf_counter()
     deadline = started + config.timeout_s
-    if source_path is not None and Path(out_path).resolve() == Path(source_path).resolve():
-        raise VerirepairError(f"refusing to overwrite the input network {source_path}; choose another --out")
+    check_outputs(Path(out_path), Path(report_dir), source_path)
     rng = np.random.default_rng(config.seed)
     all_props = [p for _, props in named for p in props]
     domain = input_domain(network, all_props)
     preserve_x = preservation_points(network, all_props, domain, config.n_preserve, rng)
 
-    loop = CertifyLoop(network, named, config, preserve_x, rng, deadline, emit)
+    loop_deadline = deadline - delivery_reserve_s(config.timeout_s)
+    loop = CertifyLoop(network, named, config, preserve_x, rng, loop_deadline, emit)
     state = loop.run()
     record = {name: {"before": _verdict_entry(res)} for name, res in state.before.items()}
-    return _deliver(network, state, named, record, config, out_path, report_dir, source_path, started, emit)
+    delivery = _Delivery(network, named, config, Path(out_path), Path(report_dir), source_path,
+                         started, deadline, emit)
+    return delivery.run(state, record)
 
 
-def _deliver(original: Network, state: LoopOutcome, named: NamedProperties, record: dict,
-             config: PipelineConfig, out_path: Path, report_dir: Path, source_path: Path | None,
-             started: float, emit: EventCallback) -> PipelineResult:
-    """Save the repaired file, re-verify it from disk, cross-check, measure fidelity, report."""
-    from verirepair import report
-    from verirepair.fidelity import advisory_agreement, care_fidelity
-    from verirepair.network import load_network, save_onnx
+def _status(state: LoopOutcome, all_hold: bool) -> PipelineStatus:
+    if state.patch is None and not state.failed and all_hold and not state.rounds:
+        return PipelineStatus.NOT_NEEDED
+    if all_hold and state.patch is not None:
+        return PipelineStatus.REPAIRED
+    if state.failed and state.patch is None:
+        return PipelineStatus.FAILED
+    return PipelineStatus.PARTIAL
 
-    current, results, patch, rounds = state.current, state.results, state.patch, state.rounds
 
-    all_hold = all(res.verdict is Verdict.HOLDS for res in results.values())
-    output_path = None
-    delivered = current
-    if patch is not None:
-        emit("deliver", {"text": f"writing {out_path}", "log": True})
-        output_path = save_onnx(current, Path(out_path))
-        delivered = load_network(output_path)
+@dataclass(slots=True)
+class _Delivery:
+    """Save the candidate, re-verify it from disk, cross-check, measure fidelity, report, deliver.
+
+    The candidate is written to a hidden temporary file beside ``out_path``;
+    it becomes ``out_path`` (one rename) only when the run is REPAIRED, after
+    the report is written.  Any other ending, and any exception, removes it.
+    """
+
+    original: Network
+    named: NamedProperties
+    config: PipelineConfig
+    out_path: Path
+    report_dir: Path
+    source_path: Path | None
+    started: float
+    deadline: float
+    emit: EventCallback
+    _moved: bool = False
+
+    def run(self, state: LoopOutcome, record: dict) -> PipelineResult:
+        temp: Path | None = None
+        self._moved = False
+        try:
+            temp, delivered, results = self._save_and_reverify(state)
+            for name, res in results.items():
+                record[name]["after"] = _verdict_entry(res)
+            all_hold = all(res.verdict is Verdict.HOLDS for res in results.values())
+            status = _status(state, all_hold)
+            if self.config.cross_check and temp is not None and status is PipelineStatus.REPAIRED:
+                self._cross_check(temp, record)
+            change, fidelity = self._fidelity(state, delivered, record)
+            output_path = candidate_path = None
+            if temp is not None and status is PipelineStatus.REPAIRED:
+                output_path = self.out_path
+            elif temp is not None:
+                candidate_path = self.report_dir / UNCERTIFIED_NAME
+            result = PipelineResult(status, delivered, output_path, self.report_dir, record,
+                                    tuple(state.rounds), change, fidelity,
+                                    time.perf_counter() - self.started, state.patch, candidate_path)
+            self._finish(result, state, temp)
+            temp = None
+            return result
+        except BaseException:
+            # Interrupted (or failed) after the rename, while the report was written:
+            # a delivered network without its report must not stay behind.
+            if self._moved:
+                self.out_path.unlink(missing_ok=True)
+            raise
+        finally:
+            if temp is not None:
+                temp.unlink(missing_ok=True)
+
+    def _save_and_reverify(self, state: LoopOutcome):
+        """``(temp file or None, network read back from it, verdicts of what is delivered)``."""
+        import tempfile
+
+        from verirepair.network import load_network, save_onnx
+
+        if state.patch is None:
+            return None, state.current, state.results
+        self.emit("deliver", {"text": "writing the candidate", "log": True})
+        self.out_path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{self.out_path.name}.", suffix=".candidate.onnx",
+                                    dir=self.out_path.parent)
+        os.close(fd)
+        temp = Path(name)
+        try:
+            save_onnx(state.current, temp)
+            delivered = load_network(temp)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        results = state.results
         same = all(np.array_equal(a.weight, b.weight) and np.array_equal(a.bias, b.bias)
-                   for a, b in zip(delivered.layers, current.layers))
+                   for a, b in zip(delivered.layers, state.current.layers))
         if not same:
             # The file does not hold exactly what we verified: verify the file itself.
-            emit("verify", {"text": "re-verifying the delivered file", "log": True})
-            results = verify_all(delivered, named, config, started + config.timeout_s + 600, "own",
-                                  config.verify_timeout_s, 1)
-            all_hold = all(res.verdict is Verdict.HOLDS for res in results.values())
-    for name, res in results.items():
-        record[name]["after"] = _verdict_entry(res)
-    if config.cross_check:
-        emit("crosscheck", {"text": f"{config.cross_check} on every property", "log": True})
-        cross = _cross_check(delivered, named, config)
-        for name, entry in cross.items():
-            record[name]["cross_check"] = entry
-    if patch is None and not state.failed and all_hold and not rounds:
-        status = PipelineStatus.NOT_NEEDED
-    elif all_hold and patch is not None:
-        status = PipelineStatus.REPAIRED
-    elif state.failed and patch is None:
-        status = PipelineStatus.FAILED
-    else:
-        status = PipelineStatus.PARTIAL
-    change = fidelity = None
-    if patch is not None:
-        emit("fidelity", {"text": "measuring fidelity", "log": True})
-        rng = np.random.default_rng(config.seed + 1)
-        all_props = [p for _, props in named for p in props]
-        domain = input_domain(original, all_props)
+            self.emit("verify", {"text": "re-verifying the delivered file", "log": True})
+            results = verify_all(delivered, self.named, self.config, self._work_deadline(), "own",
+                                 self.config.verify_timeout_s, 1, self.emit)
+        return temp, delivered, results
+
+    def _work_deadline(self) -> float:
+        return self.deadline - delivery_reserve_s(self.config.timeout_s)
+
+    def _cross_check(self, temp: Path, record: dict) -> None:
+        from verirepair.cross_check import cross_check
+
+        engine = str(self.config.cross_check)
+        self.emit("crosscheck", {"text": f"{engine} on every property", "log": True})
+
+        def on_verdict(name: str, entry) -> None:
+            self.emit("crosscheck", {"text": f"{name}: {entry.verdict.value} ({entry.time_s:.1f} s)"
+                                             + (f" {entry.message}" if entry.message else ""), "log": True})
+
+        entries = cross_check(temp, self.named, engine, self.config.cross_check_timeout_s,
+                              self._work_deadline(), self.config.seed, on_verdict)
+        for name, entry in entries.items():
+            record[name]["cross_check"] = entry.to_dict()
+
+    def _fidelity(self, state: LoopOutcome, delivered: Network, record: dict):
+        from verirepair.fidelity import advisory_agreement, care_fidelity
+
+        patch = state.patch
+        if patch is None:
+            return None, None
+        self.emit("fidelity", {"text": "measuring fidelity", "log": True})
+        rng = np.random.default_rng(self.config.seed + 1)
+        all_props = [p for _, props in self.named for p in props]
+        domain = input_domain(self.original, all_props)
         change = {"layer_index": int(patch.layer_index), "l1": float(patch.l1), "linf": float(patch.linf),
                   "n_changed": int(patch.n_changed)}
-        repaired_names = [n for n, e in record.items() if e["before"]["verdict"] == Verdict.VIOLATED.value]
+        repaired = [n for n, e in record.items() if e["before"]["verdict"] == Verdict.VIOLATED.value]
         fidelity = {
-            "advisory_agreement": advisory_agreement(original, delivered, domain, config.n_fidelity, rng),
-            "n_domain_points": config.n_fidelity,
-            "care": [care_fidelity(original, delivered, n, dict(named)[n], config.n_care, rng).to_dict()
-                     for n in repaired_names],
+            "advisory_agreement": advisory_agreement(self.original, delivered, domain,
+                                                     self.config.n_fidelity, rng),
+            "n_domain_points": self.config.n_fidelity,
+            "care": [care_fidelity(self.original, delivered, n, dict(self.named)[n], self.config.n_care,
+                                   rng).to_dict() for n in repaired],
         }
-    result = PipelineResult(status, delivered, output_path, Path(report_dir), record, tuple(rounds),
-                            change, fidelity, time.perf_counter() - started, patch)
-    emit("report", {"text": f"writing {report_dir}", "log": True})
-    report.write_report(result, original, named, config, source_path, state.localization)
-    return result
+        return change, fidelity
 
+    def _finish(self, result: PipelineResult, state: LoopOutcome, temp: Path | None) -> None:
+        """Write the report, then put the network where it belongs (one rename)."""
+        import shutil
 
-def _cross_check(network: Network, named: NamedProperties, config: PipelineConfig) -> dict:
-    """Verdicts of the independent engine; an unavailable engine is recorded, not fatal."""
-    from verirepair.errors import SolverUnavailableError
-    from verirepair.verify import verify
+        from verirepair import report
 
-    entries = {}
-    for name, props in named:
-        try:
-            res = verify(network, props, VerifyConfig(timeout_s=config.cross_check_timeout_s,
-                                                      seed=config.seed), engine=config.cross_check)
-            entries[name] = _verdict_entry(res)
-        except SolverUnavailableError as exc:
-            entries[name] = {"verdict": Verdict.UNKNOWN.value, "engine": config.cross_check,
-                             "time_s": 0.0, "message": str(exc)}
-    return entries
+        self.emit("report", {"text": f"writing {self.report_dir}", "log": True})
+        self.report_dir.mkdir(parents=True, exist_ok=True)
+        if temp is not None and result.candidate_path is not None:
+            shutil.move(str(temp), str(result.candidate_path))
+        elif temp is not None and result.output_path is not None:
+            os.replace(temp, result.output_path)
+            self._moved = True
+        report.write_report(result, self.original, self.named, self.config, self.source_path,
+                            state.localization)
 
 
 def config_dict(config: PipelineConfig) -> dict:
