@@ -66,3 +66,7 @@ class DataMissingError(VerirepairError):
 
 class SolverUnavailableError(VerirepairError):
     """An LP/MILP backend or verifier is not installed or not licensed."""
+
+
+class OutputError(VerirepairError):
+    """An output location that cannot be written (checked before any work starts)."""
