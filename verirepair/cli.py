@@ -412,6 +412,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- parser
+#: Sub-command names, filled by :func:`build_parser`.
+COMMANDS: tuple[str, ...] = ()
+
 #: Engines of ``bench`` (and of ``--compare``).
 BENCH_ENGINES = ("own", "marabou")
 
@@ -482,9 +485,9 @@ class OneLineArgumentParser(argparse.ArgumentParser):
         raise SystemExit(EXIT_BAD_INPUT)
 
 
-def _print_help_and_fail(parser: argparse.ArgumentParser) -> int:
-    """A command group given without its action: show that group's help, exit 2."""
-    parser.print_help(sys.stderr)
+def _print_help_and_fail(parser: argparse.ArgumentParser, kind: str, choices: Sequence[str]) -> int:
+    """A command (or group) given without its sub-command: one line naming the choices, exit 2."""
+    print_error(f"{parser.prog}: give {kind} ({', '.join(choices)}); see {parser.prog} --help")
     return EXIT_BAD_INPUT
 
 
@@ -519,7 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--dest", help="output folder (default: the repository's vnnlib/acasxu/)")
     pe.set_defaults(func=cmd_properties_export)
     properties_parser = p
-    p.set_defaults(func=lambda args: _print_help_and_fail(properties_parser))
+    p.set_defaults(func=lambda args: _print_help_and_fail(properties_parser, "an action", list(psub.choices)))
 
     p = sub.add_parser("verify", help="verify a property on a network",
                        description="Verify a VNN-LIB property on a network. The answer is a proof "
@@ -613,6 +616,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_seed, default=0, help="seed (default 0)")
     p.add_argument("--no-cross-check", action="store_true", help="skip the final Marabou check")
     p.set_defaults(func=cmd_demo)
+    global COMMANDS
+    COMMANDS = tuple(sub.choices)
     return parser
 
 
@@ -641,8 +646,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     if not getattr(args, "func", None):
-        parser.print_help(sys.stderr)
-        return EXIT_BAD_INPUT
+        return _print_help_and_fail(parser, "a command", COMMANDS)
     previous = None
     if threading_is_main():
         # SIGTERM becomes an exception, so that every ``finally`` removes its

@@ -39,7 +39,14 @@ def collect_properties(network_path: Path, paths: Sequence[Path], acasxu: bool) 
         import acasxu_nets
         from verirepair.spec.physical import default_vnnlib_dir
 
-        info = acasxu_nets.network_info(network_path.stem)
+        try:
+            info = acasxu_nets.network_info(network_path.stem)
+        except (KeyError, ValueError, LookupError):
+            from verirepair.errors import VerirepairError
+
+            raise VerirepairError(f"--acasxu: {network_path.name} is not named like an ACAS Xu network "
+                                  f"(expected e.g. ACASXU_run2a_2_1_batch_2000.onnx or N2_1); give its "
+                                  f"properties with --property instead") from None
         for number in info.applicable_properties:
             path = default_vnnlib_dir() / f"prop_{number}.vnnlib"
             named.append((f"phi{number}", parse_vnnlib(path)))

@@ -179,9 +179,17 @@ def read_instances(csv_path: str | Path) -> list[Instance]:
         text = csv_path.read_text(encoding="utf-8")
     except OSError as exc:
         raise VerirepairError(f"cannot read instance list {csv_path}: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        line_no = csv_path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise VerirepairError(f"{csv_path}: line {line_no}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} "
+                              f"at offset {exc.start})") from None
     base = csv_path.resolve().parent
     instances = []
-    for line_no, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+    try:
+        rows = list(csv.reader(io.StringIO(text)))
+    except csv.Error as exc:
+        raise VerirepairError(f"{csv_path}: not a CSV file: {exc}") from None
+    for line_no, row in enumerate(rows, start=1):
         cells = [cell.strip() for cell in row]
         if not any(cells) or cells[0].startswith("#"):
             continue
