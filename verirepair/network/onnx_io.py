@@ -13,6 +13,7 @@ repair changed.  Networks without an ONNX source are written as a clean
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from math import prod
@@ -25,9 +26,11 @@ from onnx import helper, numpy_helper
 from verirepair.atomic import write_bytes_atomic
 from verirepair.errors import NetworkFormatError, VerirepairError
 from verirepair.network.model import Network, SourceGraph
+from verirepair.network.onnx_check import (
+    collect_constants, one_line, plain, read_model, show_path, validate_model,
+)
 from verirepair.network.onnx_ops import (
-    ConstRef, LinearStep, Step, TraceState, collect_constants,
-    get_converter, node_label,
+    ConstRef, LinearStep, Step, TraceState, get_converter, node_label,
 )
 
 __all__ = ["OnnxPayload", "OverwriteSourceError", "load_onnx", "save_onnx", "CLEAN_OPSET"]
@@ -36,6 +39,8 @@ __all__ = ["OnnxPayload", "OverwriteSourceError", "load_onnx", "save_onnx", "CLE
 CLEAN_OPSET = 13
 #: IR version of clean graphs (opset 13 needs IR >= 7; 8 loads in every supported onnxruntime).
 CLEAN_IR_VERSION = 8
+
+logger = logging.getLogger(__name__)
 
 
 class OverwriteSourceError(VerirepairError, ValueError):
@@ -89,16 +94,27 @@ def load_onnx(path: str | os.PathLike) -> Network:
     UnsupportedOperatorError
         For an op type without a registered converter (the message lists the supported ones).
     NetworkFormatError
-        For an unreadable file or a graph that is not a single chain of affine ops and ReLUs.
+        For a directory, an empty or undecodable file, a model that breaks a rule of
+        :func:`~verirepair.network.onnx_check.validate_model` (onnx.checker, node
+        arity, tensor dims, dtypes, finite weights), or a graph that is not a single
+        chain of affine ops and ReLUs.  Messages are one line and name the file.
     """
     path = Path(path)
+    where = show_path(path)
+    if path.is_dir():
+        raise NetworkFormatError(f"{where}: is a directory, not an ONNX network file")
     if not path.is_file():
         raise FileNotFoundError(2, "ONNX network file not found", str(path))
+    model = read_model(path)
+    opset = validate_model(model, path)
     try:
-        model = onnx.load(str(path))
-    except Exception as exc:  # protobuf raises several unrelated types on garbage
-        raise NetworkFormatError(f"{path}: not a readable ONNX model ({exc})") from exc
-    state, input_shape = _trace(model.graph, str(path))
+        state, input_shape = _trace(model.graph, where)
+    except VerirepairError:
+        raise
+    except Exception as exc:  # safety net: the checks above should have caught it first
+        logger.debug("unexpected error while converting %s", where, exc_info=True)
+        raise NetworkFormatError(f"{where}: malformed ONNX model (opset {opset}): "
+                                 f"{type(exc).__name__}: {one_line(exc, 200)}") from exc
     payload = OnnxPayload(model.SerializeToString(), tuple(state.bindings), dict(state.const_uses),
                           tuple((layer.weight, layer.bias) for layer in state.layers),
                           input_shape, state.shape)
@@ -106,12 +122,20 @@ def load_onnx(path: str | os.PathLike) -> Network:
 
 
 def _concrete_shape(value: onnx.ValueInfoProto, path: str) -> tuple[int, ...]:
+    """The data input's shape; symbolic or unknown dimensions are taken as 1."""
     tensor_type = value.type.tensor_type
-    if tensor_type.elem_type not in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE):
-        raise NetworkFormatError(f"{path}: input {value.name!r} must be float32 or float64")
+    if not value.type.HasField("tensor_type") or tensor_type.elem_type not in (
+            onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE):
+        raise NetworkFormatError(f"{path}: input {value.name!r} must be a float32 or float64 "
+                                 "tensor")
     if not tensor_type.HasField("shape"):
         raise NetworkFormatError(f"{path}: input {value.name!r} has no declared shape")
-    return tuple(d.dim_value if d.dim_value > 0 else 1 for d in tensor_type.shape.dim)
+    dims = tensor_type.shape.dim
+    if any(d.HasField("dim_value") and d.dim_value <= 0 for d in dims):
+        shape = [d.dim_value if d.HasField("dim_value") else d.dim_param or "?" for d in dims]
+        raise NetworkFormatError(f"{path}: input {value.name!r} has shape {plain(shape)}; "
+                                 "every fixed dimension must be positive")
+    return tuple(d.dim_value if d.HasField("dim_value") else 1 for d in dims)
 
 
 def _trace(graph: onnx.GraphProto, path: str) -> tuple[TraceState, tuple[int, ...]]:
@@ -130,7 +154,7 @@ def _trace(graph: onnx.GraphProto, path: str) -> tuple[TraceState, tuple[int, ..
         for name in set(node.input):
             consumers.setdefault(name, []).append(node_label(node, index))
     output_name = graph.output[0].name
-    state = TraceState(data_inputs[0].name, input_shape, constants)
+    state = TraceState(data_inputs[0].name, input_shape, constants, path)
     for index, node in enumerate(graph.node):
         label = node_label(node, index)
         converter = get_converter(node.op_type, label)
@@ -143,7 +167,16 @@ def _trace(graph: onnx.GraphProto, path: str) -> tuple[TraceState, tuple[int, ..
             raise NetworkFormatError(f"{path}: node {label!r} ({node.op_type}) computes on "
                                      "constants only; constant folding is not supported")
         _check_chain(node, label, state.live, consumers, output_name, path)
-        converter(node, state)
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):  # close_layer names overflows
+                converter(node, state)
+        except VerirepairError:
+            raise
+        except Exception as exc:  # safety net, naming the node; validate_model runs first
+            logger.debug("unexpected error in the %s converter", node.op_type, exc_info=True)
+            raise NetworkFormatError(f"{path}: node {label!r} ({node.op_type}): cannot be "
+                                     f"converted ({type(exc).__name__}: {one_line(exc, 200)})"
+                                     ) from exc
     if state.live != output_name:
         raise NetworkFormatError(f"{path}: the graph output {output_name!r} is not at the end of "
                                  f"the data path (which ends at {state.live!r})")

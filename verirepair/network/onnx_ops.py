@@ -38,10 +38,11 @@ __all__ = [
     "OffsetStep",
     "Step",
     "TraceState",
-    "collect_constants",
     "get_attr",
     "get_converter",
+    "input_arity",
     "node_label",
+    "output_arity",
     "register_op",
     "supported_ops",
     "SUPPORTED_OPS",
@@ -104,26 +105,66 @@ _BATCH_HINT = ("; graphs are read for a single sample, so a static batch size ab
                "is not supported (export with a dynamic or unit batch dimension)")
 
 
+#: Largest pending affine map (entries of ``W``) the tracer builds: 2**27 float64
+#: entries are 1 GiB, far above any fully connected network we can verify, and
+#: a mutated input shape must fail here instead of exhausting memory.
+MAX_DENSE_ENTRIES = 2 ** 27
+
+
 # --------------------------------------------------------------------- registry
 Converter = Callable[[onnx.NodeProto, "TraceState"], None]
+#: How many inputs a node takes, ``(low, high)``, from an opset on (``{since: (low, high)}``).
+InputArity = int | tuple[int, int] | dict[int, tuple[int, int]]
 _CONVERTERS: dict[str, Converter] = {}
+_INPUT_ARITY: dict[str, dict[int, tuple[int, int]]] = {}
+_OUTPUT_ARITY: dict[str, int] = {}
 
 
-def register_op(op_type: str) -> Callable[[Converter], Converter]:
+def register_op(op_type: str, inputs: InputArity, outputs: int = 1
+                ) -> Callable[[Converter], Converter]:
     """Register a converter for ONNX op ``op_type`` (decorator).
 
     The converter receives the node and the :class:`TraceState`; it updates
     the pending affine map and calls :meth:`TraceState.advance` with the
     node's output.
+
+    Parameters
+    ----------
+    op_type : str
+    inputs : int, (low, high) or dict {first opset: (low, high)}
+        The input counts the converter accepts (optional inputs make
+        ``low < high``; ops whose signature changed between opsets give one
+        entry per change).  A node outside the range is refused before
+        conversion: an input the converter does not read must never be
+        silently dropped.
+    outputs : int
+        The number of outputs (every supported op has one).
     """
+    if isinstance(inputs, int):
+        inputs = {1: (inputs, inputs)}
+    elif isinstance(inputs, tuple):
+        inputs = {1: inputs}
 
     def decorate(function: Converter) -> Converter:
         if op_type in _CONVERTERS:
             raise ValueError(f"a converter for ONNX op {op_type!r} is already registered")
         _CONVERTERS[op_type] = function
+        _INPUT_ARITY[op_type] = dict(sorted(inputs.items()))
+        _OUTPUT_ARITY[op_type] = outputs
         return function
 
     return decorate
+
+
+def input_arity(op_type: str, opset: int) -> tuple[int, int]:
+    """``(low, high)`` number of inputs of a registered ``op_type`` at ``opset``."""
+    arity = _INPUT_ARITY[op_type]
+    return arity[max((since for since in arity if since <= opset), default=min(arity))]
+
+
+def output_arity(op_type: str) -> int:
+    """Number of outputs of a registered ``op_type``."""
+    return _OUTPUT_ARITY[op_type]
 
 
 def supported_ops() -> tuple[str, ...]:
@@ -168,7 +209,8 @@ class TraceState:
     """
 
     def __init__(self, input_name: str, input_shape: tuple[int, ...],
-                 constants: dict[str, tuple[np.ndarray, ConstRef]]) -> None:
+                 constants: dict[str, tuple[np.ndarray, ConstRef]], path: str = "") -> None:
+        self.path = path
         self.live = input_name
         self.shape = tuple(input_shape)
         self.constants = constants
@@ -184,13 +226,20 @@ class TraceState:
         return prod(self.shape)
 
     def _open_layer(self) -> None:
+        self._check_size(self.width, self.width)
         self.weight = np.eye(self.width)
         self.bias = np.zeros(self.width)
         self.steps: list[Step] = []
 
     def fail(self, message: str) -> NetworkFormatError:
-        """Build a :class:`NetworkFormatError` that names the current node."""
-        return NetworkFormatError(f"node {self.node_name!r}: {message}")
+        """Build a :class:`NetworkFormatError` that names the file and the current node."""
+        where = f"{self.path}: " if self.path else ""
+        return NetworkFormatError(f"{where}node {self.node_name!r}: {message}")
+
+    def _check_size(self, rows: int, cols: int) -> None:
+        if rows * cols > MAX_DENSE_ENTRIES:
+            raise self.fail(f"the affine map would have {rows} x {cols} entries, more than "
+                            f"the {MAX_DENSE_ENTRIES} this reader builds (data shape {self.shape})")
 
     # ---------------------------------------------------------------- operands
     def live_index(self, node: onnx.NodeProto) -> int:
@@ -224,6 +273,7 @@ class TraceState:
 
     def apply_linear(self, matrix: np.ndarray, ref: ConstRef, alpha: float, transposed: bool) -> None:
         """Compose ``h -> alpha * matrix @ h`` (matrix shape (out, width))."""
+        self._check_size(matrix.shape[0], self.weight.shape[1])
         self.weight = alpha * (matrix @ self.weight)
         self.bias = alpha * (matrix @ self.bias)
         self.steps.append(LinearStep(ref, float(alpha), transposed))
@@ -261,31 +311,32 @@ class TraceState:
 
     def close_layer(self, relu: bool) -> None:
         """Turn the pending affine map into a layer."""
+        if not (np.all(np.isfinite(self.weight)) and np.all(np.isfinite(self.bias))):
+            raise self.fail("composing the affine map up to this node overflows float64 "
+                            "(the weights are too large)")
         self.layers.append(AffineLayer(self.weight, self.bias, relu))
         self.bindings.append(tuple(self.steps))
         self._open_layer()
 
 
 # ------------------------------------------------------------------ converters
-@register_op("Constant")
+@register_op("Constant", inputs=0)
 def _constant(node: onnx.NodeProto, state: TraceState) -> None:
-    """Constants are collected before tracing (see :func:`collect_constants`)."""
+    """Constants are collected before tracing (see :func:`onnx_check.collect_constants`)."""
 
 
-@register_op("Identity")
+@register_op("Identity", inputs=1)
 def _identity(node: onnx.NodeProto, state: TraceState) -> None:
     state.advance(node)
 
 
-@register_op("Relu")
+@register_op("Relu", inputs=1)
 def _relu(node: onnx.NodeProto, state: TraceState) -> None:
     state.close_layer(relu=True)
     state.advance(node)
 
 
 def _add_or_sub(node: onnx.NodeProto, state: TraceState, subtract: bool) -> None:
-    if len(node.input) != 2:
-        raise state.fail(f"expected 2 inputs, got {len(node.input)}")
     live_at = state.live_index(node)
     constant, ref = state.const_input(node, 1 - live_at)
     if not subtract:
@@ -297,12 +348,12 @@ def _add_or_sub(node: onnx.NodeProto, state: TraceState, subtract: bool) -> None
     state.advance(node)
 
 
-@register_op("Add")
+@register_op("Add", inputs=2)
 def _add(node: onnx.NodeProto, state: TraceState) -> None:
     _add_or_sub(node, state, subtract=False)
 
 
-@register_op("Sub")
+@register_op("Sub", inputs=2)
 def _sub(node: onnx.NodeProto, state: TraceState) -> None:
     _add_or_sub(node, state, subtract=True)
 
@@ -323,10 +374,8 @@ def _single_vector(state: TraceState, as_row: bool) -> int:
     raise state.fail(f"data of shape {shape} must be a single {kind} here{_BATCH_HINT}")
 
 
-@register_op("MatMul")
+@register_op("MatMul", inputs=2)
 def _matmul(node: onnx.NodeProto, state: TraceState) -> None:
-    if len(node.input) != 2:
-        raise state.fail(f"expected 2 inputs, got {len(node.input)}")
     live_at = state.live_index(node)
     matrix, ref = state.const_input(node, 1 - live_at)
     if matrix.ndim != 2:
@@ -347,13 +396,15 @@ def _matmul(node: onnx.NodeProto, state: TraceState) -> None:
     state.advance(node)
 
 
-@register_op("Gemm")
+@register_op("Gemm", inputs={1: (3, 3), 11: (2, 3)})  # C optional from opset 11
 def _gemm(node: onnx.NodeProto, state: TraceState) -> None:
     """``Y = alpha * A' @ B' + beta * C`` with ``A' = A.T if transA`` etc."""
-    if len(node.input) < 2 or len(state.shape) != 2:
-        raise state.fail(f"Gemm needs 2-D data and 2 or 3 inputs (data shape {state.shape})")
+    if len(state.shape) != 2:
+        raise state.fail(f"Gemm needs 2-D data (data shape {state.shape})")
     alpha = float(get_attr(node, "alpha", 1.0))
     beta = float(get_attr(node, "beta", 1.0))
+    if not (np.isfinite(alpha) and np.isfinite(beta)):
+        raise state.fail(f"alpha {alpha!r} and beta {beta!r} must be finite")
     trans_a = bool(get_attr(node, "transA", 0))
     trans_b = bool(get_attr(node, "transB", 0))
     live_at = state.live_index(node)
@@ -388,7 +439,7 @@ def _gemm(node: onnx.NodeProto, state: TraceState) -> None:
     state.advance(node)
 
 
-@register_op("Flatten")
+@register_op("Flatten", inputs=1)
 def _flatten(node: onnx.NodeProto, state: TraceState) -> None:
     rank = len(state.shape)
     axis = int(get_attr(node, "axis", 1))
@@ -399,7 +450,7 @@ def _flatten(node: onnx.NodeProto, state: TraceState) -> None:
     state.advance(node)
 
 
-@register_op("Reshape")
+@register_op("Reshape", inputs={1: (1, 1), 5: (2, 2)})  # shape: attribute, then input
 def _reshape(node: onnx.NodeProto, state: TraceState) -> None:
     if state.live_index(node) != 0:
         raise state.fail("the data must be the first input of Reshape")
@@ -427,7 +478,7 @@ def _normalise_axes(state: TraceState, axes: list[int], rank: int) -> list[int]:
     return out
 
 
-@register_op("Squeeze")
+@register_op("Squeeze", inputs={1: (1, 1), 13: (1, 2)})  # axes: attribute, then input
 def _squeeze(node: onnx.NodeProto, state: TraceState) -> None:
     axes = state.optional_ints(node, "axes", 1)
     shape = state.shape
@@ -442,7 +493,7 @@ def _squeeze(node: onnx.NodeProto, state: TraceState) -> None:
     state.advance(node)
 
 
-@register_op("Unsqueeze")
+@register_op("Unsqueeze", inputs={1: (1, 1), 13: (2, 2)})
 def _unsqueeze(node: onnx.NodeProto, state: TraceState) -> None:
     axes = state.optional_ints(node, "axes", 1)
     if axes is None:
@@ -455,46 +506,3 @@ def _unsqueeze(node: onnx.NodeProto, state: TraceState) -> None:
 
 
 SUPPORTED_OPS: frozenset[str] = frozenset(_CONVERTERS)
-
-
-# ------------------------------------------------------------------ constants
-def _constant_node_value(node: onnx.NodeProto) -> tuple[np.ndarray, str]:
-    """Value of a ``Constant`` node and the attribute that holds it."""
-    for attribute in node.attribute:
-        name = attribute.name
-        if name == "value":
-            return numpy_helper.to_array(attribute.t), name
-        if name in ("value_float", "value_int"):
-            return np.array(onnx.helper.get_attribute_value(attribute)), name
-        if name in ("value_floats", "value_ints"):
-            return np.array(list(onnx.helper.get_attribute_value(attribute))), name
-    raise NetworkFormatError(f"Constant node {node.name!r} has no supported value attribute")
-
-
-def collect_constants(graph: onnx.GraphProto) -> dict[str, tuple[np.ndarray, ConstRef]]:
-    """Map every constant tensor name (initializers, ``Constant`` outputs and
-    ``Identity`` aliases of those) to its float64 value and origin."""
-    constants: dict[str, tuple[np.ndarray, ConstRef]] = {}
-    for tensor in graph.initializer:
-        value = numpy_helper.to_array(tensor)
-        ref = ConstRef("initializer", tensor.name, tuple(tensor.dims), int(tensor.data_type))
-        constants[tensor.name] = (_as_float64(value, tensor.name), ref)
-    for node in graph.node:
-        if node.op_type == "Constant" and len(node.output) == 1:
-            value, attribute = _constant_node_value(node)
-            data_type = (node.attribute[0].t.data_type if attribute == "value"
-                         else onnx.TensorProto.FLOAT if "float" in attribute
-                         else onnx.TensorProto.INT64)
-            ref = ConstRef("constant_node", node.output[0], tuple(value.shape), int(data_type))
-            constants[node.output[0]] = (_as_float64(value, node.output[0]), ref)
-        elif node.op_type == "Identity" and len(node.input) == 1 and node.input[0] in constants:
-            constants[node.output[0]] = constants[node.input[0]]
-    return constants
-
-
-def _as_float64(value: np.ndarray, name: str) -> np.ndarray:
-    if value.dtype.kind not in "fiub":
-        raise NetworkFormatError(f"constant {name!r} has unsupported dtype {value.dtype}")
-    out = np.asarray(value, dtype=np.float64)
-    out.setflags(write=False)
-    return out
