@@ -40,6 +40,10 @@ from rich.text import Text
 from verirepair import __version__
 from verirepair.errors import VerirepairError
 
+#: When this module was imported: a run's total budget counts from here, so that
+#: loading the network and parsing the properties are inside ``--timeout`` too.
+CLI_START = time.perf_counter()
+
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 EXIT_NOT_CERTIFIED = 3
@@ -317,7 +321,8 @@ def cmd_repair(args: argparse.Namespace) -> int:
                         f"0..{network.n_layers - 1}")
     config = PipelineConfig(
         layer=args.layer,
-        norm=args.norm, solver=args.solver, max_rounds=args.max_rounds, timeout_s=args.timeout,
+        norm=args.norm, solver=args.solver, max_rounds=args.max_rounds,
+        timeout_s=max(0.5, args.timeout - (time.perf_counter() - CLI_START)),
         verify_timeout_s=args.verify_timeout, cross_check_timeout_s=args.cross_check_timeout,
         guilty_neurons=args.guilty_neurons, workers=args.workers,
         cross_check=None if args.cross_check == "none" else args.cross_check, seed=args.seed,

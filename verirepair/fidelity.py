@@ -14,6 +14,7 @@ Pipeline position: after repair, for the report (see
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,16 +75,20 @@ def _violating(prop_list: list[Property], network: Network, x: np.ndarray) -> np
 
 
 def care_fidelity(original: Network, repaired: Network, name: str, props: list[Property], n: int,
-                  rng: np.random.Generator) -> CareFidelity:
+                  rng: np.random.Generator, deadline: float | None = None) -> CareFidelity:
     """CARE's drawdown and counterexample sets for one property (file).
 
     Samples the property region until ``n`` correct and ``n`` violating points
-    of the *original* are found (or the draw cap is hit: the counts say how
-    many were found), then measures the repaired network on both sets.
+    of the *original* are found (or the draw cap or ``deadline``, a
+    ``time.perf_counter()`` value, is hit: the counts say how many were
+    found), then measures the repaired network on both sets.  At least one
+    batch is drawn whatever the deadline.
     """
     correct, violating = [], []
     found_correct = found_bad = 0
-    for _ in range(_MAX_BATCHES):
+    for batch in range(_MAX_BATCHES):
+        if batch and deadline is not None and time.perf_counter() > deadline:
+            break
         x = np.vstack([p.sample_inputs(rng, _BATCH // len(props)) for p in props])
         bad = _violating(props, original, x)
         if found_correct < n:

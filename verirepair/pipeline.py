@@ -198,6 +198,10 @@ DELIVERY_RESERVE_SHARE = 0.1
 DELIVERY_RESERVE_MIN_S = 4.0
 DELIVERY_RESERVE_MAX_S = 60.0
 
+#: Seconds of the budget kept for writing the report and its plots (measured
+#: about 1.5 s with matplotlib's import on this machine).
+REPORT_RESERVE_S = 2.5
+
 #: File name of a run's best candidate when it is not certified (in the report folder).
 UNCERTIFIED_NAME = "UNCERTIFIED_candidate.onnx"
 
@@ -400,7 +404,7 @@ class _Delivery:
                                                      self.config.n_fidelity, rng),
             "n_domain_points": self.config.n_fidelity,
             "care": [care_fidelity(self.original, delivered, n, dict(self.named)[n], self.config.n_care,
-                                   rng).to_dict() for n in repaired],
+                                   rng, self.deadline - REPORT_RESERVE_S).to_dict() for n in repaired],
         }
         return change, fidelity
 
