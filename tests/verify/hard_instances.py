@@ -31,3 +31,20 @@ def abs_net() -> Network:
     """y = relu(x) + relu(-x) = |x| for a scalar x."""
     return Network((AffineLayer([[1.0], [-1.0]], [0.0, 0.0], True),
                     AffineLayer([[1.0, 1.0]], [0.0], False)), "abs")
+
+
+def lp_property(name: str = "lp") -> tuple[Network, Property]:
+    """A 3-16x2-2 random network whose proof with ``use_lp`` takes ~80 sub-boxes and ~270 LPs.
+
+    Unsafe iff ``y1 - y0 >= best + 0.1`` (``best`` as in :func:`hard_property`):
+    CROWN alone leaves boxes open that the triangle LP closes, in about 0.5 s.
+    """
+    net = random_network([3, 16, 16, 2], seed=3)
+    box = Box(-np.ones(3), np.ones(3))
+    row = np.array([[-1.0, 1.0]])
+    probe = Property((box,), (HalfSpaces(-row, np.array([1e6])),))
+    starts = box.sample(np.random.default_rng(0), 256)
+    lo, hi = np.tile(box.lower, (256, 1)), np.tile(box.upper, (256, 1))
+    x_best, _ = pgd_attack(net, probe, starts, lo, hi, steps=200)
+    top = float((net.forward(x_best) @ row.T).max())
+    return net, Property((box,), (HalfSpaces(-row, np.array([-top - 0.1])),), name)

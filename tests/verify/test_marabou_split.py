@@ -116,7 +116,7 @@ def test_violated_with_confirmed_counterexample_inside_the_box():
 
 def _fake_timeouts(monkeypatch, max_width: float) -> list[float]:
     """Make every piece wider than ``max_width`` time out; return the widths queried."""
-    real = marabou_split._check_box
+    real = marabou_split.check_box
     widths: list[float] = []
 
     def check(network, prop, box, deadline, config):
@@ -125,7 +125,7 @@ def _fake_timeouts(monkeypatch, max_width: float) -> list[float]:
             return Verdict.TIMEOUT, [], "fake timeout"
         return real(network, prop, box, deadline, config)
 
-    monkeypatch.setattr(marabou_split, "_check_box", check)
+    monkeypatch.setattr(marabou_split, "check_box", check)
     return widths
 
 

@@ -8,12 +8,13 @@ bounded sub-boxes.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import time
 
 import numpy as np
 import pytest
 
-from hard_instances import hard_property
+from hard_instances import hard_property, lp_property
 from verirepair.spec.property import HalfSpaces, Property
 from verirepair.verify import bab, parallel, verify
 from verirepair.verify.result import Verdict, VerifyConfig
@@ -66,3 +67,19 @@ def test_timeout_is_honoured_and_open_boxes_reported(monkeypatch: pytest.MonkeyP
     assert result.open_boxes
     for lower, upper in result.open_boxes:
         assert np.all(box.lower <= lower) and np.all(lower <= upper) and np.all(upper <= box.upper)
+
+
+def test_lp_calls_are_summed_over_the_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Threads instead of spawned processes: the same parallel_search code path,
+    # but fast and in one process.  With no warm-up every LP runs in a worker.
+    monkeypatch.setattr(parallel, "spawn_pool", cf.ThreadPoolExecutor)
+    monkeypatch.setattr(parallel, "WARMUP_S", 0.0)
+    net, prop = lp_property()
+    config = VerifyConfig(timeout_s=60, use_lp=True)
+    sequential = bab.search(net, prop, config, time.perf_counter() + 60)
+    spread = bab.search(net, prop, VerifyConfig(timeout_s=60, use_lp=True, workers=2),
+                        time.perf_counter() + 60)
+    assert sequential.verdict is spread.verdict is Verdict.HOLDS
+    assert sequential.lp_calls > 100
+    assert spread.lp_calls == sequential.lp_calls
+    assert spread.subproblems == sequential.subproblems

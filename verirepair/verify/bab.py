@@ -32,8 +32,6 @@ from __future__ import annotations
 import importlib.util
 import sys
 import time
-from dataclasses import dataclass, field
-
 import numpy as np
 
 from verirepair.network.model import Network
@@ -49,14 +47,12 @@ from verirepair.verify.bounds import (
 )
 from verirepair.verify.confirm import confirm
 from verirepair.verify.falsify import deepen, pgd_attack
-from verirepair.verify.result import Counterexample, Verdict, VerifyConfig
+from verirepair.verify.result import Verdict, VerifyConfig
+from verirepair.verify.search_state import BoxStack, SearchOutcome, SpecRows
 
 #: A box whose widest edge is below this (in input units) is not split further;
 #: if it is still undecided the search answers UNKNOWN instead of looping.
 MIN_BOX_WIDTH = 1e-10
-#: Conjunctions with at most this many rows also get all pairwise row sums
-#: (quadratic in the rows); larger ones only get the sum of all rows.
-MAX_ROWS_FOR_PAIRS = 8
 #: Intermediate-bound mode used by the search (see :mod:`bounds`).  The forward
 #: symbolic pass alone is ~10x cheaper per box but useless on 6-layer ACAS Xu
 #: nets (a box with one edge of 0.125 got a margin bound of -194 forward vs
@@ -82,120 +78,6 @@ SEARCH_PGD_STEPS = 8
 #: top of the depth-first stack: the region it was working on).  The repair
 #: loop samples them as anchors that need a wider safety margin.
 MAX_OPEN_BOXES_REPORTED = 256
-
-
-@dataclass(slots=True)
-class SearchOutcome:
-    """What :func:`search` found (internal to the verify stage)."""
-
-    verdict: Verdict
-    counterexamples: list[Counterexample] = field(default_factory=list)
-    subproblems: int = 0
-    splits: int = 0
-    lp_calls: int = 0
-    max_depth: int = 0
-    message: str = ""
-    open_lower: np.ndarray | None = None
-    open_upper: np.ndarray | None = None
-
-
-@dataclass(slots=True)
-class _Spec:
-    """The unsafe set flattened into rows: ``C`` (k, m), ``b`` (k,), row -> polytope."""
-
-    C: np.ndarray
-    b: np.ndarray
-    poly_of_row: np.ndarray
-    n_polys: int
-
-    @classmethod
-    def of(cls, prop: Property) -> _Spec:
-        """Rows of every polytope plus, for conjunctions, sums of its rows.
-
-        ``A y <= b`` implies ``(a_i + a_j) y <= b_i + b_j``, so a positive lower
-        bound of a summed row also excludes the polytope.  Back-substituting the
-        sum directly is tighter than adding the two rows' bounds (the ReLU
-        relaxations are chosen for the combined coefficients); on ACAS Xu
-        properties 2 and 3 it excludes boxes near the decision boundary where
-        no single row does (an LP would too, but costs ~60 ms per box).
-        """
-        rows, rhs, owner = [], [], []
-        for index, poly in enumerate(prop.unsafe):
-            A, b = poly.A, poly.b
-            q = A.shape[0]
-            combos = [(i, j) for i in range(q) for j in range(i + 1, q)] \
-                if q <= MAX_ROWS_FOR_PAIRS else []
-            extra_A = [A[i] + A[j] for i, j in combos]
-            extra_b = [b[i] + b[j] for i, j in combos]
-            if A.shape[0] >= 3:
-                extra_A.append(A.sum(axis=0))
-                extra_b.append(b.sum())
-            rows.append(np.vstack([A] + [a[None] for a in extra_A]))
-            rhs.append(np.concatenate([b, np.asarray(extra_b, dtype=float)]))
-            owner.append(np.full(rows[-1].shape[0], index))
-        return cls(np.vstack(rows), np.concatenate(rhs), np.concatenate(owner), len(prop.unsafe))
-
-    def best_rows(self, margin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per box and polytope, the largest row margin and the row achieving it.
-
-        Parameters
-        ----------
-        margin : array, shape (n, k)
-
-        Returns
-        -------
-        poly_margin : (n, P) and best_row : (n, P) int
-        """
-        n = margin.shape[0]
-        poly_margin = np.full((n, self.n_polys), -np.inf)
-        best_row = np.zeros((n, self.n_polys), dtype=np.int64)
-        for row, poly in enumerate(self.poly_of_row):
-            better = margin[:, row] > poly_margin[:, poly]
-            poly_margin[better, poly] = margin[better, row]
-            best_row[better, poly] = row
-        return poly_margin, best_row
-
-
-class _Stack:
-    """Depth-first stack of boxes, kept as a list of array chunks.
-
-    Each chunk is a tuple of per-box arrays (all with the same first axis):
-    ``lower, upper, depth, open_polys, pre_lower, pre_upper`` where the last two
-    hold the parent's bounds of every layer, concatenated (``(n, sum m_j)``).
-    Pushing appends a chunk and popping slices the last ones, so a batch never
-    copies the whole stack.
-    """
-
-    def __init__(self) -> None:
-        self.chunks: list[tuple[np.ndarray, ...]] = []
-        self.size = 0
-
-    def __len__(self) -> int:
-        return self.size
-
-    def push(self, fields: tuple[np.ndarray, ...]) -> None:
-        if fields[0].shape[0]:
-            self.chunks.append(fields)
-            self.size += fields[0].shape[0]
-
-    def pop(self, count: int) -> tuple[np.ndarray, ...]:
-        taken = []
-        need = count
-        while need > 0 and self.chunks:
-            last = self.chunks[-1]
-            size = last[0].shape[0]
-            if size <= need:
-                taken.append(self.chunks.pop())
-                need -= size
-            else:
-                cut = size - need
-                taken.append(tuple(f[cut:] for f in last))
-                self.chunks[-1] = tuple(f[:cut] for f in last)
-                need = 0
-        self.size -= count - need
-        if len(taken) == 1:
-            return taken[0]
-        return tuple(np.concatenate(parts) for parts in zip(*taken))
 
 
 def smear_scores(network: Network, spec_rows: np.ndarray, open_polys: np.ndarray,
@@ -282,7 +164,7 @@ class _Batch:
         self.pre_u = [a[mask] for a in self.pre_u]
 
 
-class _Search:
+class BranchAndBound:
     """State of one branch-and-bound run (see :func:`search`)."""
 
     def __init__(self, network: Network, prop: Property, config: VerifyConfig,
@@ -290,12 +172,12 @@ class _Search:
         # Bounds need a linear last layer; the function is the same.
         network = with_linear_output(network)
         self.network, self.prop, self.config, self.deadline = network, prop, config, deadline
-        self.spec = _Spec.of(prop)
+        self.spec = SpecRows.of(prop)
         self.outcome = SearchOutcome(Verdict.HOLDS)
         self.undecided = 0
         self.widths = [layer.out_features for layer in network.layers]
         self.offsets = np.cumsum([0] + self.widths)
-        self.paused: _Stack | None = None
+        self.paused: BoxStack | None = None
 
     def _unpack(self, flat: np.ndarray) -> list[np.ndarray]:
         return [flat[:, a:b] for a, b in zip(self.offsets[:-1], self.offsets[1:])]
@@ -376,7 +258,7 @@ class _Search:
                         confirm(self.network, self.prop, result.x, "lp"))
         batch.open_polys = open_polys
 
-    def step(self, stack: _Stack) -> bool:
+    def step(self, stack: BoxStack) -> bool:
         """Process one batch; returns False when a counterexample ended the search."""
         lower, upper, depth, open_polys, flat_l, flat_u = stack.pop(self.config.batch_size)
         batch = _Batch(lower, upper, depth, open_polys, self._unpack(flat_l), self._unpack(flat_u))
@@ -414,7 +296,7 @@ class _Search:
         self.split(stack, batch)
         return True
 
-    def split(self, stack: _Stack, batch: _Batch) -> None:
+    def split(self, stack: BoxStack, batch: _Batch) -> None:
         """Halve each box along its chosen dimension and push both halves."""
         n = len(batch)
         if n == 0:
@@ -446,23 +328,23 @@ class _Search:
                     np.vstack([batch.open_polys, batch.open_polys]),
                     np.vstack([flat_l, flat_l]), np.vstack([flat_u, flat_u])))
 
-    def initial_stack(self) -> _Stack:
+    def initial_stack(self) -> BoxStack:
         """A stack holding the property's input boxes, with no bounds known yet."""
         boxes = self.prop.input_boxes
         count = len(boxes)
         total = int(self.offsets[-1])
-        stack = _Stack()
+        stack = BoxStack()
         stack.push((np.stack([b.lower for b in boxes]), np.stack([b.upper for b in boxes]),
                     np.zeros(count, dtype=np.int64), np.ones((count, self.spec.n_polys), bool),
                     np.full((count, total), -np.inf), np.full((count, total), np.inf)))
         return stack
 
-    def run(self, stack: _Stack | None = None, pause_at: float | None = None) -> SearchOutcome:
+    def run(self, stack: BoxStack | None = None, pause_at: float | None = None) -> SearchOutcome:
         """Search until the stack empties, a counterexample is confirmed, or time runs out.
 
         Parameters
         ----------
-        stack : _Stack or None -- where to resume (default: the property's boxes)
+        stack : BoxStack or None -- where to resume (default: the property's boxes)
         pause_at : float or None -- ``time.perf_counter()`` value after which the
             search stops *undecided* and leaves its stack in :attr:`paused` (the
             parallel search hands it to worker processes)
@@ -512,4 +394,4 @@ def search(network: Network, prop: Property, config: VerifyConfig, deadline: flo
         from verirepair.verify.parallel import parallel_search
 
         return parallel_search(network, prop, config, deadline)
-    return _Search(network, prop, config, deadline).run()
+    return BranchAndBound(network, prop, config, deadline).run()

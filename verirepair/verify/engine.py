@@ -22,6 +22,7 @@ from verirepair.spec.property import Property
 from verirepair.verify import bab
 from verirepair.verify.falsify import falsify
 from verirepair.verify.result import VerificationResult, Verdict, VerifyConfig, VerifyStats
+from verirepair.verify.search_state import SearchOutcome
 
 Verifier = Callable[[Network, Sequence[Property], VerifyConfig], VerificationResult]
 
@@ -59,7 +60,7 @@ def verify_own(network: Network, props: Sequence[Property], config: VerifyConfig
     deadline = start + config.timeout_s
     names = ",".join(p.name for p in props)
 
-    def result(verdict: Verdict, outcomes: list[bab.SearchOutcome], cexs=(), message="",
+    def result(verdict: Verdict, outcomes: list[SearchOutcome], cexs=(), message="",
                decided_by="bab", falsify_s=0.0, open_boxes=()) -> VerificationResult:
         stats = VerifyStats(
             time_s=time.perf_counter() - start,
@@ -79,7 +80,7 @@ def verify_own(network: Network, props: Sequence[Property], config: VerifyConfig
             return result(Verdict.VIOLATED, [], found, decided_by="falsifier",
                           falsify_s=time.perf_counter() - start)
     falsify_s = time.perf_counter() - start
-    outcomes: list[bab.SearchOutcome] = []
+    outcomes: list[SearchOutcome] = []
     unknown_messages = []
     for prop in props:
         outcome = bab.search(network, prop, config, deadline)

@@ -79,14 +79,24 @@ def marabou_available() -> bool:
     bool
     """
     try:
-        _import_marabou()
+        import_marabou()
     except SolverUnavailableError:
         return False
     return True
 
 
-def _import_marabou() -> tuple[Any, Any]:
-    """Import ``(MarabouCore, Marabou)`` or raise :class:`SolverUnavailableError`."""
+def import_marabou() -> tuple[Any, Any]:
+    """Import maraboupy's two modules (shared with ``marabou-split``).
+
+    Returns
+    -------
+    (MarabouCore, Marabou) : modules
+
+    Raises
+    ------
+    SolverUnavailableError
+        If maraboupy is not installed (the message names the alternative engine).
+    """
     try:
         import warnings
 
@@ -157,7 +167,7 @@ def build_query(network: Network, box: Box, unsafe: Sequence[HalfSpaces],
     ValueError
         If the box or polytopes do not match the network's dimensions.
     """
-    core, _ = _import_marabou()
+    core, _ = import_marabou()
     if box.dim != network.n_inputs:
         raise ValueError(f"input box has dimension {box.dim}, network has {network.n_inputs} inputs")
     for poly in unsafe:
@@ -250,19 +260,35 @@ def _stdout_silenced() -> Iterator[None]:
 
 def _solve(query: Any, timeout_s: int) -> tuple[str, dict[int, float], Any]:
     """Run Marabou on ``query`` with an integer timeout, its output discarded."""
-    core, marabou = _import_marabou()
+    core, marabou = import_marabou()
     options = marabou.createOptions(verbosity=0, timeoutInSeconds=int(timeout_s))
     with _stdout_silenced():
         exit_code, values, stats = core.solve(query, options, "")
     return str(exit_code), dict(values), stats
 
 
-def _check_box(network: Network, prop: Property, box: Box, deadline: float,
-               config: VerifyConfig) -> tuple[Verdict, list[Counterexample], str]:
-    """Check one input box of ``prop``; returns (verdict, confirmed cexs, message).
+def check_box(network: Network, prop: Property, box: Box, deadline: float,
+              config: VerifyConfig) -> tuple[Verdict, list[Counterexample], str]:
+    """Check one input box of ``prop`` with Marabou (shared with ``marabou-split``).
 
     The exact query decides ``HOLDS``; an unconfirmed ``sat`` is retried with
-    the unsafe set shrunk by :data:`SAT_RETRY_MARGINS`.
+    the unsafe set shrunk by :data:`SAT_RETRY_MARGINS`.  Every query gets the
+    ceiling of the budget left (Marabou's timeout is an integer), so the call
+    ends at most about a second after ``deadline``.
+
+    Parameters
+    ----------
+    network : Network
+    prop : Property -- its unsafe set (all polytopes) is checked on ``box``
+    box : Box, dimension n_inputs
+    deadline : float -- ``time.monotonic()`` value at which to stop
+    config : VerifyConfig -- ``max_counterexamples`` is used
+
+    Returns
+    -------
+    verdict : Verdict -- HOLDS, VIOLATED, TIMEOUT or UNKNOWN
+    counterexamples : list of Counterexample -- confirmed; non-empty iff VIOLATED
+    message : str -- why the verdict is TIMEOUT or UNKNOWN (empty otherwise)
     """
     score = float("nan")
     for margin in SAT_RETRY_MARGINS:
@@ -328,7 +354,7 @@ def verify_marabou(network: Network, props: Sequence[Property] | Property,
     ValueError
         If a property's dimensions do not match the network.
     """
-    _import_marabou()
+    import_marabou()
     props = [props] if isinstance(props, Property) else list(props)
     start = time.monotonic()
     deadline = start + float(config.timeout_s)
@@ -336,7 +362,7 @@ def verify_marabou(network: Network, props: Sequence[Property] | Property,
     overall, messages, queries = Verdict.HOLDS, [], 0
     for prop in props:
         for box_index, box in enumerate(prop.input_boxes):
-            verdict, cexs, message = _check_box(network, prop, box, deadline, config)
+            verdict, cexs, message = check_box(network, prop, box, deadline, config)
             queries += 1
             logger.debug("marabou %s box %d: %s", prop.name, box_index, verdict.value)
             if verdict is Verdict.VIOLATED:

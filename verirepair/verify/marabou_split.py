@@ -10,7 +10,7 @@ The cover is chosen independently of our own engine (no bounds, no branching
 heuristics of ours): every input box of a property is bisected ``initial_splits``
 times at the midpoint of its widest dimension, *widest relative to the box's
 own widths* (so the five ACAS Xu inputs are treated alike whatever their
-units).  Each piece is one Marabou query (``marabou_backend._check_box``)
+units).  Each piece is one Marabou query (``marabou_backend.check_box``)
 with a per-piece integer timeout.  A piece that times out is bisected again,
 its halves get the timeout times ``timeout_growth`` (as in Marabou's own DnC
 mode), up to ``max_depth`` bisections below the root.
@@ -50,7 +50,7 @@ from verirepair.network.model import Network
 from verirepair.spec.property import Box, Property
 # The per-box query and its float64 confirm path are the plain Marabou backend's own,
 # so the two engines cannot drift apart in how they read Marabou's answers.
-from verirepair.verify.marabou_backend import _check_box, _import_marabou
+from verirepair.verify.marabou_backend import check_box, import_marabou
 from verirepair.verify.pool import shutdown_pool, spawn_pool
 from verirepair.verify.result import (
     Counterexample,
@@ -191,7 +191,7 @@ def _solve_piece(network: Network, prop: Property, box: Box, budget_s: int,
                  config: VerifyConfig) -> tuple[Verdict, list[Counterexample], str, float]:
     """Run one Marabou query (in this or a worker process); adds its wall time."""
     start = time.monotonic()
-    verdict, cexs, message = _check_box(network, prop, box, start + budget_s, config)
+    verdict, cexs, message = check_box(network, prop, box, start + budget_s, config)
     return verdict, cexs, message, time.monotonic() - start
 
 
@@ -266,7 +266,7 @@ def verify_marabou_split(network: Network, props: Sequence[Property] | Property,
     ValueError
         If a property's dimensions do not match the network.
     """
-    _import_marabou()
+    import_marabou()
     props = [props] if isinstance(props, Property) else list(props)
     start = time.monotonic()
     deadline = start + float(config.timeout_s)

@@ -34,6 +34,7 @@ from verirepair.spec.property import Property
 from verirepair.verify import bab
 from verirepair.verify.pool import shutdown_pool, spawn_pool
 from verirepair.verify.result import Verdict, VerifyConfig
+from verirepair.verify.search_state import BoxStack, SearchOutcome
 
 #: Seconds the search runs in the calling process before it spreads out.
 WARMUP_S = 3.0
@@ -41,7 +42,7 @@ WARMUP_S = 3.0
 CHUNKS_PER_WORKER = 4
 
 
-def _deal(stack: bab._Stack, n_chunks: int) -> list[tuple[np.ndarray, ...]]:
+def _deal(stack: BoxStack, n_chunks: int) -> list[tuple[np.ndarray, ...]]:
     """Split the stack's boxes round-robin into at most ``n_chunks`` non-empty chunks."""
     fields = stack.pop(len(stack))
     size = fields[0].shape[0]
@@ -49,14 +50,14 @@ def _deal(stack: bab._Stack, n_chunks: int) -> list[tuple[np.ndarray, ...]]:
 
 
 def _resume(network: Network, prop: Property, config: VerifyConfig, deadline_monotonic: float,
-            chunk: tuple[np.ndarray, ...], done_before: int) -> bab.SearchOutcome:
+            chunk: tuple[np.ndarray, ...], done_before: int) -> SearchOutcome:
     """Worker: continue the search on ``chunk`` until ``deadline_monotonic`` (``time.monotonic``)."""
     budget_s = deadline_monotonic - time.monotonic()
-    search = bab._Search(network, prop, config, time.perf_counter() + budget_s)
+    search = bab.BranchAndBound(network, prop, config, time.perf_counter() + budget_s)
     # The chunk comes from a search that has bounded ``done_before`` boxes, so
     # alpha-CROWN (which starts after ALPHA_AFTER_SUBPROBLEMS) stays on.
     search.outcome.subproblems = done_before
-    stack = bab._Stack()
+    stack = BoxStack()
     stack.push(chunk)
     outcome = search.run(stack)
     outcome.subproblems -= done_before
@@ -64,7 +65,7 @@ def _resume(network: Network, prop: Property, config: VerifyConfig, deadline_mon
 
 
 def parallel_search(network: Network, prop: Property, config: VerifyConfig, deadline: float
-                    ) -> bab.SearchOutcome:
+                    ) -> SearchOutcome:
     """Decide ``prop`` like :func:`bab.search`, with ``config.workers`` processes.
 
     Parameters
@@ -77,10 +78,10 @@ def parallel_search(network: Network, prop: Property, config: VerifyConfig, dead
     Returns
     -------
     SearchOutcome
-        Counters (subproblems, splits, max depth) summed over the warm-up and
-        every worker.
+        Counters (subproblems, splits, LP calls; max depth the maximum) summed
+        over the warm-up and every worker.
     """
-    lead = bab._Search(network, prop, config, deadline)
+    lead = bab.BranchAndBound(network, prop, config, deadline)
     outcome = lead.run(pause_at=min(deadline, time.perf_counter() + WARMUP_S))
     if lead.paused is None:
         return outcome
@@ -101,6 +102,7 @@ def parallel_search(network: Network, prop: Property, config: VerifyConfig, dead
                 part = future.result()
                 outcome.subproblems += part.subproblems
                 outcome.splits += part.splits
+                outcome.lp_calls += part.lp_calls
                 outcome.max_depth = max(outcome.max_depth, part.max_depth)
                 if part.verdict is Verdict.VIOLATED:
                     outcome.verdict, outcome.counterexamples = Verdict.VIOLATED, part.counterexamples
