@@ -188,7 +188,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     config = VerifyConfig(timeout_s=args.timeout, seed=args.seed, use_lp=args.lp,
                           workers=args.workers if args.engine == "own" else 1)
     with console.status(f"verifying with {args.engine} ...", spinner="dots") if not args.json else _null():
-        result = verify(network, props, config, engine=args.engine)
+        if args.engine == "own":
+            result = verify(network, props, config, engine=args.engine)
+        else:
+            result = _verify_killable(Path(args.network), props, args.engine, config)
     if args.out:
         write_result(result, Path(args.out))
     if args.json:
@@ -219,6 +222,27 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.out:
         console.print(f"  result written to {args.out}")
     return EXIT_OK
+
+
+#: Seconds a verifier child process takes to start (spawn and imports), kept out
+#: of the engine's own budget so that ``--timeout`` bounds the whole command.
+CHILD_STARTUP_S = 2.0
+
+
+def _verify_killable(network_path: Path, props, engine: str, config):
+    """An external engine (Marabou) in a child process that ``--timeout`` and Ctrl-C can stop.
+
+    Marabou's C++ solve holds SIGINT and overruns its own timeout; a child
+    process is killed at the command's deadline instead.
+    """
+    from dataclasses import replace
+
+    from verirepair.cross_check import verify_in_child
+
+    left = config.timeout_s - (time.perf_counter() - CLI_START)
+    engine_budget = max(0.5, left - CHILD_STARTUP_S)
+    return verify_in_child(network_path, props, engine, replace(config, timeout_s=engine_budget),
+                           time.perf_counter() + max(0.5, left))
 
 
 class _null:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from verirepair.spec.property import Property
-from verirepair.verify.result import Verdict
+from verirepair.verify.result import Verdict, VerificationResult, VerifyConfig, VerifyStats
 
 #: Seconds a child gets to start (spawn, imports) on top of the engine's own budget
 #: before it is killed.
@@ -61,48 +61,65 @@ class CrossCheckEntry:
 
 
 def _child_main(conn: multiprocessing.connection.Connection, network_path: str,
-                props: list[Property], engine: str, timeout_s: float, seed: int) -> None:
-    """Child process: verify ``props`` on the file's network and send back ``(verdict, message)``."""
+                props: list[Property], engine: str, config: VerifyConfig) -> None:
+    """Child process: verify ``props`` on the file's network and send back the result."""
     try:
         from verirepair.errors import SolverUnavailableError
         from verirepair.network import load_network
         from verirepair.verify import verify
-        from verirepair.verify.result import VerifyConfig
 
         network = load_network(Path(network_path))
         try:
-            result = verify(network, props, VerifyConfig(timeout_s=timeout_s, seed=seed), engine=engine)
-            conn.send((result.verdict.value, result.message))
+            conn.send(verify(network, props, config, engine=engine))
         except SolverUnavailableError as exc:
-            conn.send((Verdict.UNKNOWN.value, str(exc)))
+            conn.send(VerificationResult(Verdict.UNKNOWN, engine=engine, message=str(exc)))
     except BaseException as exc:  # noqa: BLE001 - everything is reported to the parent
-        conn.send((Verdict.UNKNOWN.value, f"cross-check crashed: {type(exc).__name__}: {exc}"))
+        conn.send(VerificationResult(Verdict.UNKNOWN, engine=engine,
+                                     message=f"verifier process crashed: {type(exc).__name__}: {exc}"))
     finally:
         conn.close()
 
 
-def _run_one(network_path: Path, props: list[Property], engine: str, timeout_s: float,
-             hard_deadline: float, seed: int) -> tuple[Verdict, str]:
-    """One child process; killed at ``hard_deadline`` (``time.perf_counter()`` value)."""
+def verify_in_child(network_path: Path, props: list[Property], engine: str, config: VerifyConfig,
+                    hard_deadline: float) -> VerificationResult:
+    """``verify`` in a ``spawn`` child that is killed at ``hard_deadline`` or on any exception.
+
+    Parameters
+    ----------
+    network_path : Path -- the child loads the network from this file
+    props : list of Property
+    engine : str -- a verifier name
+    config : VerifyConfig -- its ``timeout_s`` is the engine's own budget
+    hard_deadline : float -- ``time.perf_counter()`` value at which the child is killed
+
+    Returns
+    -------
+    VerificationResult -- TIMEOUT when killed, UNKNOWN when the child died
+    """
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe(duplex=False)
-    process = ctx.Process(target=_child_main, args=(child, str(network_path), props, engine, timeout_s, seed),
+    process = ctx.Process(target=_child_main, args=(child, str(network_path), props, engine, config),
                           daemon=True)
+    started = time.perf_counter()
     process.start()
     child.close()
+
+    def failed(verdict: Verdict, message: str) -> VerificationResult:
+        return VerificationResult(verdict, engine=engine, message=message,
+                                  stats=VerifyStats(time_s=time.perf_counter() - started))
+
     try:
         while True:
             left = hard_deadline - time.perf_counter()
             if left <= 0:
-                return Verdict.TIMEOUT, "the run's budget ran out; the cross-check process was killed"
+                return failed(Verdict.TIMEOUT, "the budget ran out; the verifier process was killed")
             if parent.poll(min(0.2, left)):
                 try:
-                    verdict, message = parent.recv()
+                    return parent.recv()
                 except EOFError:
-                    return Verdict.UNKNOWN, f"cross-check process died (exit code {process.exitcode})"
-                return Verdict(verdict), message
+                    return failed(Verdict.UNKNOWN, f"verifier process died (exit code {process.exitcode})")
             if not process.is_alive() and not parent.poll(0):
-                return Verdict.UNKNOWN, f"cross-check process died (exit code {process.exitcode})"
+                return failed(Verdict.UNKNOWN, f"verifier process died (exit code {process.exitcode})")
     finally:
         # Also on KeyboardInterrupt: the solver in the child does not react to SIGINT.
         if process.is_alive():
@@ -139,8 +156,8 @@ def cross_check(network_path: Path, named: Sequence[tuple[str, list[Property]]],
         else:
             budget = min(timeout_s, left)
             hard = min(deadline, start + budget + STARTUP_GRACE_S)
-            verdict, message = _run_one(network_path, props, engine, budget, hard, seed)
-            entry = CrossCheckEntry(verdict, engine, time.perf_counter() - start, message)
+            result = verify_in_child(network_path, props, engine, VerifyConfig(timeout_s=budget, seed=seed), hard)
+            entry = CrossCheckEntry(result.verdict, engine, time.perf_counter() - start, result.message)
         entries[name] = entry
         if on_verdict is not None:
             on_verdict(name, entry)
