@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -176,9 +177,24 @@ def test_timeout_passed_to_marabou_is_the_ceiling_of_the_budget(monkeypatch):
     assert seen == [3]
 
 
+def test_later_queries_get_only_the_budget_left(monkeypatch):
+    seen = []
+
+    def slow_unsat(query, timeout):
+        seen.append(timeout)
+        time.sleep(1.1)
+        return "unsat", {}, None
+
+    monkeypatch.setattr(marabou_backend, "_solve", slow_unsat)
+    prop = Property((Box([-1.0], [0.0]), Box([0.0], [1.0])), (_y_at_least(1.5),), "two boxes")
+    result = verify_marabou(abs_net(), [prop], VerifyConfig(timeout_s=2.5))
+    assert result.verdict is Verdict.HOLDS
+    assert seen == [3, 2]                    # ceil(2.5), then ceil(2.5 - 1.1)
+
+
 def test_exhausted_budget_gives_timeout_without_solving():
     prop = Property((Box([-1.0], [1.0]),), (_y_at_least(0.5),), "p")
-    result = verify_marabou(abs_net(), [prop], VerifyConfig(timeout_s=0.0))
+    result = verify_marabou(abs_net(), [prop], VerifyConfig(timeout_s=1e-9))   # gone at once
     assert result.verdict is Verdict.TIMEOUT
 
 

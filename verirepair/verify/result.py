@@ -8,6 +8,8 @@ counterexamples.  Every engine (our own, Marabou) speaks these types.
 from __future__ import annotations
 
 import enum
+import math
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -81,6 +83,14 @@ class VerifyConfig:
         Processes for branch and bound (our engine).  With more than one, a
         search still open after a short warm-up hands its open sub-boxes to a
         pool of that many worker processes (:mod:`verirepair.verify.parallel`).
+
+    Raises
+    ------
+    ValueError
+        When ``timeout_s`` is not a finite positive number (a NaN budget would
+        never fire, an infinite one would never end), or a count is out of
+        range (``max_counterexamples``, ``batch_size``, ``workers`` >= 1;
+        ``falsify_samples``, ``pgd_steps`` >= 0).
     """
 
     timeout_s: float = 60.0
@@ -91,6 +101,21 @@ class VerifyConfig:
     pgd_steps: int = 50
     batch_size: int = 512
     workers: int = 1
+
+    def __post_init__(self) -> None:
+        try:
+            timeout = float(self.timeout_s)
+        except (TypeError, ValueError):
+            raise ValueError(f"timeout_s must be a number of seconds, got {self.timeout_s!r}") \
+                from None
+        if not (math.isfinite(timeout) and timeout > 0.0):
+            raise ValueError(f"timeout_s must be finite and positive, got {timeout}")
+        for name, least in (("max_counterexamples", 1), ("batch_size", 1), ("workers", 1),
+                            ("falsify_samples", 0), ("pgd_steps", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) \
+                    or value < least:
+                raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
 
 
 @dataclass(frozen=True, slots=True)
