@@ -1,0 +1,119 @@
+"""What a repair run leaves behind, and when: only a certified run delivers; the budget is total.
+
+Specifications:
+* a PARTIAL run writes nothing at ``out_path``; its candidate goes into the
+  report folder under a name that says uncertified, and its report says so;
+* an interrupted run (KeyboardInterrupt anywhere in the delivery) leaves no
+  network at ``out_path`` and no temporary file beside it;
+* ``timeout_s`` bounds the whole run (checked on a property too hard to decide);
+* outputs that cannot be written are refused before any work.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from verirepair import certify_loop, pipeline
+from verirepair.demo import demo_paths
+from verirepair.errors import OutputError
+from verirepair.network import load_network
+from verirepair.pipeline import UNCERTIFIED_NAME, PipelineConfig, PipelineStatus, run_pipeline
+from verirepair.spec import parse_vnnlib
+from verirepair.verify.result import Verdict, VerificationResult
+
+sys.path.insert(0, str(Path(__file__).parent / "verify"))
+from hard_instances import hard_property  # noqa: E402
+
+NET_PATH, PROP_PATHS = demo_paths()
+FAST = dict(n_preserve=300, n_fidelity=300, n_care=100, cross_check=None, solver="highs")
+
+
+def _named():
+    return [(p.stem, parse_vnnlib(p)) for p in PROP_PATHS]
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def test_partial_run_delivers_nothing_and_keeps_the_candidate_in_the_report(tmp_path, monkeypatch):
+    real = certify_loop.verify_all
+    calls = []
+
+    def never_proven(net, named, config, deadline, engine, timeout_s, max_cex, emit=None):
+        calls.append(1)
+        results = real(net, named, config, deadline, engine, timeout_s, max_cex, emit)
+        if len(calls) > 1:          # after the first change: never decided
+            results = {n: VerificationResult(Verdict.TIMEOUT, message="forced") for n in results}
+        return results
+
+    monkeypatch.setattr(certify_loop, "verify_all", never_proven)
+    out, report_dir = tmp_path / "out" / "net.onnx", tmp_path / "rep"
+    result = run_pipeline(load_network(NET_PATH), _named(), PipelineConfig(max_rounds=2, **FAST), out, report_dir)
+    assert result.status is PipelineStatus.PARTIAL
+    assert result.output_path is None and not out.exists()
+    assert not out.parent.exists() or _files(out.parent) == []
+    assert result.candidate_path == report_dir / UNCERTIFIED_NAME and result.candidate_path.is_file()
+    load_network(result.candidate_path)          # a valid network, for inspection
+    first = (report_dir / "report.md").read_text().splitlines()[0]
+    assert "NOT CERTIFIED" in first
+
+
+def test_repaired_run_delivers_exactly_one_file_and_no_temporary(tmp_path):
+    out = tmp_path / "out" / "net.onnx"
+    result = run_pipeline(load_network(NET_PATH), _named(), PipelineConfig(**FAST), out, tmp_path / "rep")
+    assert result.status is PipelineStatus.REPAIRED
+    assert _files(out.parent) == ["net.onnx"]
+    assert result.candidate_path is None
+
+
+@pytest.mark.parametrize("stage", ["fidelity", "report"])
+def test_interrupt_during_delivery_leaves_no_network(tmp_path, monkeypatch, stage):
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    if stage == "fidelity":
+        monkeypatch.setattr("verirepair.fidelity.advisory_agreement", interrupt)
+    else:
+        monkeypatch.setattr("verirepair.report.write_report", interrupt)
+    out = tmp_path / "out" / "net.onnx"
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(load_network(NET_PATH), _named(), PipelineConfig(**FAST), out, tmp_path / "rep")
+    assert _files(out.parent) == []
+
+
+def test_an_earlier_file_at_out_survives_an_interrupted_run(tmp_path, monkeypatch):
+    monkeypatch.setattr("verirepair.fidelity.advisory_agreement",
+                        lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    out = tmp_path / "net.onnx"
+    out.write_bytes(b"earlier result")
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(load_network(NET_PATH), _named(), PipelineConfig(**FAST), out, tmp_path / "rep")
+    assert out.read_bytes() == b"earlier result"
+
+
+def test_total_budget_holds_on_an_undecidable_property(tmp_path):
+    net, prop = hard_property()
+    start = time.perf_counter()
+    result = run_pipeline(net, [("hard", [prop])], PipelineConfig(timeout_s=6.0, verify_timeout_s=300, **FAST),
+                          tmp_path / "o.onnx", tmp_path / "rep")
+    elapsed = time.perf_counter() - start
+    assert result.status is PipelineStatus.PARTIAL
+    assert elapsed < 6.0 + 2.0
+    assert not (tmp_path / "o.onnx").exists()
+
+
+def test_unwritable_outputs_are_refused_before_any_work(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(pipeline, "CertifyLoop", lambda *a, **k: calls.append(1))
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OutputError, match="not a folder"):
+        run_pipeline(load_network(NET_PATH), _named(), PipelineConfig(**FAST), blocker / "o.onnx", tmp_path / "r")
+    with pytest.raises(OutputError, match="--report"):
+        run_pipeline(load_network(NET_PATH), _named(), PipelineConfig(**FAST), tmp_path / "o.onnx", blocker)
+    assert calls == []
