@@ -70,3 +70,41 @@ class SolverUnavailableError(VerirepairError):
 
 class OutputError(VerirepairError):
     """An output location that cannot be written (checked before any work starts)."""
+
+
+class PropertyDimensionError(VerirepairError):
+    """A property whose input or output count differs from the network's.
+
+    Parameters
+    ----------
+    path : str
+        The property file.
+    name : str
+        The property's name.
+    property_inputs, property_outputs : int
+        The property's X and Y counts.
+    network_inputs, network_outputs : int
+        The network's input and output dimensions.
+    network : str, optional
+        The network file, named in the message when given.
+    """
+
+    def __init__(self, path: str, name: str, property_inputs: int, property_outputs: int,
+                 network_inputs: int, network_outputs: int, network: str | None = None) -> None:
+        self.path = path
+        self.name = name
+        self.property_inputs = property_inputs
+        self.property_outputs = property_outputs
+        self.network_inputs = network_inputs
+        self.network_outputs = network_outputs
+        self.network = network
+        parts = []
+        if property_inputs != network_inputs:
+            parts.append(f"{property_inputs} inputs (X_0..X_{property_inputs - 1}) but the "
+                         f"network has {network_inputs} inputs")
+        if property_outputs != network_outputs:
+            parts.append(f"{property_outputs} outputs (Y_0..Y_{property_outputs - 1}) but the "
+                         f"network has {network_outputs} outputs")
+        target = f" ({network})" if network else ""
+        super().__init__(f"{path}: property {name!r} has {'; and '.join(parts)}{target}; the "
+                         "property file does not fit this network")
