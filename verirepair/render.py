@@ -151,13 +151,35 @@ def localization_table(loc, top: int) -> Table:
     return table
 
 
-def repair_summary_table(result) -> Table:
-    """Per-property verdicts before and after repair, plus the change and fidelity."""
-    table = Table(title=f"Repair: {result.status.value.upper()} after {len(result.rounds)} round(s), "
-                        f"{result.time_s:.1f} s", title_justify="left")
+def repair_summary_table(result, network_name: str | None = None) -> Table:
+    """Per-property verdicts before and after repair, plus the change and fidelity.
+
+    The title starts with CERTIFIED (green) or NOT CERTIFIED (white on red)
+    and the reason, as the first line of ``report.md`` does (both come from
+    :func:`verirepair.report.certify`).
+
+    Parameters
+    ----------
+    result : PipelineResult
+    network_name : str or None -- named in the title (e.g. the input file's stem)
+    """
+    from verirepair.report import certify
+
+    candidate = getattr(result, "candidate_path", None)
+    verdict = certify(result.status.value, result.properties, network_name,
+                      output_written=result.output_path is not None, candidate_written=candidate is not None)
+    title = Text()
+    if verdict.certified:
+        title.append("CERTIFIED", style="bold white on green")
+    else:
+        title.append("NOT CERTIFIED", style="bold white on red")
+    title.append(f": {verdict.reason}\n", style="bold")
+    title.append(f"Repair: {result.status.value.upper()} after {len(result.rounds)} round(s), "
+                 f"{result.time_s:.1f} s")
+    table = Table(title=title, title_justify="left")
     table.add_column("property")
     table.add_column("before")
-    table.add_column("after (own)")
+    table.add_column("after (own)" if verdict.certified else "after (own, NOT certified)")
     table.add_column("cross-check")
     for name, entry in result.properties.items():
         before = entry["before"]
@@ -173,6 +195,8 @@ def repair_summary_table(result) -> Table:
     if fidelity:
         parts.append(f"advisory fidelity {100 * fidelity['advisory_agreement']:.2f}% on "
                      f"{fidelity['n_domain_points']} domain points")
+    if candidate is not None:
+        parts.append(f"UNCERTIFIED candidate: {candidate}")
     table.caption = "; ".join(parts)
     return table
 

@@ -3,30 +3,126 @@
 Pipeline position: the last stage; :func:`write_report` is called by
 :func:`verirepair.pipeline.run_pipeline`.  Every file is written atomically.
 
-* ``report.json`` -- machine-readable: input/output hashes, per-property
-  verdicts before and after (engine, time), rounds, solver statistics, the
-  weight change, fidelity, the configuration and seed.
-* ``report.md`` -- the same for people, with the plots beside it.
-* ``certificate.json`` -- what was proven about which bytes: the SHA-256 of
-  the repaired file, and per property the verdict of each engine.
+* ``report.json`` -- machine-readable: whether the run is certified, input,
+  output and candidate hashes (absolute paths), per-property verdicts before
+  and after (engine, time), rounds, solver statistics, the weight change,
+  fidelity, the configuration and seed.
+* ``report.md`` -- the same for people, with the plots beside it.  Its first
+  line says ``# CERTIFIED: ...`` or ``# NOT CERTIFIED: ...``, and every path
+  in it is relative to the report folder, so its links work wherever the
+  folder is opened from.
+* ``certificate.json`` -- what was proven about which bytes.  Only a certified
+  run names a network in ``network_path``: the delivered file (REPAIRED) or the
+  unchanged input (NOT_NEEDED).  A PARTIAL or FAILED run says
+  ``"certified": false`` and names the uncertified candidate as such.
+
+The figures are drawn by :mod:`verirepair.report_plots`.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import io
 import json
+import os
 import platform
+import urllib.parse
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from verirepair import __version__
-from verirepair.atomic import write_bytes_atomic, write_text_atomic
+from verirepair.atomic import write_text_atomic
 from verirepair.network.model import Network
 
 #: Points per property region drawn for the before/after violation-score plot.
 _PLOT_SAMPLES = 4000
+
+#: Statuses (``PipelineStatus.value``) that can be certified: every property
+#: proven on the delivered bytes, or held before any change.
+CERTIFIED_STATUSES = frozenset({"repaired", "not_needed"})
+
+
+@dataclass(frozen=True, slots=True)
+class Certification:
+    """Whether a run's result may be trusted, and why (not).
+
+    Parameters
+    ----------
+    certified : bool
+        True only for a REPAIRED or NOT_NEEDED run whose every property holds
+        and that no cross-check contradicts.
+    reason : str
+        One sentence for the headline, without the ``CERTIFIED:`` prefix.
+    unproven : dict of str to str
+        Property name -> final verdict, for every property not proven.
+    contradicted : dict of str to str
+        Property name -> cross-check engine, where that engine found a violation.
+    """
+
+    certified: bool
+    reason: str
+    unproven: dict = field(default_factory=dict)
+    contradicted: dict = field(default_factory=dict)
+
+    @property
+    def headline(self) -> str:
+        """``"CERTIFIED: <reason>"`` or ``"NOT CERTIFIED: <reason>"``."""
+        return ("CERTIFIED: " if self.certified else "NOT CERTIFIED: ") + self.reason
+
+
+def final_verdict(entry: dict) -> dict:
+    """The last verdict recorded for a property: after the repair, else before."""
+    return entry.get("after") or entry["before"]
+
+
+def certify(status: str, properties: dict, network_name: str | None = None, *, output_written: bool = False,
+            candidate_written: bool = False) -> Certification:
+    """Decide whether a run is certified and say why in one sentence.
+
+    Parameters
+    ----------
+    status : str -- ``PipelineStatus.value`` ("repaired", "not_needed", "partial", "failed")
+    properties : dict -- ``PipelineResult.properties`` (name -> {"before", "after", "cross_check"})
+    network_name : str or None -- prefixed to the reason
+    output_written : bool -- a network was written at ``--out``
+    candidate_written : bool -- an uncertified candidate was written into the report folder
+
+    Returns
+    -------
+    Certification
+    """
+    names = list(properties)
+    unproven = {n: final_verdict(e)["verdict"] for n, e in properties.items()
+                if final_verdict(e)["verdict"] != "holds"}
+    contradicted = {n: e["cross_check"].get("engine", "cross-check") for n, e in properties.items()
+                    if (e.get("cross_check") or {}).get("verdict") == "violated"}
+    prefix = f"{network_name}: " if network_name else ""
+    listed = ", ".join(names)
+    if status in CERTIFIED_STATUSES and not unproven and not contradicted:
+        if status == "not_needed":
+            reason = (f"no repair needed; all {len(names)} properties ({listed}) held before any change, "
+                      "nothing was changed or written")
+        else:
+            reason = f"repaired; all {len(names)} properties ({listed}) proven on the delivered network"
+        return Certification(True, prefix + reason)
+    parts = {"failed": ["repair failed (no layer admitted a repair)"],
+             "partial": ["repair incomplete (budget ran out or a verdict stayed open)"]}.get(status, [])
+    if unproven:
+        parts.append(f"{len(unproven)} of {len(names)} properties not proven ("
+                     + ", ".join(f"{n}: {v}" for n, v in unproven.items()) + ")")
+    if contradicted:
+        parts.append("the cross-check found a violation of "
+                     + ", ".join(f"{n} ({engine})" for n, engine in contradicted.items()))
+    if candidate_written:
+        from verirepair.pipeline import UNCERTIFIED_NAME
+
+        parts.append(f"the best candidate is kept as {UNCERTIFIED_NAME} and is not certified")
+    elif output_written:
+        parts.append("the network written at --out is not certified")
+    else:
+        parts.append("no network was delivered")
+    return Certification(False, prefix + "; ".join(parts), unproven, contradicted)
 
 
 def _sha(path: Path | None) -> str | None:
@@ -35,19 +131,42 @@ def _sha(path: Path | None) -> str | None:
     return sha256_file(path) if path is not None and Path(path).is_file() else None
 
 
+def _file_entry(path: Path | None) -> dict:
+    """``{"path", "sha256"}`` with an absolute path (None when nothing was written)."""
+    if path is None:
+        return {"path": None, "sha256": None}
+    return {"path": os.path.abspath(path), "sha256": _sha(path)}
+
+
+def _candidate_path(result) -> Path | None:
+    # getattr: results built by hand (tests, older callers) may lack the field.
+    path = getattr(result, "candidate_path", None)
+    return Path(path) if path is not None else None
+
+
 def build_report_dict(result, original: Network, config, source_path: Path | None, loc) -> dict:
-    """The content of ``report.json``."""
+    """The content of ``report.json``.
+
+    Paths are absolute (they mean the same whatever the reader's working
+    directory); ``report.md`` shows them relative to the report folder.
+    """
     from verirepair.pipeline import config_dict
 
+    candidate = _candidate_path(result)
+    verdict = certify(result.status.value, result.properties, original.name,
+                      output_written=result.output_path is not None,
+                      candidate_written=candidate is not None and candidate.is_file())
     return {
         "tool": {"name": "verirepair", "version": __version__, "python": platform.python_version()},
         "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "status": result.status.value,
+        "certified": verdict.certified,
+        "headline": verdict.headline,
         "time_s": result.time_s,
-        "input": {"path": str(source_path) if source_path else None, "sha256": _sha(source_path),
-                  "network": original.name, "layers": [list(l.weight.shape) for l in original.layers]},
-        "output": {"path": str(result.output_path) if result.output_path else None,
-                   "sha256": _sha(result.output_path)},
+        "input": {**_file_entry(source_path), "network": original.name,
+                  "layers": [list(l.weight.shape) for l in original.layers]},
+        "output": _file_entry(result.output_path),
+        "candidate": ({**_file_entry(candidate), "certified": False} if candidate is not None else None),
         "properties": result.properties,
         "rounds": [
             {"index": r.index, "verdicts": r.verdicts, "new_counterexamples": r.new_counterexamples,
@@ -64,11 +183,33 @@ def build_report_dict(result, original: Network, config, source_path: Path | Non
     }
 
 
+def _subject(report: dict) -> dict:
+    """The network the final verdicts are about, and in what role."""
+    if report["status"] == "not_needed":
+        return {"role": "original network (unchanged; nothing was written)", **_path_sha(report["input"])}
+    if report["certified"]:
+        return {"role": "delivered network", **_path_sha(report["output"])}
+    if report.get("candidate"):
+        return {"role": "UNCERTIFIED candidate (not delivered)", **_path_sha(report["candidate"])}
+    if report["output"]["path"]:
+        return {"role": "UNCERTIFIED network written at --out", **_path_sha(report["output"])}
+    return {"role": "original network (no repair was delivered)", **_path_sha(report["input"])}
+
+
+def _path_sha(entry: dict) -> dict:
+    return {"path": entry["path"], "sha256": entry["sha256"]}
+
+
 def build_certificate(result, report: dict) -> dict:
-    """The content of ``certificate.json``: which properties are proven on which bytes."""
+    """The content of ``certificate.json``: which properties are proven on which bytes.
+
+    ``network_path`` / ``network_sha256`` name a network only when the run is
+    certified; otherwise they are null, ``all_properties_hold`` is false, and
+    ``verdicts_refer_to`` says which (uncertified) network the verdicts are about.
+    """
     proven = {}
     for name, entry in result.properties.items():
-        after = entry.get("after") or entry["before"]
+        after = final_verdict(entry)
         proven[name] = {
             "verdict": after["verdict"],
             "engine": after["engine"],
@@ -77,11 +218,17 @@ def build_certificate(result, report: dict) -> dict:
             "time_s": after["time_s"],
             "cross_check": entry.get("cross_check"),
         }
-    all_proven = all(p["verdict"] == "holds" for p in proven.values())
+    certified = bool(report["certified"])
+    subject = _subject(report)
     return {
-        "network_sha256": report["output"]["sha256"] or report["input"]["sha256"],
-        "network_path": report["output"]["path"] or report["input"]["path"],
-        "all_properties_hold": all_proven,
+        "certified": certified,
+        "statement": report["headline"] if certified else
+        report["headline"] + ". Nothing in this file certifies any network.",
+        "status": report["status"],
+        "network_sha256": subject["sha256"] if certified else None,
+        "network_path": subject["path"] if certified else None,
+        "all_properties_hold": certified and all(p["verdict"] == "holds" for p in proven.values()),
+        "verdicts_refer_to": subject,
         "properties": proven,
         "semantics": "float64 evaluation of the stored float32 weights; each unsafe set read as closed",
         "tool": report["tool"],
@@ -102,8 +249,8 @@ def write_report(result, original: Network, named, config, source_path: Path | N
     write_text_atomic(folder / "report.json", json.dumps(report, indent=2, default=_json_default))
     certificate = build_certificate(result, report)
     write_text_atomic(folder / "certificate.json", json.dumps(certificate, indent=2, default=_json_default))
-    plots = _write_plots(result, original, named, folder, config.seed)
-    write_text_atomic(folder / "report.md", render_markdown(report, plots))
+    plots = write_plots(result, original, named, folder, config.seed, certified=report["certified"])
+    write_text_atomic(folder / "report.md", render_markdown(report, plots, folder))
     return folder
 
 
@@ -118,111 +265,136 @@ def _json_default(value):
 
 
 # ----------------------------------------------------------------------------- plots
-def _save_figure(fig, path: Path) -> None:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    write_bytes_atomic(path, buffer.getvalue())
+def write_plots(result, original: Network, named, folder: Path, seed: int,
+                certified: bool = True) -> dict[str, Path]:
+    """Draw the plots that exist for this run into ``folder``; returns {title: path}."""
+    from verirepair import report_plots
 
-
-def _write_plots(result, original: Network, named, folder: Path, seed: int) -> dict[str, str]:
-    """Draw the plots that exist for this run; returns {title: file name}."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plots: dict[str, str] = {}
+    plots: dict[str, Path] = {}
     if result.patch is None:
         return plots
+    changed = "repaired network" if certified else "uncertified candidate"
+    after_label = "after" if certified else "uncertified candidate"
     rng = np.random.default_rng(seed + 2)
-    # 1. Violation score before and after, per property region.
-    fig, axes = plt.subplots(1, 1, figsize=(7, 3.6))
-    drew = False
+    panels = []
     for name, props in named:
-        if result.properties[name]["before"]["verdict"] != "violated":
+        entry = result.properties.get(name)
+        if entry is None or entry["before"]["verdict"] != "violated":
             continue
         x = np.vstack([p.sample_inputs(rng, _PLOT_SAMPLES // len(props)) for p in props])
         before = np.max([p.violation_score(original.forward(x)) for p in props], axis=0)
         after = np.max([p.violation_score(result.network.forward(x)) for p in props], axis=0)
-        # Shared bins: with separate ones a narrow distribution (a repair with
-        # a wide margin moves every score by about the same amount) gets bars
-        # too thin to see.
-        bins = np.histogram_bin_edges(np.concatenate([before, after]), bins=60)
-        for scores, when in ((before, "before"), (after, "after")):
-            axes.hist(scores, bins=bins, alpha=0.5, histtype="stepfilled", edgecolor="0.2",
-                      linewidth=0.6, label=f"{name} {when}")
-        drew = True
-    if drew:
-        axes.axvline(0.0, color="k", lw=1)
-        axes.set_xlabel("violation score (> 0: unsafe)")
-        axes.set_ylabel("sampled inputs")
-        axes.set_title("Violation score over each property's region")
-        axes.legend(fontsize=7)
-        _save_figure(fig, folder / "violation_scores.png")
-        plots["Violation score before and after"] = "violation_scores.png"
-    plt.close(fig)
-    # 2. Weight-change heat map.
+        panels.append((name, before, after))
+    if panels:
+        fig = report_plots.figure_violation_scores(original.name, panels, after_label=after_label)
+        title = "Violation score before and after" if certified else \
+            "Violation score before and on the UNCERTIFIED candidate"
+        plots[title] = report_plots.save_figure(
+            fig, folder / "violation_scores.png")
     patch = result.patch
-    delta = np.hstack([patch.delta_weight, patch.delta_bias[:, None]])
-    fig, ax = plt.subplots(figsize=(7, 3.6))
-    limit = float(np.max(np.abs(delta))) or 1.0
-    image = ax.imshow(delta, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
-    ax.set_xlabel("input unit (last column: bias)")
-    ax.set_ylabel("output unit")
-    ax.set_title(f"Weight change of layer {patch.layer_index}")
-    fig.colorbar(image, ax=ax)
-    _save_figure(fig, folder / "weight_change.png")
-    plots["Weight change"] = "weight_change.png"
-    plt.close(fig)
-    # 3. Fidelity.
+    fig = report_plots.figure_weight_change(original.name, patch.layer_index, patch.delta_weight,
+                                            patch.delta_bias,
+                                            title_prefix="Weight change" if certified else
+                                            "UNCERTIFIED candidate: weight change")
+    plots["Weight change"] = report_plots.save_figure(fig, folder / "weight_change.png")
     if result.fidelity:
-        labels = ["advisory agreement"]
-        values = [100 * result.fidelity["advisory_agreement"]]
+        bars = [("advisory agreement", 100 * result.fidelity["advisory_agreement"])]
         for care in result.fidelity.get("care", []):
             if care["accuracy"] is not None:
-                labels.append(f"{care['property']} accuracy")
-                values.append(100 * care["accuracy"])
+                bars.append((f"{care['property']} accuracy", 100 * care["accuracy"]))
             if care["violation_rate"] is not None:
-                labels.append(f"{care['property']} still violating")
-                values.append(100 * care["violation_rate"])
-        fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * len(labels)))
-        ax.barh(labels, values, color="tab:blue")
-        ax.set_xlim(0, 100)
-        ax.set_xlabel("%")
-        ax.set_title("Fidelity")
-        for y, v in enumerate(values):
-            ax.text(min(v + 1, 90), y, f"{v:.2f}%", va="center")
-        _save_figure(fig, folder / "fidelity.png")
-        plots["Fidelity"] = "fidelity.png"
-        plt.close(fig)
+                bars.append((f"{care['property']} still violating", 100 * care["violation_rate"]))
+        fig = report_plots.figure_fidelity(original.name, bars, subject=changed)
+        plots["Fidelity"] = report_plots.save_figure(fig, folder / "fidelity.png")
     return plots
 
 
 # ----------------------------------------------------------------------------- markdown
-def render_markdown(report: dict, plots: dict[str, str]) -> str:
-    """The human-readable report page."""
-    lines = [f"# verirepair report: {report['input']['network']}", "",
-             f"**Status: {report['status'].upper()}** after {len(report['rounds'])} round(s), "
+def relative_link(path: str | os.PathLike[str], folder: Path) -> str:
+    """``path`` relative to ``folder`` (both resolved), with ``/`` separators.
+
+    Falls back to the absolute path where no relative one exists (another
+    drive on Windows).
+    """
+    target = os.path.realpath(path)
+    try:
+        return Path(os.path.relpath(target, os.path.realpath(folder))).as_posix()
+    except ValueError:
+        return Path(target).as_posix()
+
+
+def _md_file(path: str | None, folder: Path) -> str:
+    if not path:
+        return "-"
+    rel = relative_link(path, folder)
+    return f"[`{rel}`]({urllib.parse.quote(rel)})"
+
+
+def _file_rows(report: dict, folder: Path) -> list[str]:
+    rows = ["| | file (relative to this report) | sha256 |", "|---|---|---|",
+            f"| input | {_md_file(report['input']['path'], folder)} | `{report['input']['sha256']}` |"]
+    output = report["output"]
+    if output["path"]:
+        role = "delivered network" if report["certified"] else "**NOT CERTIFIED** network at --out"
+        rows.append(f"| {role} | {_md_file(output['path'], folder)} | `{output['sha256']}` |")
+    elif report["status"] == "not_needed":
+        rows.append("| delivered network | none: the input is certified as it is | |")
+    else:
+        rows.append("| delivered network | none: nothing was delivered | |")
+    candidate = report.get("candidate")
+    if candidate:
+        rows.append(f"| **UNCERTIFIED** candidate | {_md_file(candidate['path'], folder)} | "
+                    f"`{candidate['sha256']}` |")
+    rows.append(f"| certificate | {_md_file(str(Path(folder) / 'certificate.json'), folder)} | |")
+    return rows + [""]
+
+
+def _rounds_rows(report: dict) -> list[str]:
+    config = report["config"]
+    lines = ["## Rounds", "",
+             f"Each round solves the repair {config.get('encoding', 'lp').upper()} with the "
+             f"**{config.get('solver', '?')}** solver ({config.get('norm', '?')} norm); "
+             "*solve status* is what that solve returned.", "",
+             "| round | layer | solve status | objective | margins | new points | pool | "
+             "verdicts after | time s |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in report["rounds"]:
+        verdicts = ", ".join(f"{k}: {v}" for k, v in r["verdicts"].items())
+        objective = "-" if r["objective"] is None else f"{r['objective']:.4g}"
+        margins = ", ".join(f"{k}: {v:.3g}" for k, v in r.get("margins", {}).items()) or "-"
+        label = f"{r['index'] + 1}" + (" (shrink)" if r.get("kind") == "shrink" else "")
+        layer = "-" if r["layer_index"] is None else r["layer_index"]
+        lines.append(f"| {label} | {layer} | {r['solver_status']} | {objective} | {margins} | "
+                     f"{r['new_counterexamples']} | {r['pool_size']} | {verdicts} | {r['time_s']:.1f} |")
+    return lines + [""]
+
+
+def render_markdown(report: dict, plots: dict, folder: Path | None = None) -> str:
+    """The human-readable report page.
+
+    Parameters
+    ----------
+    report : dict -- :func:`build_report_dict`
+    plots : dict of title to path -- the figures as written (absolute, or relative to the
+        current directory, like ``folder``); linked relative to ``folder``
+    folder : Path or None -- the report folder (None: the current directory)
+    """
+    folder = Path(folder) if folder is not None else Path.cwd()
+    lines = [f"# {report['headline']}", "",
+             f"verirepair report for **{report['input']['network']}**: status "
+             f"**{report['status'].upper()}** after {len(report['rounds'])} round(s), "
              f"{report['time_s']:.1f} s.", ""]
-    lines += ["| | path | sha256 |", "|---|---|---|",
-              f"| input | `{report['input']['path']}` | `{report['input']['sha256']}` |",
-              f"| output | `{report['output']['path']}` | `{report['output']['sha256']}` |", ""]
-    lines += ["## Properties", "", "| property | before | after | cross-check |", "|---|---|---|---|"]
+    if not report["certified"]:
+        lines += ["> **Not certified.** No network from this run may be used as a verified network; "
+                  "the verdicts below describe an uncertified network.", ""]
+    lines += _file_rows(report, folder)
+    after_header = "after" if report["certified"] else "after (NOT certified)"
+    lines += ["## Properties", "", f"| property | before | {after_header} | cross-check |", "|---|---|---|---|"]
     for name, entry in report["properties"].items():
         cells = [_cell(entry.get(k)) for k in ("before", "after", "cross_check")]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("")
     if report["rounds"]:
-        lines += ["## Rounds", "", "| round | layer | solver | objective | margins | new points | pool | "
-                  "verdicts after | time s |", "|---|---|---|---|---|---|---|---|---|"]
-        for r in report["rounds"]:
-            verdicts = ", ".join(f"{k}: {v}" for k, v in r["verdicts"].items())
-            objective = "-" if r["objective"] is None else f"{r['objective']:.4g}"
-            margins = ", ".join(f"{k}: {v:.3g}" for k, v in r.get("margins", {}).items()) or "-"
-            label = f"{r['index'] + 1}" + (" (shrink)" if r.get("kind") == "shrink" else "")
-            lines.append(f"| {label} | {r['layer_index']} | {r['solver_status']} | {objective} | {margins} | "
-                         f"{r['new_counterexamples']} | {r['pool_size']} | {verdicts} | {r['time_s']:.1f} |")
-        lines.append("")
+        lines += _rounds_rows(report)
     if report["change"]:
         c = report["change"]
         lines += ["## Weight change", "", f"Layer {c['layer_index']}: L1 = {c['l1']:.6g}, "
@@ -237,8 +409,9 @@ def render_markdown(report: dict, plots: dict[str, str]) -> str:
             lines.append(f"- {care['property']} (CARE protocol): accuracy {acc} on {care['n_correct']} correct "
                          f"points; violation rate {vio} on {care['n_counterexamples']} counterexamples")
         lines.append("")
-    for title, file_name in plots.items():
-        lines += [f"### {title}", "", f"![{title}]({file_name})", ""]
+    for title, path in plots.items():
+        rel = relative_link(path, folder)
+        lines += [f"### {title}", "", f"![{title}]({urllib.parse.quote(rel)})", ""]
     lines += ["## Configuration", "", "```json", json.dumps(report["config"], indent=2), "```", ""]
     return "\n".join(lines)
 
