@@ -14,6 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from verirepair.solvers.model import LinearProblem, Solution, SolveStatus
+from verirepair.solvers.quiet import quiet_highs
 from verirepair.solvers.registry import Backend, Session, register_backend
 
 #: LPs with at least this many rows start with the interior-point solver (plus
@@ -86,10 +87,7 @@ class HighsBackend(Backend):
         return True
 
     def _run(self, problem: LinearProblem, time_limit_s: float | None) -> tuple[object, str]:
-        import highspy
-
-        solver = highspy.Highs()
-        solver.setOptionValue("output_flag", False)
+        solver = quiet_highs()
         if time_limit_s is not None:
             solver.setOptionValue("time_limit", float(max(time_limit_s, 1e-3)))
         if not problem.is_mip and problem.n_constraints >= IPM_MIN_ROWS:
@@ -170,13 +168,10 @@ class HighsSession(Session):
     """
 
     def __init__(self, backend: HighsBackend, problem: LinearProblem) -> None:
-        import highspy
-
         self._backend = backend
         self._problem = problem
         self._added: list[tuple[sp.csr_matrix, np.ndarray, np.ndarray]] = []
-        self._solver = highspy.Highs()
-        self._solver.setOptionValue("output_flag", False)
+        self._solver = quiet_highs()
         self._solver.passModel(_build_lp(problem))
         self._rows_since_solve = problem.n_constraints
         self._rows_solved = 0

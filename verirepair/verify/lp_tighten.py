@@ -28,6 +28,7 @@ import numpy as np
 
 from verirepair.errors import SolverUnavailableError
 from verirepair.network.model import Network
+from verirepair.solvers.quiet import quiet_highs
 from verirepair.tolerances import LP_BOUND_TOL
 
 
@@ -55,9 +56,7 @@ def _highs():
         raise SolverUnavailableError(
             "LP tightening needs highspy (pip install highspy); run without use_lp instead"
         ) from exc
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    return highspy, h
+    return highspy, quiet_highs()
 
 
 class _Relaxation:

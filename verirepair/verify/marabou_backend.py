@@ -34,20 +34,17 @@ counterexample within Marabou's own tolerances gives ``UNKNOWN``.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import logging
 import math
-import os
-import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from verirepair.errors import SolverUnavailableError
 from verirepair.network.model import Network
+from verirepair.solvers.quiet import stdout_silenced
 from verirepair.spec.property import Box, HalfSpaces, Property
 from verirepair.verify.confirm import confirm
 from verirepair.verify.result import (
@@ -236,33 +233,11 @@ def _encode_unsafe(core: Any, query: Any, outputs: list[int], unsafe: Sequence[H
 
 
 # --------------------------------------------------------------------- solve
-@contextlib.contextmanager
-def _stdout_silenced() -> Iterator[None]:
-    """Send file descriptor 1 to /dev/null for the duration of the block.
-
-    Marabou's C++ code prints with ``printf`` even at verbosity 0.  Its own
-    ``redirect`` argument is not used because ``solve`` returns early without
-    restoring stdout when preprocessing already decides the query.
-    """
-    sys.stdout.flush()
-    libc = ctypes.CDLL(None)
-    saved = os.dup(1)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 1)
-        yield
-    finally:
-        libc.fflush(None)  # C stdio buffers still hold Marabou's text: drop it first
-        os.dup2(saved, 1)
-        os.close(saved)
-        os.close(devnull)
-
-
 def _solve(query: Any, timeout_s: int) -> tuple[str, dict[int, float], Any]:
     """Run Marabou on ``query`` with an integer timeout, its output discarded."""
     core, marabou = import_marabou()
     options = marabou.createOptions(verbosity=0, timeoutInSeconds=int(timeout_s))
-    with _stdout_silenced():
+    with stdout_silenced():
         exit_code, values, stats = core.solve(query, options, "")
     return str(exit_code), dict(values), stats
 
