@@ -63,8 +63,9 @@ _CONSTANT_ATTRIBUTES = ("value", "value_float", "value_floats", "value_int", "va
 # ------------------------------------------------------------------ formatting
 def one_line(text: object, limit: int = MAX_MESSAGE_CHARS) -> str:
     """``text`` with every run of whitespace (newlines included) collapsed to one
-    space, cut to ``limit`` characters."""
+    space, other control characters escaped, cut to ``limit`` characters."""
     flat = " ".join(str(text).split())
+    flat = "".join(c if c.isprintable() else repr(c)[1:-1] for c in flat)
     return flat if len(flat) <= limit else flat[:limit - 3] + "..."
 
 
@@ -154,6 +155,7 @@ def validate_model(model: onnx.ModelProto, path: str | os.PathLike) -> int:
         anything ``onnx.checker.check_model(full_check=True)`` refuses.
     """
     where = show_path(path)
+    _check_strings(model, where)
     opset = _check_opset(model, where)
     graph = model.graph
     if graph.sparse_initializer:
@@ -169,7 +171,12 @@ def validate_model(model: onnx.ModelProto, path: str | os.PathLike) -> int:
         check_tensor(tensor, what, where)
         initializers.add(tensor.name)
     defined |= initializers
+    node_names: set[str] = set()
     for index, node in enumerate(graph.node):
+        if node.name in node_names:
+            raise NetworkFormatError(f"{where}: node name {node.name!r} is used twice (node "
+                                     f"#{index}); node names must be unique in a graph")
+        node_names.add(node.name or f"#{index}")
         _check_node(node, node_label(node, index), opset, defined, where)
     for value in graph.output:
         if value.name not in defined:
@@ -177,6 +184,24 @@ def validate_model(model: onnx.ModelProto, path: str | os.PathLike) -> int:
                                      "any node, initializer or input")
     _run_checker(model, where)
     return opset
+
+
+def _check_strings(model: onnx.ModelProto, where: str) -> None:
+    """Names and op types must be UTF-8 (protobuf hands back bytes when they are not)."""
+    graph = model.graph
+    named = ([("graph input", v.name) for v in graph.input]
+             + [("graph output", v.name) for v in graph.output]
+             + [("initializer", t.name) for t in graph.initializer])
+    for index, node in enumerate(graph.node):
+        named += [(f"node #{index} name", node.name), (f"node #{index} op type", node.op_type),
+                  (f"node #{index} domain", node.domain)]
+        named += [(f"node #{index} input", name) for name in node.input]
+        named += [(f"node #{index} output", name) for name in node.output]
+        named += [(f"node #{index} attribute", a.name) for a in node.attribute]
+    named += [("opset domain", entry.domain) for entry in model.opset_import]
+    for what, value in named:
+        if not isinstance(value, str):
+            raise NetworkFormatError(f"{where}: {what} {value!r} is not valid UTF-8")
 
 
 def _check_opset(model: onnx.ModelProto, where: str) -> int:

@@ -105,16 +105,16 @@ def load_onnx(path: str | os.PathLike) -> Network:
         raise NetworkFormatError(f"{where}: is a directory, not an ONNX network file")
     if not path.is_file():
         raise FileNotFoundError(2, "ONNX network file not found", str(path))
-    model = read_model(path)
-    opset = validate_model(model, path)
     try:
+        model = read_model(path)
+        validate_model(model, path)
         state, input_shape = _trace(model.graph, where)
-    except VerirepairError:
+    except (VerirepairError, OSError):
         raise
-    except Exception as exc:  # safety net: the checks above should have caught it first
-        logger.debug("unexpected error while converting %s", where, exc_info=True)
-        raise NetworkFormatError(f"{where}: malformed ONNX model (opset {opset}): "
-                                 f"{type(exc).__name__}: {one_line(exc, 200)}") from exc
+    except Exception as exc:  # safety net: validate_model's explicit checks come first
+        logger.debug("unexpected error while reading %s", where, exc_info=True)
+        raise NetworkFormatError(f"{where}: malformed ONNX model ({type(exc).__name__}: "
+                                 f"{one_line(exc, 200)})") from exc
     payload = OnnxPayload(model.SerializeToString(), tuple(state.bindings), dict(state.const_uses),
                           tuple((layer.weight, layer.bias) for layer in state.layers),
                           input_shape, state.shape)
