@@ -38,3 +38,12 @@ def test_counts_out_of_range_are_rejected(field: str, value: object) -> None:
 def test_numpy_integers_and_zero_samples_are_fine() -> None:
     config = VerifyConfig(batch_size=np.int64(8), falsify_samples=0, pgd_steps=0)
     assert config.batch_size == 8
+
+
+def test_messages_show_numpy_numbers_plainly() -> None:
+    with pytest.raises(ValueError) as info:
+        VerifyConfig(batch_size=np.float64(2.5))
+    assert "got 2.5" in str(info.value) and "np." not in str(info.value)
+    with pytest.raises(ValueError) as info:
+        VerifyConfig(timeout_s=np.float64(-1.0))
+    assert "got -1.0" in str(info.value) and "np." not in str(info.value)

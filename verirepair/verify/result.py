@@ -59,6 +59,13 @@ class Counterexample:
             object.__setattr__(self, name, arr)
 
 
+def _shown(value: object) -> str:
+    """A setting's value for a message: numbers plainly (``2.5``, never ``np.float64(2.5)``)."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return str(float(value)) if not isinstance(value, numbers.Integral) else str(int(value))
+    return repr(value)
+
+
 @dataclass(frozen=True, slots=True)
 class VerifyConfig:
     """Settings of one verification call.
@@ -106,7 +113,7 @@ class VerifyConfig:
         try:
             timeout = float(self.timeout_s)
         except (TypeError, ValueError):
-            raise ValueError(f"timeout_s must be a number of seconds, got {self.timeout_s!r}") \
+            raise ValueError(f"timeout_s must be a number of seconds, got {_shown(self.timeout_s)}") \
                 from None
         if not (math.isfinite(timeout) and timeout > 0.0):
             raise ValueError(f"timeout_s must be finite and positive, got {timeout}")
@@ -115,7 +122,7 @@ class VerifyConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) \
                     or value < least:
-                raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+                raise ValueError(f"{name} must be an integer >= {least}, got {_shown(value)}")
 
 
 @dataclass(frozen=True, slots=True)
