@@ -12,6 +12,7 @@ from pathlib import Path
 from verirepair.errors import NetworkFormatError
 from verirepair.network.model import Network
 from verirepair.network.nnet import load_nnet
+from verirepair.network.onnx_check import show_path
 from verirepair.network.onnx_io import load_onnx
 
 __all__ = ["LOADERS", "load_network"]
@@ -39,13 +40,18 @@ def load_network(path: str | os.PathLike) -> Network:
     Raises
     ------
     NetworkFormatError
-        For an unknown suffix (the message lists the supported ones) or bad content.
+        For a directory, an unknown suffix (the message lists the supported ones) or
+        bad content.
     FileNotFoundError
         When the file does not exist.
     """
     path = Path(path)
+    where = show_path(path)
+    if path.is_dir():
+        raise NetworkFormatError(f"{where}: is a directory, not a network file; expected a "
+                                 f"file ending in {' or '.join(sorted(LOADERS))}")
     reader = LOADERS.get(path.suffix.lower())
     if reader is None:
-        raise NetworkFormatError(f"{path}: unsupported network file suffix {path.suffix!r}; "
+        raise NetworkFormatError(f"{where}: unsupported network file suffix {path.suffix!r}; "
                                  f"supported: {', '.join(sorted(LOADERS))}")
     return reader(path)

@@ -30,6 +30,20 @@ from verirepair.network.model import AffineLayer, Network, Normalization, Source
 
 __all__ = ["load_nnet"]
 
+#: Longest excerpt of a bad line quoted in an error message.
+_EXCERPT_CHARS = 60
+
+
+def _show(path: str | os.PathLike) -> str:
+    """The path as given, or its repr when it holds a newline or control character."""
+    text = str(path)
+    return text if text.isprintable() else repr(text)
+
+
+def _excerpt(text: str) -> str:
+    text = text.strip()
+    return repr(text if len(text) <= _EXCERPT_CHARS else text[:_EXCERPT_CHARS] + "...")
+
 
 class _Lines:
     """Numbered, comment-free lines of a ``.nnet`` file, read as float rows."""
@@ -37,7 +51,9 @@ class _Lines:
     def __init__(self, text: str, path: str) -> None:
         self.path = path
         self._lines: Iterator[tuple[int, str]] = (
-            (number, line) for number, line in enumerate(text.splitlines(), start=1)
+            # split on "\n" only, so that line numbers are an editor's (splitlines
+            # would also break at form feeds and other separators)
+            (number, line) for number, line in enumerate(text.split("\n"), start=1)
             if line.strip() and not line.lstrip().startswith("//"))
         self.line = 0
 
@@ -49,14 +65,20 @@ class _Lines:
         try:
             self.line, text = next(self._lines)
         except StopIteration:
+            if not self.line:
+                raise NetworkFormatError(f"{self.path}: no data lines (only comments or blank "
+                                         f"lines) while reading {what}") from None
             raise self.error(f"unexpected end of file while reading {what}") from None
         fields = [field.strip() for field in text.split(",")]
         if fields and fields[-1] == "":
             fields.pop()  # the format ends every line with a comma
         try:
+            if any("_" in field for field in fields):  # float() would read "1_0" as 10
+                raise ValueError("digit separator")
             values = [float(field) for field in fields]
         except ValueError:
-            raise self.error(f"{what}: expected comma-separated numbers, got {text.strip()!r}") from None
+            raise self.error(f"{what}: expected comma-separated numbers, got "
+                             f"{_excerpt(text)}") from None
         if count is not None and len(values) != count:
             raise self.error(f"{what}: expected {count} values, got {len(values)}")
         if not all(np.isfinite(values)):
@@ -116,16 +138,37 @@ def load_nnet(path: str | os.PathLike) -> Network:
     FileNotFoundError
         When ``path`` does not exist.
     NetworkFormatError
-        For malformed content; the message names the line.
+        For a directory, an empty file, bytes that are not UTF-8 text, or
+        malformed content (non-numeric, wrong counts, truncated, trailing
+        data); the message is one line and names the file and line.
     """
     path = Path(path)
+    where = _show(path)
+    if path.is_dir():
+        raise NetworkFormatError(f"{where}: is a directory, not a .nnet network file")
     if not path.is_file():
         raise FileNotFoundError(2, ".nnet network file not found", str(path))
+    data = path.read_bytes()
+    if not data.strip():
+        raise NetworkFormatError(f"{where}: the file is empty, not a .nnet network")
     try:
-        text = path.read_text(encoding="utf-8")
-    except (UnicodeDecodeError, OSError) as exc:
-        raise NetworkFormatError(f"{path}: cannot read as text ({exc})") from exc
-    lines = _Lines(text, str(path))
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - data.rfind(b"\n", 0, exc.start)
+        raise NetworkFormatError(f"{where}: line {line}, column {column}: byte "
+                                 f"0x{data[exc.start]:02x} is not UTF-8 text; a .nnet file "
+                                 "is comma-separated text") from None
+    try:
+        return _parse(text, path, where)
+    except (ValueError, TypeError, OverflowError, IndexError) as exc:  # safety net only
+        raise NetworkFormatError(f"{where}: malformed .nnet file ({type(exc).__name__}: "
+                                 f"{' '.join(str(exc).split())[:200]})") from exc
+
+
+def _parse(text: str, path: Path, where: str) -> Network:
+    """The network in ``text`` (the content of ``path``)."""
+    lines = _Lines(text, where)
     sizes = _sizes(lines)
     normalization = _normalization(lines, sizes[0])
     layers = []
