@@ -83,6 +83,10 @@ def figure_violation_scores(network_name: str, panels: Sequence[tuple[str, np.nd
         ax.set_yscale("log")
         ax.set_ylim(0.5, None)
         ax.set_xlim(edges[0], edges[-1])
+        if not np.any(before >= 0.0):
+            ax.text(0.02, 0.04, f"no sampled input is unsafe before the repair: the violation the verifier "
+                    f"found is rarer than 1 in {before.size}", transform=ax.transAxes, fontsize=7,
+                    color="0.25", va="bottom")
         ax.set_ylabel("sampled inputs (log)")
         ax.set_title(f"{name} on {network_name}", fontsize=10)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
@@ -155,6 +159,7 @@ def figure_weight_change(network_name: str, layer_index: int, delta_weight: np.n
                           aspect="auto", interpolation="nearest")
         bar = fig.colorbar(image, ax=ax)
         bar.set_ticks(_decade_ticks(smallest, largest))
+        bar.minorticks_off()
         bar.set_label("change (symmetric log scale)")
         if changed.sum() <= _MAX_OUTLINED:
             for row, col in zip(*np.nonzero(changed)):
