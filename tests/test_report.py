@@ -229,6 +229,7 @@ def test_a_cross_check_violation_withdraws_the_certificate():
     assert verdict.headline.startswith("NOT CERTIFIED: N: ") and "marabou" in verdict.headline
     properties["phi1"]["cross_check"] = _entry("timeout", engine="marabou")
     assert certify("repaired", properties, "N").certified
+    assert not certify("not_needed", {}, "N").certified          # nothing checked is nothing proven
 
 
 # ----------------------------------------------------------------------------- CLI summary table

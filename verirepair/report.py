@@ -99,6 +99,8 @@ def certify(status: str, properties: dict, network_name: str | None = None, *, o
                     if (e.get("cross_check") or {}).get("verdict") == "violated"}
     prefix = f"{network_name}: " if network_name else ""
     listed = ", ".join(names)
+    if not names:
+        return Certification(False, prefix + "no property was checked, so nothing is proven")
     if status in CERTIFIED_STATUSES and not unproven and not contradicted:
         if status == "not_needed":
             reason = (f"no repair needed; all {len(names)} properties ({listed}) held before any change, "
