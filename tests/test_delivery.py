@@ -117,3 +117,34 @@ def test_unwritable_outputs_are_refused_before_any_work(tmp_path, monkeypatch):
     with pytest.raises(OutputError, match="--report"):
         run_pipeline(load_network(NET_PATH), _named(), PipelineConfig(**FAST), tmp_path / "o.onnx", blocker)
     assert calls == []
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_cli_repair_stops_within_two_seconds_of_a_signal(tmp_path, signame):
+    """The console script, interrupted while our verifier searches: exit 130/143 at once, nothing delivered."""
+    import signal
+    import subprocess
+
+    from verirepair.network import save_onnx
+    from verirepair.spec import write_vnnlib
+
+    net, prop = hard_property()
+    net_path = save_onnx(net, tmp_path / "hard.onnx")
+    prop_path = tmp_path / "hard.vnnlib"
+    prop_path.write_text(write_vnnlib(prop))
+    out = tmp_path / "out" / "repaired.onnx"
+    proc = subprocess.Popen(
+        [sys.executable, "-u", "-m", "verirepair.cli", "repair", str(net_path), "--property", str(prop_path),
+         "--out", str(out), "--cross-check", "none", "--timeout", "600"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # A shell's background job starts with SIGINT ignored; a user's terminal does not.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    time.sleep(6.0)                      # past imports, inside the first verification
+    assert proc.poll() is None
+    sent = time.perf_counter()
+    proc.send_signal(getattr(signal, signame))
+    _, err = proc.communicate(timeout=60)
+    assert time.perf_counter() - sent < 2.0
+    assert proc.returncode == {"SIGINT": 130, "SIGTERM": 143}[signame]
+    assert len(err.splitlines()) == 1 and "no repaired network" in err
+    assert not out.exists() and (not out.parent.exists() or not any(out.parent.iterdir()))

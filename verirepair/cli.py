@@ -305,7 +305,8 @@ def cmd_localize(args: argparse.Namespace) -> int:
     if args.plot and loc.ranking:
         from verirepair.localize.plot import plot_localization
 
-        plot_localization(loc, Path(args.plot), top_k=args.top)
+        plot_localization(loc, Path(args.plot), top_k=args.top, network_name=Path(args.network).stem,
+                          property_name=Path(args.property).stem)
     if args.json:
         payload = loc.to_json_dict()
         payload["ranking"] = payload["ranking"][: args.top] if args.top else payload["ranking"]
@@ -361,7 +362,7 @@ def _print_repair_outcome(result) -> int:
     from verirepair.pipeline import PipelineStatus
     from verirepair.render import repair_summary_table
 
-    console.print(repair_summary_table(result))
+    console.print(repair_summary_table(result, network_name=result.network.name))
     certified = result.status in (PipelineStatus.REPAIRED, PipelineStatus.NOT_NEEDED)
     if result.output_path is not None:
         console.print(f"[bold green]CERTIFIED[/bold green] repaired network: [bold]{result.output_path}[/bold]")

@@ -12,6 +12,7 @@ certificate speaks about the delivered bytes; Marabou cross-checks it.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import os
 import time
@@ -354,7 +355,8 @@ class _Delivery:
         temp = Path(name)
         try:
             save_onnx(state.current, temp)
-            delivered = load_network(temp)
+            # Read back what the file holds; it keeps the original's name (not the temp file's).
+            delivered = dataclasses.replace(load_network(temp), name=self.original.name)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
