@@ -1,4 +1,4 @@
-"""Tokenizer and s-expression reader: positions, numbers, comments, parentheses."""
+"""Tokenizer, structure check and iterative reader: positions, numbers, comments, parentheses."""
 
 from __future__ import annotations
 
@@ -7,7 +7,32 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from verirepair.errors import SpecError
-from verirepair.spec.sexpr import Atom, SList, TokenKind, parse_sexprs, tokenize
+from verirepair.spec.sexpr import Source, TokenKind, check_structure, read, tokenize
+
+
+class Recorder:
+    """A frame that rebuilds the list structure: nested Python lists of (word, offset)."""
+
+    def __init__(self, head=None, offset=0):
+        self.items = [] if head is None else [(head, offset)]
+
+    def child(self, head, open_offset, head_offset):
+        return Recorder(head, head_offset)
+
+    def atom(self, word, offset):
+        self.items.append((word, offset))
+
+    def value(self, value, offset):
+        self.items.append(value)
+
+    def close(self, offset):
+        return self.items
+
+
+def parse_sexprs(text: str, path: str = "<string>"):
+    source = Source(text, path)
+    check_structure(source)
+    return read(source, Recorder())
 
 
 @pytest.mark.parametrize("word, value", [
@@ -51,14 +76,25 @@ def test_comment_runs_to_end_of_line_only() -> None:
     assert [t.text for t in tokens] == ["a", "d"]
 
 
-def test_reader_builds_nested_lists() -> None:
+def test_reader_feeds_nested_lists_to_frames() -> None:
     (form,) = parse_sexprs("(assert (or (and (<= Y_0 1)) (and)))")
-    assert isinstance(form, SList)
-    head, body = form.items
-    assert isinstance(head, Atom) and head.text == "assert"
-    assert isinstance(body, SList) and len(body.items) == 3
-    assert isinstance(body.items[2], SList) and len(body.items[2].items) == 1
-    assert (body.open.line, body.open.col) == (1, 9)
+    head, body = form
+    assert head == ("assert", 1)
+    assert len(body) == 3 and body[0] == ("or", 9)
+    assert body[2] == [("and", 30)]
+    assert body[1] == [("and", 13), [("<=", 18), ("Y_0", 21), ("1", 25)]]
+
+
+def test_reader_is_iterative_at_depth_100000() -> None:
+    depth = 100_000
+    (form,) = parse_sexprs("(a " * depth + "x" + ")" * depth)
+    for _ in range(depth - 1):
+        form = form[1]
+    assert form == [("a", 3 * (depth - 1) + 1), ("x", 3 * depth)]
+
+
+def test_empty_list_and_list_headed_by_a_list_reach_the_frame_with_no_head() -> None:
+    assert parse_sexprs("() ((a) b)") == [[], [[("a", 5)], ("b", 8)]]
 
 
 def test_missing_close_points_at_unclosed_open() -> None:

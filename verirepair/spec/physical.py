@@ -32,7 +32,7 @@ from verirepair.network.model import Normalization
 from verirepair.spec.infix import InfixError, Linear, parse_constraint, parse_value
 from verirepair.spec.property import Box, HalfSpaces, Property
 from verirepair.atomic import write_text_atomic
-from verirepair.spec.vnnlib import write_vnnlib
+from verirepair.spec.vnnlib_write import write_vnnlib
 
 NORMALIZATION_FILE = "normalization.toml"
 _PROPERTY_KEYS = frozenset({"number", "description", "desired", "networks", "input_boxes",

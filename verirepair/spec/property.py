@@ -12,17 +12,28 @@ proof and is documented in :mod:`verirepair.tolerances`.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from verirepair.errors import PropertyDimensionError
 from verirepair.tolerances import CEX_TOL
+
+
+def format_number(value: float) -> str:
+    """A number as plain text for messages: ``0.5``, ``-3.0``, ``inf`` (never ``np.float64(...)``)."""
+    return repr(float(value))
 
 
 def _readonly(array: object, ndim: int, what: str) -> np.ndarray:
     out = np.array(array, dtype=np.float64, copy=True)
     if out.ndim != ndim:
         raise ValueError(f"{what} must have {ndim} dimension(s), got shape {out.shape}")
+    if np.isnan(out).any():
+        raise ValueError(f"{what} contains NaN at index {int(np.flatnonzero(np.isnan(out))[0])}"
+                         if ndim == 1 else f"{what} contains NaN")
     out.setflags(write=False)
     return out
 
@@ -44,8 +55,11 @@ class Box:
         upper = _readonly(self.upper, 1, "upper")
         if lower.shape != upper.shape:
             raise ValueError(f"box bounds differ in shape: {lower.shape} vs {upper.shape}")
-        if np.any(lower > upper):
-            raise ValueError("box is empty: some lower bound exceeds its upper bound")
+        empty = np.flatnonzero(lower > upper)
+        if empty.size:
+            i = int(empty[0])
+            raise ValueError(f"box is empty: lower[{i}] = {format_number(lower[i])} exceeds "
+                             f"upper[{i}] = {format_number(upper[i])}")
         object.__setattr__(self, "lower", lower)
         object.__setattr__(self, "upper", upper)
 
@@ -76,9 +90,39 @@ class Box:
         x = np.atleast_2d(x)
         return np.all((x >= self.lower - tol) & (x <= self.upper + tol), axis=1)
 
+    def log_measure(self) -> tuple[int, float]:
+        """``(k, log V)``: the number k of positive widths and the log of their product.
+
+        V is the k-dimensional volume of the box (its Hausdorff measure in
+        dimension k), computed as a sum of logs so that it neither underflows
+        (784 widths of 0.02) nor overflows; zero widths are left out of the
+        sum rather than clamped.  Widths beyond the float range (bounds of
+        opposite sign near the largest float) are handled exactly enough for
+        weights; an infinite width gives ``log V = inf``.
+        """
+        width = self.upper - self.lower
+        positive = width > 0
+        overflow = np.isinf(width) & np.isfinite(self.lower) & np.isfinite(self.upper)
+        half = self.upper[overflow] / 2 - self.lower[overflow] / 2
+        logs = np.log(width[positive & ~overflow])
+        return int(positive.sum()), float(logs.sum() + np.sum(np.log(half) + np.log(2.0)))
+
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """Draw ``n`` uniform points, shape (n, d)."""
-        return rng.uniform(self.lower, self.upper, size=(n, self.dim))
+        """Draw ``n`` uniform points, shape (n, d); a zero width gives its one value.
+
+        Raises
+        ------
+        ValueError
+            The box is unbounded in some dimension.
+        """
+        if not (np.isfinite(self.lower).all() and np.isfinite(self.upper).all()):
+            raise ValueError("cannot sample uniformly from an unbounded box")
+        u = rng.random((n, self.dim))
+        width = self.upper - self.lower
+        if np.isfinite(width).all():
+            return self.lower + width * u  # what rng.uniform(lower, upper) computes
+        # Wider than the float range: interpolate without forming the width.
+        return np.clip(self.lower * (1.0 - u) + self.upper * u, self.lower, self.upper)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,10 +235,30 @@ class Property:
         """Whether outputs ``y`` (n, m) lie in the closed unsafe set; (n,) bool."""
         return self.violation_score(y) >= -CEX_TOL
 
+    def box_weights(self) -> np.ndarray:
+        """Sampling weight of each input box, shape (n_boxes,), summing to 1.
+
+        Boxes are weighted by volume, in log space (see :meth:`Box.log_measure`),
+        so any number of inputs works.  The volume is taken in the largest
+        dimension k that some box spans (its number of positive widths): boxes
+        spanning fewer dimensions have measure zero in the union and weight 0,
+        unless every box is like that.  Overlaps are not discounted.
+        """
+        measures = [box.log_measure() for box in self.input_boxes]
+        k_max = max(k for k, _ in measures)
+        logs = np.array([lv if k == k_max else -np.inf for k, lv in measures])
+        if np.isposinf(logs).any():
+            raise ValueError("cannot weight input boxes: some box is unbounded")
+        weights = np.exp(logs - logs.max())
+        return weights / weights.sum()
+
     def sample_inputs(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """Sample ``n`` inputs from the region, boxes weighted by volume; (n, d)."""
-        volumes = np.array([np.prod(np.maximum(box.width, 1e-12)) for box in self.input_boxes])
-        counts = rng.multinomial(n, volumes / volumes.sum())
+        """Sample ``n`` inputs from the region, boxes weighted by volume; (n, d).
+
+        See :meth:`box_weights` for the weights; inside a box points are uniform.
+        """
+        weights = self.box_weights()
+        counts = rng.multinomial(n, weights)
         parts = [box.sample(rng, int(k)) for box, k in zip(self.input_boxes, counts) if k]
         return np.vstack(parts) if parts else np.zeros((0, self.n_inputs))
 
@@ -205,6 +269,37 @@ class Property:
             (tuple(map(tuple, p.normalized().A)), tuple(p.normalized().b)) for p in self.unsafe
         ))
         return boxes, polys
+
+
+def check_dimensions(properties: Sequence[Property], n_inputs: int, n_outputs: int,
+                     path: str | os.PathLike[str], network: str | os.PathLike[str] | None = None
+                     ) -> None:
+    """Check that every property has as many inputs and outputs as the network.
+
+    Call it after loading both files: a VNN-LIB file does not know its network.
+
+    Parameters
+    ----------
+    properties : sequence of Property
+        As returned by :func:`~verirepair.spec.vnnlib.parse_vnnlib` for ``path``.
+    n_inputs, n_outputs : int
+        The network's input and output dimensions.
+    path : path-like
+        The property file, named in the message.
+    network : path-like, optional
+        The network file, named in the message when given.
+
+    Raises
+    ------
+    PropertyDimensionError
+        At the first property whose counts differ; the message names both
+        counts (for inputs, outputs or both) on one line.
+    """
+    for prop in properties:
+        if prop.n_inputs != n_inputs or prop.n_outputs != n_outputs:
+            raise PropertyDimensionError(str(path), prop.name, prop.n_inputs, prop.n_outputs,
+                                         n_inputs, n_outputs,
+                                         None if network is None else str(network))
 
 
 def violation_score_torch(prop: Property, y: "torch.Tensor") -> "torch.Tensor":  # noqa: F821
