@@ -18,8 +18,9 @@ at the bytes outside the weight data).  For every mutant:
   onnxruntime on a float64 copy of the graph (float32 overflow or rounding of
   huge mutated weights) is counted apart, as ``float32-only differences``.
 
-The bugs it looks for are ``untyped exceptions``, ``refused by ort, accepted by
-us`` and ``agreement failures``; all three must be 0.  ``tests/network/
+The defects it looks for (:data:`BUGS`, all must be 0) are ``untyped
+exceptions``, ``refused by ort, accepted by us``, ``agreement failures``, and
+error messages that span lines or show a numpy repr.  ``tests/network/
 test_onnx_fuzz.py`` runs a fixed-seed campaign of this module in CI.
 
 Usage (from the repository root)::
@@ -43,6 +44,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from math import prod
 from pathlib import Path
 
 import numpy as np
@@ -227,17 +229,10 @@ def m_init_dims(model, rng) -> str:
     elif choice == 3:
         dims = dims[::-1]  # same count, transposed layout
     else:
-        dims = [prod_int(dims)]  # same count, flattened
+        dims = [prod(dims)]  # same count, flattened
     del tensor.dims[:]
     tensor.dims.extend(dims)
     return f"dims of {tensor.name} -> {dims}"
-
-
-def prod_int(values) -> int:
-    out = 1
-    for v in values:
-        out *= int(v)
-    return out
 
 
 def m_init_dtype(model, rng) -> str:
@@ -514,7 +509,7 @@ def ort_outputs(data: bytes, x: np.ndarray) -> tuple[list[np.ndarray] | None, st
             if dtype is None:
                 return None, f"no valid input of type {value.type}"
             shape = [d if isinstance(d, int) and d >= 0 else 1 for d in value.shape]
-            size = prod_int(shape)
+            size = prod(shape)
             if size > x.shape[1]:
                 return None, f"input of {size} values is too large to feed"
             for feeds, row in zip(feeds_per_row, x):
@@ -548,6 +543,11 @@ def _agrees(ours: np.ndarray, theirs: list[np.ndarray] | None, rtol: float) -> b
 
 
 # ================================================================== campaign
+#: The counts that show a defect; every one must be 0.
+BUGS = ("agreement failures", "refused by ort, accepted by us", "untyped exceptions",
+        "multi-line messages", "numpy reprs in messages")
+
+
 @dataclass
 class Campaign:
     """Counts of one campaign, and a few examples of each finding."""
@@ -565,8 +565,7 @@ class Campaign:
     @property
     def bugs(self) -> int:
         """Mutants that show a defect: the three counts that must be 0."""
-        return sum(self.counts[k] for k in ("untyped exceptions", "refused by ort, accepted by us",
-                                            "agreement failures"))
+        return sum(self.counts[k] for k in BUGS)
 
 
 def _rule(message: str, path: str) -> str:
@@ -583,6 +582,8 @@ def judge(kind: str, description: str, data: bytes, path: Path, rng: np.random.G
     campaign.counts[f"{kind} mutants"] += 1
     x = rng.uniform(-1, 1, (N_INPUTS, MAX_FED_INPUTS)).astype(np.float32).astype(np.float64)
     theirs, ort_reason = ort_outputs(data, x)
+    if theirs is None:
+        campaign.counts["refused by ort"] += 1
     path.write_bytes(data)
     label = f"[{kind}] {description}"
     try:
@@ -592,13 +593,14 @@ def judge(kind: str, description: str, data: bytes, path: Path, rng: np.random.G
         network, our_error = None, str(exc)
         campaign.counts["refused by us"] += 1
         campaign.refusal_rules[_rule(our_error, str(path))] += 1
-        if "\n" in our_error:
+        if "\n" in our_error or "\r" in our_error:
             campaign.note("multi-line messages", f"{label}: {our_error!r}")
+        if re.search(r"\bnp\.[a-z]+\d*\(", our_error):
+            campaign.note("numpy reprs in messages", f"{label}: {our_error}")
     except Exception as exc:  # the bug this campaign hunts
         campaign.note("untyped exceptions", f"{label}: {type(exc).__name__}: {exc}")
         return
     if theirs is None:
-        campaign.counts["refused by ort"] += 1
         if network is not None:
             campaign.note("refused by ort, accepted by us", f"{label}: ort: {ort_reason}")
         return
@@ -641,8 +643,7 @@ def run_campaign(base: bytes, count: int, seed: int, workdir: Path,
 
 ORDER = ("mutants", "structural mutants", "byte mutants", "refused by ort", "refused by us",
          "accepted by both", "accepted by ort, refused by us", "float32-only differences",
-         "agreement failures", "refused by ort, accepted by us", "untyped exceptions",
-         "multi-line messages")
+         *BUGS)
 
 
 def report(campaign: Campaign, show: int) -> str:

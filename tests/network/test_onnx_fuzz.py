@@ -5,7 +5,8 @@ the larger campaign); this module runs a few hundred mutants per base in CI and 
 
 * no exception escapes ``load_onnx`` other than a ``VerirepairError``;
 * every mutant onnxruntime refuses (session or run on a valid input) we refuse too;
-* for every mutant both accept, our forward pass equals onnxruntime's (``RTOL``).
+* for every mutant both accept, our forward pass equals onnxruntime's (``RTOL``);
+* every refusal is one line without numpy reprs.
 
 The generated base always runs; the real ACAS Xu N1,1 file runs when the data is present.
 """
@@ -41,10 +42,7 @@ def _assert_clean(campaign) -> None:
     assert counts["mutants"] == N_MUTANTS
     assert min(counts["structural mutants"], counts["byte mutants"]) >= N_MUTANTS // 3, counts
     findings = fuzz.report(campaign, show=5)
-    assert counts["untyped exceptions"] == 0, findings
-    assert counts["refused by ort, accepted by us"] == 0, findings
-    assert counts["agreement failures"] == 0, findings
-    assert counts["multi-line messages"] == 0, findings
+    assert {key: counts[key] for key in fuzz.BUGS} == dict.fromkeys(fuzz.BUGS, 0), findings
     # the campaign exercised all three outcomes, so the checks above are not vacuous
     assert counts["refused by ort"] >= N_MUTANTS // 2, findings
     assert counts["accepted by both"] >= 30, findings
