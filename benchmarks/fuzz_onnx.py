@@ -383,7 +383,8 @@ def m_rewrite(model, rng) -> str:
         if not pairs:
             raise LookupError("no MatMul+Add")
         i = _pick(rng, pairs)
-        gemm = helper.make_node("Gemm", [nodes[i].input[0], nodes[i].input[1], nodes[i + 1].input[1]],
+        operands = [nodes[i].input[0], nodes[i].input[1], nodes[i + 1].input[1]]
+        gemm = helper.make_node("Gemm", operands,
                                 list(nodes[i + 1].output), name=f"gemm_{nodes[i].name}")
         graph.node[i].CopyFrom(gemm)
         del graph.node[i + 1]

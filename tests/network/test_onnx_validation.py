@@ -78,7 +78,8 @@ def assert_one_line_error(error: VerirepairError, path: Path) -> str:
 def refuse(tmp_path: Path, model_or_bytes, match: str,
            error: type[VerirepairError] = NetworkFormatError) -> str:
     path = tmp_path / "bad.onnx"
-    data = model_or_bytes if isinstance(model_or_bytes, bytes) else model_or_bytes.SerializeToString()
+    data = (model_or_bytes if isinstance(model_or_bytes, bytes)
+            else model_or_bytes.SerializeToString())
     path.write_bytes(data)
     with pytest.raises(error, match=match) as info:
         load_onnx(path)
@@ -271,7 +272,8 @@ def test_a_zero_input_dimension_is_refused(tmp_path) -> None:
 
 
 def test_gemm_with_a_nan_alpha_is_refused(tmp_path) -> None:
-    model = make_model([helper.make_node("Gemm", ["x", "W"], ["y"], name="gemm", alpha=float("nan"))],
+    gemm = helper.make_node("Gemm", ["x", "W"], ["y"], name="gemm", alpha=float("nan"))
+    model = make_model([gemm],
                        [value_info("x", [1, 3])], [value_info("y", [1, 2])],
                        {"W": np.ones((3, 2), np.float32)})
     refuse(tmp_path, model, r"node 'gemm': alpha nan and beta 1.0 must be finite")

@@ -18,6 +18,7 @@ read (``Relu(x, b)``), a weight whose dims do not match its data, a NaN weight.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from math import prod
 from pathlib import Path
 
@@ -166,7 +167,7 @@ def validate_model(model: onnx.ModelProto, path: str | os.PathLike) -> int:
     for tensor in graph.initializer:
         what = f"initializer {tensor.name!r}"
         if not tensor.name or tensor.name in initializers:
-            problem = "an initializer has no name" if not tensor.name else f"{what} is defined twice"
+            problem = f"{what} is defined twice" if tensor.name else "an initializer has no name"
             raise NetworkFormatError(f"{where}: {problem}")
         check_tensor(tensor, what, where)
         initializers.add(tensor.name)
@@ -235,7 +236,10 @@ def check_tensor(tensor: onnx.TensorProto, what: str, where: str) -> None:
     NetworkFormatError
         Naming ``what`` (e.g. ``"initializer 'W'"``) and the rule broken.
     """
-    fail = lambda rule: NetworkFormatError(f"{where}: {what}: {rule}")  # noqa: E731
+
+    def fail(rule: str) -> NetworkFormatError:
+        return NetworkFormatError(f"{where}: {what}: {rule}")
+
     data_type = int(tensor.data_type)
     if data_type == TensorProto.UNDEFINED:
         raise fail("data_type 0 (UNDEFINED) is not a tensor type")
@@ -275,7 +279,8 @@ def check_tensor(tensor: onnx.TensorProto, what: str, where: str) -> None:
     _check_finite(numpy_helper.to_array(tensor), fail)
 
 
-def _check_finite(value: np.ndarray, fail) -> None:
+def _check_finite(value: np.ndarray, fail: Callable[[str], NetworkFormatError]) -> None:
+    """Raise ``fail(rule)`` naming the first NaN or infinite entry of a float ``value``."""
     if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
         flat_index = int(np.flatnonzero(~np.isfinite(value))[0])
         position = plain(tuple(int(i) for i in np.unravel_index(flat_index, value.shape)))
@@ -327,7 +332,10 @@ def _check_constant_node(node: onnx.NodeProto, prefix: str, where: str) -> None:
         raise NetworkFormatError(f"{prefix}: a Constant needs exactly one of the attributes "
                                  f"{', '.join(_CONSTANT_ATTRIBUTES)}; found {names}")
     attribute = node.attribute[0]
-    fail = lambda rule: NetworkFormatError(f"{prefix}: attribute {attribute.name!r}: {rule}")  # noqa: E731
+
+    def fail(rule: str) -> NetworkFormatError:
+        return NetworkFormatError(f"{prefix}: attribute {attribute.name!r}: {rule}")
+
     if attribute.name == "value":
         check_tensor(attribute.t, f"node {node.name!r} (Constant) attribute 'value'", where)
     elif attribute.name in ("value_float", "value_floats"):

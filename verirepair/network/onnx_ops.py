@@ -27,7 +27,6 @@ from math import prod
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
 
 from verirepair.errors import NetworkFormatError, UnsupportedOperatorError
 from verirepair.network.model import AffineLayer
