@@ -154,11 +154,39 @@ def _copy_with(tmp_path: Path, old: str, new: str, name: str = "phi6.toml") -> P
     ('psi = ["-3.141592", "-3.141592 + 0.005"]', 'psi = ["-3.141592", "-tau"]',
      r"unknown name 'tau'"),
     ("number = 6", "number = 6\ncolour = 1", r"unknown keys \['colour'\]"),
+    ("v_own = [100.0, 1200.0]", "v_own = [nan, 1200.0]", r"v_own: nan is not a finite number"),
+    ("v_own = [100.0, 1200.0]", "v_own = [100.0, inf]", r"v_own: inf is not a finite number"),
+    ("v_own = [100.0, 1200.0]", 'v_own = [100.0, "1e999"]', r"'1e999' is not a finite number"),
+    ('psi = ["-3.141592", "-3.141592 + 0.005"]', 'psi = ["-3.141592", "\u00b2"]',
+     r"unexpected character"),
+    ("number = 6", 'number = "six"', r"number must be an integer, got 'six'"),
+    ("number = 6", "number = true", r"number must be an integer"),
+    ("networks = [", "networks = 7\nold_networks = [", r"unknown keys"),
+    ("any_of = [", "any_of = 3\nx = [", r"any_of must be an array|unknown keys"),
+    ("number = 6", "number = 6\n= broken", r"phi6.toml:\d+:\d+: invalid TOML"),
 ])
 def test_malformed_property_files(tmp_path, old: str, new: str, match: str) -> None:
     folder = _copy_with(tmp_path, old, new)
     with pytest.raises(SpecError, match=match):
         load_physical_properties(folder)
+
+
+def test_types_and_encoding_of_property_files(tmp_path) -> None:
+    folder = _copy_with(tmp_path, "number = 6", "number = 6\n# caf\u00e9")
+    path = folder / "phi6.toml"
+    path.write_bytes(path.read_bytes().replace("caf\u00e9".encode(), b"caf\xe9"))
+    line = next(i for i, ln in enumerate(path.read_bytes().split(b"\n"), 1) if b"caf" in ln)
+    with pytest.raises(SpecError, match=f"phi6.toml:{line}:6: byte 0xe9 is not valid UTF-8"):
+        load_physical_properties(folder)
+    (tmp_path / "n").mkdir()
+    norm = tmp_path / "n" / "normalization.toml"
+    text = (PROPS_DIR / "normalization.toml").read_text()
+    for old, new in [("[inputs]", "inputs = 3\n[x]"), ("range = [", "range = [nan, ")]:
+        assert old in text
+        norm.write_text(text.replace(old, new, 1))
+        with pytest.raises(SpecError) as info:
+            load_normalization(norm)
+        assert "\n" not in str(info.value)
 
 
 def test_constraint_errors_point_at_their_line(tmp_path) -> None:

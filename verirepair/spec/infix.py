@@ -27,6 +27,7 @@ from verirepair.spec.sexpr import number_prefix_length
 #: Named constants available in every expression.
 CONSTANTS: Mapping[str, float] = {"pi": math.pi}
 
+_DIGITS = frozenset("0123456789")  # ASCII only: float() refuses most other digits
 _OPERATORS = ("<=", ">=", "<", ">", "=", "+", "-", "*", "/", "(", ")")
 
 
@@ -77,7 +78,7 @@ def _tokens(text: str) -> list[tuple[str, int]]:
         ch = text[i]
         if ch.isspace():
             i += 1
-        elif ch.isdigit() or (ch == "." and text[i + 1:i + 2].isdigit()):
+        elif ch in _DIGITS or (ch == "." and text[i + 1:i + 2] in _DIGITS):
             end = i + number_prefix_length(text[i:])
             if end < len(text) and (text[end].isalnum() or text[end] in "._"):
                 raise InfixError(text, i, "malformed number")
@@ -152,7 +153,7 @@ class _Parser:
                 raise InfixError(self.text, self.offset(), "expected ')'")
             self.pos += 1
             return inner
-        if token[0].isdigit() or token[0] == ".":
+        if token[0] in _DIGITS or token[0] == ".":
             return Linear((), float(token))
         if token in CONSTANTS:
             return Linear((), CONSTANTS[token])

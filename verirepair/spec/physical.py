@@ -19,7 +19,9 @@ rho <= 62000 ft maps above the training maximum), and output constraints
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,12 +120,23 @@ def _where(text: str, needle: str) -> tuple[int, int]:
     return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
+_TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
+
+
 def _load_toml(path: Path) -> tuple[dict[str, Any], str]:
-    text = path.read_text(encoding="utf-8")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise SpecError(str(path), line, col, f"byte 0x{data[exc.start]:02x} is not valid "
+                        "UTF-8; property files must be UTF-8 text") from exc
     try:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as exc:
-        line, col = getattr(exc, "lineno", 1) or 1, getattr(exc, "colno", 1) or 1
+        found = _TOML_POSITION.search(str(exc))
+        line, col = (int(found[1]), int(found[2])) if found else (1, 1)
         raise SpecError(str(path), line, col, f"invalid TOML: {exc}") from exc
 
 
@@ -153,10 +166,17 @@ def load_normalization(path: str | os.PathLike[str]) -> Normalization:
         raise SpecError(str(path), 1, 1, f"missing key {exc.args[0]!r}; expected [inputs] "
                         "names, units, min, max, mean, range and [outputs] names, mean, "
                         "range") from exc
-    sizes = {len(units)} | {a.shape[0] for a in arrays.values()}
-    if sizes != {len(names)} or np.any(arrays["range"] <= 0) or output_range <= 0:
+    except (TypeError, ValueError) as exc:
+        raise SpecError(str(path), 1, 1, "expected [inputs] names and units as lists of "
+                        "strings, min, max, mean, range as lists of numbers, and [outputs] "
+                        "names (strings), mean and range (numbers)") from exc
+    sizes = {len(units)} | {a.shape[0] if a.ndim == 1 else -1 for a in arrays.values()}
+    finite = all(np.isfinite(a).all() for a in arrays.values()) and \
+        math.isfinite(output_mean) and math.isfinite(output_range)
+    if sizes != {len(names)} or not finite or np.any(arrays["range"] <= 0) or output_range <= 0:
         raise SpecError(str(path), *_where(text, "[inputs]"), "every [inputs] array needs one "
-                        "entry per name, and every range must be positive")
+                        "entry per name, every number must be finite and every range "
+                        "positive")
     return Normalization(tuple(arrays["min"]), tuple(arrays["max"]), tuple(arrays["mean"]),
                          tuple(arrays["range"]), output_mean, output_range,
                          input_names=names, input_units=units, output_names=output_names)
@@ -170,14 +190,26 @@ def _valid_network(label: str) -> bool:
 
 def _bound(value: Any, path: Path, text: str, what: str) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
+        number = float(value)
+        where = _where(text, repr(value))
+    elif isinstance(value, str):
+        where = _where(text, f'"{value}"')
         try:
-            return parse_value(value)
+            number = parse_value(value)
         except InfixError as exc:
-            raise SpecError(str(path), *_where(text, f'"{value}"'), f"{what}: {exc}") from exc
-    raise SpecError(str(path), 1, 1, f"{what}: expected a number or an expression string, "
-                    f"got {value!r}")
+            raise SpecError(str(path), *where, f"{what}: {exc}") from exc
+    else:
+        raise SpecError(str(path), 1, 1, f"{what}: expected a number or an expression string, "
+                        f"got {_short(value)}")
+    if not math.isfinite(number):
+        raise SpecError(str(path), *where, f"{what}: {_short(value)} is not a finite number")
+    return number
+
+
+def _short(value: Any) -> str:
+    """``repr(value)`` cut to one short line for a message."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _read_box(table: Any, norm: Normalization, path: Path, text: str,
@@ -186,17 +218,17 @@ def _read_box(table: Any, norm: Normalization, path: Path, text: str,
     if not isinstance(table, dict) or set(table) != set(norm.input_names):
         got = sorted(table) if isinstance(table, dict) else table
         raise SpecError(str(path), *_where(text, "[[input_boxes]]"), f"{where}: expected "
-                        f"exactly the inputs {', '.join(norm.input_names)}, got {got}")
+                        f"exactly the inputs {', '.join(norm.input_names)}, got {_short(got)}")
     box = []
     for name in norm.input_names:
         pair = table[name]
         if not isinstance(pair, list) or len(pair) != 2:
             raise SpecError(str(path), *_where(text, f"{name} ="), f"{where}: {name} must be "
-                            f"[lower, upper], got {pair!r}")
+                            f"[lower, upper], got {_short(pair)}")
         lo, hi = (_bound(v, path, text, f"{where}, {name}") for v in pair)
         if lo > hi:
             raise SpecError(str(path), *_where(text, f"{name} ="), f"{where}: {name} has "
-                            f"lower bound {lo!r} above upper bound {hi!r}")
+                            f"lower bound {lo!r} above upper bound {hi!r}")  # floats: plain
         box.append((lo, hi))
     return tuple(box)
 
@@ -232,6 +264,7 @@ def load_physical_property(path: str | os.PathLike[str],
     if unknown or missing:
         raise SpecError(str(path), 1, 1, f"unknown keys {sorted(unknown)}, missing keys "
                         f"{sorted(missing)}; expected exactly {sorted(_PROPERTY_KEYS)}")
+    _check_types(data, path, text)
     bad = [n for n in data["networks"] if not isinstance(n, str) or not _valid_network(n)]
     if bad or not data["networks"]:
         raise SpecError(str(path), *_where(text, "networks"), f"bad network names {bad}; "
@@ -250,6 +283,22 @@ def load_physical_property(path: str | os.PathLike[str],
         input_boxes=boxes,
         unsafe=tuple(_read_conjunct(c, normalization, path, text) for c in unsafe["any_of"]),
         source=path)
+
+
+def _check_types(data: dict[str, Any], path: Path, text: str) -> None:
+    """The top-level keys of a ``phiN.toml`` have the types the format needs."""
+    expected = {"number": (int, "an integer"), "description": (str, "a string"),
+                "desired": (str, "a string"), "networks": (list, "an array"),
+                "input_boxes": (list, "an array of tables"), "unsafe": (dict, "a table")}
+    for key, (kind, what) in expected.items():
+        value = data[key]
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise SpecError(str(path), *_where(text, key), f"{key} must be {what}, got "
+                            f"{_short(value)}")
+    any_of = data["unsafe"].get("any_of")
+    if any_of is not None and not isinstance(any_of, list):
+        raise SpecError(str(path), *_where(text, "any_of"), "unsafe.any_of must be an array of "
+                        "arrays of constraint strings")
 
 
 def load_physical_properties(directory: str | os.PathLike[str] | None = None

@@ -100,7 +100,8 @@ class Box:
         opposite sign near the largest float) are handled exactly enough for
         weights; an infinite width gives ``log V = inf``.
         """
-        width = self.upper - self.lower
+        with np.errstate(over="ignore"):
+            width = self.upper - self.lower
         positive = width > 0
         overflow = np.isinf(width) & np.isfinite(self.lower) & np.isfinite(self.upper)
         half = self.upper[overflow] / 2 - self.lower[overflow] / 2
@@ -118,7 +119,8 @@ class Box:
         if not (np.isfinite(self.lower).all() and np.isfinite(self.upper).all()):
             raise ValueError("cannot sample uniformly from an unbounded box")
         u = rng.random((n, self.dim))
-        width = self.upper - self.lower
+        with np.errstate(over="ignore"):
+            width = self.upper - self.lower
         if np.isfinite(width).all():
             return self.lower + width * u  # what rng.uniform(lower, upper) computes
         # Wider than the float range: interpolate without forming the width.
