@@ -328,7 +328,7 @@ def m_attributes(model, rng) -> str:
 
 def m_graph_io(model, rng) -> str:
     graph = model.graph
-    choice = int(rng.integers(6))
+    choice = int(rng.integers(7))
     data = graph.input[len(graph.input) - 1] if graph.input else None
     if data is None:
         raise LookupError("no input")
@@ -351,8 +351,17 @@ def m_graph_io(model, rng) -> str:
         graph.output[0].name = _pick(rng, _names(model)[:-1] + ["nowhere"])
         return f"output -> {graph.output[0].name!r}"
     if choice == 4:
-        graph.output.add().CopyFrom(graph.output[0])
-        return "duplicate output"
+        if rng.random() < 0.5:
+            graph.output.add().CopyFrom(graph.output[0])
+            return "duplicate output"
+        graph.output[0].type.tensor_type.elem_type = int(_pick(rng, [0, 99, TensorProto.DOUBLE,
+                                                                     TensorProto.INT64]))
+        return f"output elem_type -> {graph.output[0].type.tensor_type.elem_type}"
+    if choice == 5:
+        name = _pick(rng, [o for n in graph.node for o in n.output] or ["y"])
+        elem_type = int(_pick(rng, [0, TensorProto.FLOAT, TensorProto.INT64]))
+        graph.value_info.append(helper.make_tensor_value_info(name, elem_type, [1, 5]))
+        return f"value_info {name!r}: elem_type {elem_type}, shape [1, 5]"
     graph.input.add().CopyFrom(helper.make_tensor_value_info("extra", TensorProto.FLOAT, [1, 5]))
     return "extra graph input"
 

@@ -212,6 +212,11 @@ CASES: list[tuple[str, Callable, str]] = [
      r"initializer 'W2': a FLOAT tensor keeps its values in float_data or raw_data, not in "
      r"double_data"),
     ("external data", _external, r"initializer 'W2': external data is not supported"),
+    ("output elem_type 0", lambda m: setattr(m.graph.output[0].type.tensor_type, "elem_type", 0),
+     r"graph output 'y' has elem_type 0, which is not a tensor element type"),
+    ("value_info elem_type 0",
+     lambda m: m.graph.value_info.append(helper.make_tensor_value_info("r1", 0, [1, 4])),
+     r"value_info 'r1' has elem_type 0, which is not a tensor element type"),
     ("initializer twice", _duplicate_initializer, r"initializer 'W1' is defined twice"),
     ("node name twice", _duplicate_node_name,
      r"node name 'relu1' is used twice \(node #5\); node names must be unique"),

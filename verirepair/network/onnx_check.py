@@ -162,7 +162,7 @@ def validate_model(model: onnx.ModelProto, path: str | os.PathLike) -> int:
     if graph.sparse_initializer:
         raise NetworkFormatError(f"{where}: sparse initializers are not supported "
                                  f"({graph.sparse_initializer[0].values.name!r})")
-    defined = _check_graph_inputs(graph, where)
+    defined = _check_declared_values(graph, where)
     initializers: set[str] = set()
     for tensor in graph.initializer:
         what = f"initializer {tensor.name!r}"
@@ -218,7 +218,18 @@ def _check_opset(model: onnx.ModelProto, where: str) -> int:
     return int(opset)
 
 
-def _check_graph_inputs(graph: onnx.GraphProto, where: str) -> set[str]:
+def _check_declared_values(graph: onnx.GraphProto, where: str) -> set[str]:
+    """A known element type on every declared tensor type (inputs, outputs,
+    value_info), and unique input names; returns the input names."""
+    declared = ([("graph input", v) for v in graph.input]
+                + [("graph output", v) for v in graph.output]
+                + [("value_info", v) for v in graph.value_info])
+    for what, value in declared:
+        if value.type.HasField("tensor_type"):
+            elem_type = value.type.tensor_type.elem_type
+            if elem_type not in TensorProto.DataType.values() or elem_type == TensorProto.UNDEFINED:
+                raise NetworkFormatError(f"{where}: {what} {value.name!r} has elem_type "
+                                         f"{elem_type}, which is not a tensor element type")
     names: set[str] = set()
     for value in graph.input:
         if not value.name or value.name in names:
