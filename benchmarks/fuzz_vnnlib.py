@@ -24,7 +24,7 @@ from pathlib import Path
 # The mutant generator lives with the tests that use it in CI.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "spec"))
 
-import vnnlib_mutants  # noqa: E402
+import vnnlib_mutants  # (imported after the path change above)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,20 +8,25 @@ A conjunct of a box-and-polytope property is a set of bounds on single inputs
 (the tightest wins) and a list of rows ``sum_j a_j y_j <= b`` over the outputs.
 Two forms exist:
 
-* :class:`Conjunction`, mutable, used while a list is read.  Merging two of
-  them walks the smaller one into the larger, so a conjunction of n atoms
-  costs O(n) whatever the nesting;
+* :class:`Conjunction`, mutable, used while a list is read: an append-only
+  log of bounds in typed arrays (25 bytes a bound).  Merging two of them
+  appends the smaller to the larger, so a conjunction of n atoms costs O(n)
+  whatever the nesting;
 * :class:`Segment`, sealed, which several conjuncts of a DNF may share: the
   expansion of ``(and BIG (or d_1 ... d_K))`` is K tuples ``(BIG, d_k)``, not
-  K copies of BIG.  Combining a conjunct's segments into bound arrays is
-  vectorised for large segments (:func:`combine`).
+  K copies of BIG.  Sealing keeps the tightest bound per input (numpy), and
+  combining a conjunct's segments into bound arrays is vectorised (:func:`combine`).
 
-Every bound and row keeps the character offset of the comparison it came from,
-for error messages; rows are put back in source order when combined.
+Every bound and row keeps the character offset of the comparison it came from.
+An empty box (some lower bound above its upper bound) is found when a
+conjunction is sealed or segments are combined, and is reported at the first
+place in the file where the tightest bounds conflict, naming the other bound;
+rows are put back in source order when combined.
 """
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
 
 import numpy as np
@@ -37,10 +42,6 @@ Row = tuple[int, int, tuple[tuple[int, float], ...], float]
 #: The atoms of one comparison: bounds ``(i, is_upper, value, offset)`` and rows.
 Atoms = tuple[list[tuple[int, bool, float, int]], list[Row]]
 
-#: Segments with more bounds than this are combined with numpy, smaller ones in Python.
-_VECTORISE_ABOVE = 32
-
-
 def _empty_box(source: Source, i: int, low: Bound, high: Bound) -> Exception:
     """The error for ``low > high`` on input ``i``, at the later of the two comparisons."""
     later, earlier = (low, high) if low[1] > high[1] else (high, low)
@@ -49,104 +50,111 @@ def _empty_box(source: Source, i: int, low: Bound, high: Bound) -> Exception:
                         f"together with the bound at {source.where(earlier[1])}")
 
 
-def _tighter(new: Bound, old: Bound, is_upper: bool) -> bool:
-    """Whether ``new`` replaces ``old``: strictly tighter, or equal and earlier in the file."""
-    if new[0] == old[0]:
-        return new[1] < old[1]
-    return new[0] < old[0] if is_upper else new[0] > old[0]
-
-
 class Conjunction:
-    """A conjunct under construction: ``lower``/``upper`` map input index -> Bound."""
+    """A conjunct under construction: an append-only log of bounds, and rows.
 
-    __slots__ = ("lower", "upper", "rows")
+    Bound ``k`` is ``value[k]`` on input ``index[k]``, an upper bound when
+    ``upper[k]``, from the comparison at ``offset[k]``; typed arrays keep it at
+    25 bytes per bound.  The tightest bound per input is found when sealing.
+    """
+
+    __slots__ = ("index", "upper", "value", "offset", "rows")
 
     def __init__(self) -> None:
-        self.lower: dict[int, Bound] = {}
-        self.upper: dict[int, Bound] = {}
+        self.index = array("q")
+        self.upper = array("b")
+        self.value = array("d")
+        self.offset = array("q")
         self.rows: list[Row] = []
 
     def size(self) -> int:
         """Number of bounds and rows."""
-        return len(self.lower) + len(self.upper) + len(self.rows)
+        return len(self.index) + len(self.rows)
 
-    def add_atoms(self, atoms: Atoms, source: Source) -> None:
-        """Conjoin the atoms of one comparison.
+    def add_atoms(self, atoms: Atoms) -> None:
+        """Conjoin the atoms of one comparison."""
+        bounds, rows = atoms
+        for i, is_upper, value, offset in bounds:
+            self.index.append(i)
+            self.upper.append(is_upper)
+            self.value.append(value)
+            self.offset.append(offset)
+        self.rows.extend(rows)
+
+    def absorb(self, other: Conjunction) -> Conjunction:
+        """``self and other``; both are consumed and the merged one is returned.
+
+        The smaller is appended to the larger, so repeated merging is linear.
+        """
+        big, small = (self, other) if self.size() >= other.size() else (other, self)
+        big.index.extend(small.index)
+        big.upper.extend(small.upper)
+        big.value.extend(small.value)
+        big.offset.extend(small.offset)
+        big.rows.extend(small.rows)
+        return big
+
+    def seal(self, source: Source) -> Segment:
+        """An immutable :class:`Segment` with this conjunction's content.
 
         Raises
         ------
         SpecError
-            When a bound makes an input's range empty.
+            When the bounds make some input's range empty.
         """
-        bounds, rows = atoms
-        for i, is_upper, value, offset in bounds:
-            mine, other = (self.upper, self.lower) if is_upper else (self.lower, self.upper)
-            new = (value, offset)
-            old = mine.get(i)
-            if old is None or _tighter(new, old, is_upper):
-                mine[i] = new
-            opposite = other.get(i)
-            if opposite is not None:
-                low, high = (opposite, mine[i]) if is_upper else (mine[i], opposite)
-                if low[0] > high[0]:
-                    raise _empty_box(source, i, low, high)
-        self.rows.extend(rows)
+        return Segment(self, source)
 
-    def absorb(self, other: Conjunction, source: Source) -> Conjunction:
-        """``self and other``; both are consumed and the merged one is returned.
 
-        The smaller is walked into the larger, so repeated merging is linear.
-        """
-        big, small = (self, other) if self.size() >= other.size() else (other, self)
-        for is_upper in (False, True):
-            into = big.upper if is_upper else big.lower
-            for i, new in (small.upper if is_upper else small.lower).items():
-                old = into.get(i)
-                if old is None or _tighter(new, old, is_upper):
-                    into[i] = new
-        for i in {**small.lower, **small.upper}:
-            low, high = big.lower.get(i), big.upper.get(i)
-            if low is not None and high is not None and low[0] > high[0]:
-                raise _empty_box(source, i, low, high)
-        big.rows.extend(small.rows)
-        return big
+def _tightest(index: np.ndarray, value: np.ndarray, offset: np.ndarray,
+              is_upper: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One bound per input: the tightest, and of equal ones the earliest in the file."""
+    order = np.lexsort((offset, value if is_upper else -value, index))
+    index, value, offset = index[order], value[order], offset[order]
+    first = np.ones(len(index), dtype=bool)
+    first[1:] = index[1:] != index[:-1]
+    return index[first], value[first], offset[first]
 
-    def seal(self) -> Segment:
-        """An immutable :class:`Segment` with this conjunction's content."""
-        return Segment(self)
+
+def _check_nonempty(lower: Side, upper: Side, source: Source) -> None:
+    """Raise at the first place in the file where some input's range became empty."""
+    common, at_low, at_high = np.intersect1d(lower[0], upper[0], assume_unique=True,
+                                             return_indices=True)
+    bad = np.flatnonzero(lower[1][at_low] > upper[1][at_high])
+    if bad.size:
+        later = np.maximum(lower[2][at_low[bad]], upper[2][at_high[bad]])
+        k = bad[int(np.argmin(later))]
+        low, high = at_low[k], at_high[k]
+        raise _empty_box(source, int(common[k]), (float(lower[1][low]), int(lower[2][low])),
+                         (float(upper[1][high]), int(upper[2][high])))
+
+
+#: ``(index, value, offset)`` arrays of one side of a segment, sorted by index.
+Side = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 class Segment:
-    """A sealed part of one or more DNF conjuncts (see the module docstring)."""
+    """A sealed part of one or more DNF conjuncts (see the module docstring).
 
-    __slots__ = ("lower", "upper", "rows", "_arrays")
+    ``lower`` and ``upper`` hold the tightest bound of each input they bound.
+    """
 
-    def __init__(self, conjunction: Conjunction) -> None:
-        self.lower = conjunction.lower
-        self.upper = conjunction.upper
+    __slots__ = ("lower", "upper", "rows")
+
+    def __init__(self, conjunction: Conjunction, source: Source) -> None:
+        index = np.array(conjunction.index, dtype=np.int64)
+        is_upper = np.array(conjunction.upper, dtype=bool)
+        value = np.array(conjunction.value, dtype=np.float64)
+        offset = np.array(conjunction.offset, dtype=np.int64)
+        self.lower: Side = _tightest(index[~is_upper], value[~is_upper], offset[~is_upper], False)
+        self.upper: Side = _tightest(index[is_upper], value[is_upper], offset[is_upper], True)
+        _check_nonempty(self.lower, self.upper, source)
         self.rows: tuple[Row, ...] = tuple(sorted(conjunction.rows))
-        self._arrays: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...] | None = None
-
-    def _as_arrays(self) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]:
-        if self._arrays is None:
-            self._arrays = tuple(
-                (np.fromiter(side.keys(), np.int64, len(side)),
-                 np.fromiter((b[0] for b in side.values()), np.float64, len(side)),
-                 np.fromiter((b[1] for b in side.values()), np.int64, len(side)))
-                for side in (self.lower, self.upper))
-        return self._arrays
 
     def apply(self, bounds: list[np.ndarray]) -> None:
         """Tighten ``bounds = [lower, lower_at, upper, upper_at]`` (each shape (n,)) in place."""
-        if len(self.lower) + len(self.upper) <= _VECTORISE_ABOVE:
-            for k, side in ((0, self.lower), (2, self.upper)):
-                values, at = bounds[k], bounds[k + 1]
-                for i, (value, offset) in side.items():
-                    old = (float(values[i]), int(at[i]))
-                    if at[i] < 0 or _tighter((value, offset), old, k == 2):
-                        values[i], at[i] = value, offset
-            return
-        for k, (index, value, offset) in zip((0, 2), self._as_arrays()):
+        for k, (index, value, offset) in ((0, self.lower), (2, self.upper)):
+            if not index.size:
+                continue
             values, at = bounds[k], bounds[k + 1]
             old, old_at = values[index], at[index]
             better = value < old if k == 2 else value > old
@@ -188,9 +196,9 @@ def combine(parts: Sequence[Segment], n_inputs: int,
     for part in parts:
         part.apply(bounds)
     lower, lower_at, upper, upper_at = bounds
-    empty = np.flatnonzero(lower > upper)
-    if empty.size:
-        i = int(empty[0])
+    bad = np.flatnonzero(lower > upper) if len(parts) > 1 else ()  # one was checked sealing
+    if len(bad):
+        i = int(bad[np.argmin(np.maximum(lower_at[bad], upper_at[bad]))])
         raise _empty_box(source, i, (float(lower[i]), int(lower_at[i])),
                          (float(upper[i]), int(upper_at[i])))
     if len(parts) == 1:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from itertools import pairwise
 
 from verirepair.spec.conjunct import Atoms, Conjunct, Conjunction, Row
 from verirepair.spec.sexpr import Frame, Source, is_number, quote
@@ -334,7 +335,7 @@ class _ComparisonFrame:
                                           f"arguments, got {len(terms)}")
         atoms: Atoms = ([], [])
         rank = 0
-        for left, right in zip(terms, terms[1:]):
+        for left, right in pairwise(terms):
             if op in ("<=", "<", "="):
                 _atom(left, right, self.scope, self.offset, rank, atoms)
                 rank += 1
@@ -352,9 +353,9 @@ def _seal(value: Formula, source: Source) -> list[Conjunct]:
         return value
     if isinstance(value, tuple):
         conjunction = Conjunction()
-        conjunction.add_atoms(value, source)
+        conjunction.add_atoms(value)
         value = conjunction
-    return [(value.seal(),)]
+    return [(value.seal(source),)]
 
 
 class Conjoiner:
@@ -375,9 +376,9 @@ class Conjoiner:
         """Conjoin ``value``, the formula of a list at ``offset`` (where a cap error points)."""
         source = self.scope.source
         if isinstance(value, tuple):
-            self.common.add_atoms(value, source)
+            self.common.add_atoms(value)
         elif isinstance(value, Conjunction):
-            self.common = self.common.absorb(value, source)
+            self.common = self.common.absorb(value)
         elif len(value) == 1 and self.dnf is None:
             self.dnf = value
         else:
@@ -396,7 +397,7 @@ class Conjoiner:
             return self.common
         if not self.common.size():
             return self.dnf
-        common = self.common.seal()
+        common = self.common.seal(self.scope.source)
         return [(common,) + conjunct for conjunct in self.dnf]
 
 

@@ -119,16 +119,13 @@ def decode(data: bytes) -> str:
     comments) with their position, instead of failing here without one.
     A leading byte order mark is dropped.
     """
-    text = data.decode("utf-8", "surrogateescape")
-    return text[1:] if text.startswith("\ufeff") else text
+    return data.decode("utf-8", "surrogateescape").removeprefix("\ufeff")
 
 
 def _undecodable_message(char: str) -> str:
-    code = ord(char)
-    if 0xDC80 <= code <= 0xDCFF:
-        return (f"byte 0x{code - 0xDC00:02x} is not valid UTF-8; VNN-LIB files must be UTF-8 "
-                "text (invalid bytes are tolerated only inside ; comments)")
-    return f"character U+{code:04X} is not valid in VNN-LIB text"
+    """The message for the lone surrogate that :func:`decode` made of an invalid byte."""
+    return (f"byte 0x{ord(char) - 0xDC00:02x} is not valid UTF-8; VNN-LIB files must be UTF-8 "
+            "text (invalid bytes are tolerated only inside ; comments)")
 
 
 def check_structure(source: Source) -> None:
@@ -184,7 +181,7 @@ def is_number(word: str, source: Source, offset: int) -> bool:
     if word[0] not in _NUMBER_FIRST_CHARS or not _NUMERIC_START.match(word):
         return False
     if not _NUMBER.fullmatch(word):
-        raise source.error(offset, f"malformed number {word!r}; expected a decimal number "
+        raise source.error(offset, f"malformed number {quote(word)}; expected a decimal number "
                            "such as 12, -0.5, .5, +2 or 1.5e-3")
     return True
 

@@ -87,7 +87,8 @@ def parse_vnnlib(path: str | os.PathLike[str]) -> list[Property]:
         The file cannot be read.
     """
     path = Path(path)
-    return parse_vnnlib_bytes(path.read_bytes(), str(path))
+    text = decode(path.read_bytes())  # the bytes are freed before parsing
+    return parse_vnnlib_string(text, str(path))
 
 
 def parse_vnnlib_bytes(data: bytes, path: str = "<bytes>") -> list[Property]:
@@ -113,7 +114,7 @@ def parse_vnnlib_string(text: str, path: str = "<string>") -> list[Property]:
     n_inputs, n_outputs = file_frame.check_declarations()
     dnf = file_frame.conjoiner.result()
     if isinstance(dnf, Conjunction):
-        dnf = [(dnf.seal(),)]
+        dnf = [(dnf.seal(source),)]
     if not dnf:
         raise source.error(0, "the asserts are unsatisfiable (an empty disjunction '(or)'), "
                            "so the file describes no property")
