@@ -151,8 +151,9 @@ def validate_model(model: onnx.ModelProto, path: str | os.PathLike) -> int:
     UnsupportedOperatorError
         For an op type (or domain) without a converter; the message lists the supported ones.
     NetworkFormatError
-        For a broken rule: opset range, tensor dtype/dims/data/finiteness,
-        node input and output arity, undefined or redefined tensor names, or
+        For a broken rule: names that are not UTF-8, opset range, declared
+        element types, tensor dtype/dims/data/finiteness, node input and output
+        arity, duplicate node names, undefined or redefined tensor names, or
         anything ``onnx.checker.check_model(full_check=True)`` refuses.
     """
     where = show_path(path)
