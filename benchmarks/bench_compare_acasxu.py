@@ -30,7 +30,8 @@ import sys
 import time
 from pathlib import Path
 
-from verirepair.verify.bench import (
+from verirepair.atomic import write_text_atomic
+from verirepair.harness.vnncomp_bench import (
     BenchRow,
     Instance,
     compare,
@@ -40,7 +41,6 @@ from verirepair.verify.bench import (
     summarize,
     write_rows_csv,
 )
-from verirepair.atomic import write_text_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 

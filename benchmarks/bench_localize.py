@@ -3,7 +3,7 @@
 Two experiments, each writing a Markdown table to ``benchmarks/results``:
 
 ``planted``  Safe networks get one hidden neuron corrupted until sampling finds
-             violations (:func:`verirepair.localize.planted.plant_fault`); every
+             violations (:func:`verirepair.harness.planted_faults.plant_fault`); every
              method ranks the neurons and we record the planted neuron's rank.
              Small random networks and ACAS Xu networks with property 1.
 ``real``     Genuine ACAS Xu violations (N2,9 phi8; N1,9 phi7; phi2 on N2,1,
@@ -31,9 +31,9 @@ import numpy as np
 
 import acasxu_nets
 from verirepair.atomic import write_text_atomic
+from verirepair.harness.planted_faults import FaultKind, fault_candidates, plant_fault
 from verirepair.localize import (LocalizeConfig, localize, pgd_counterexamples, sample_correct,
                                  sample_counterexamples)
-from verirepair.localize.planted import FaultKind, fault_candidates, plant_fault
 from verirepair.localize.scoring import violating
 from verirepair.network.loader import load_network
 from verirepair.network.model import Network, random_network

@@ -8,8 +8,8 @@ import pytest
 import acasxu_nets
 
 from localize_helpers import acasxu_folder
+from verirepair.harness.planted_faults import plant_fault
 from verirepair.localize import LocalizeConfig, localize, sample_correct, sample_counterexamples
-from verirepair.localize.planted import plant_fault
 from verirepair.localize.scoring import combined_scores
 from verirepair.network.loader import load_network
 from verirepair.spec.vnnlib import parse_vnnlib

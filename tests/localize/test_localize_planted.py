@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from localize_helpers import safe_random_case
+from verirepair.harness.planted_faults import FaultKind, fault_candidates, plant_fault
 from verirepair.localize import LocalizeConfig, localize, sample_correct
-from verirepair.localize.planted import FaultKind, fault_candidates, plant_fault
 from verirepair.localize.scoring import violating
 
 

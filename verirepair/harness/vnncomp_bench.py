@@ -1,9 +1,12 @@
 """Benchmark runner: VNN-COMP instance lists, engines side by side, comparisons.
 
-Pipeline position: ``verirepair bench`` (cli.py) reads an ``instances.csv``
-with :func:`read_instances`, runs every (instance, engine) pair with
-:func:`run_bench`, reports progress through the ``on_result`` callback, and
-summarises with :func:`summarize` and :func:`compare`.  Nothing here prints.
+Pipeline position: a harness beside the pipeline, not a stage (it was
+``verify/bench.py``; it moved here in issue 10 because it drives the verify
+stage from outside, with its own worker pool).  ``verirepair bench`` (cli.py)
+and ``benchmarks/bench_compare_acasxu.py`` read an ``instances.csv`` with
+:func:`read_instances`, run every (instance, engine) pair with
+:func:`run_bench`, get progress through the ``on_result`` callback, and
+summarise with :func:`summarize` and :func:`compare`.  Nothing here prints.
 
 Robustness: every task runs in a worker process (``spawn`` context: Marabou is
 C++, not thread-safe, and cannot be interrupted from Python).  An exception in
@@ -29,10 +32,10 @@ from typing import Any
 
 import numpy as np
 
+from verirepair.atomic import write_text_atomic
 from verirepair.errors import VerirepairError
 from verirepair.verify.confirm import INPUT_CLIP_TOL
 from verirepair.verify.result import Verdict, VerifyConfig
-from verirepair.atomic import write_text_atomic
 
 #: The verdict of a row whose run raised an exception or whose worker died.
 ERROR = "error"
@@ -349,6 +352,7 @@ class _Pool:
         ready = multiprocessing.connection.wait([w.conn for w in busy], timeout=min(wait_s, 1.0))
         for worker in busy:
             task = worker.task
+            assert task is not None, "a busy worker has a task"  # for mypy: see busy
             elapsed = time.monotonic() - worker.started
             if worker.conn in ready:
                 try:

@@ -1,7 +1,8 @@
 """Planted faults: corrupt one hidden neuron of a safe network until it fails.
 
 Pipeline position: an evaluation harness for the localization stage (the
-benchmark ``benchmarks/bench_localize.py`` and the tests).  A network that
+benchmark ``benchmarks/bench_localize.py`` and the tests), not part of it (it
+was ``localize/planted.py``; it moved here in issue 10).  A network that
 satisfies its properties (as far as sampling can tell) gets one hidden neuron
 corrupted, progressively, until sampling finds confirmed counterexamples; the
 localizers are then scored by the rank they give the planted neuron.

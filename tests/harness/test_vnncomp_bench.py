@@ -10,7 +10,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from verirepair.errors import VerirepairError
-from verirepair.verify.bench import (
+from verirepair.harness.vnncomp_bench import (
     ERROR,
     BenchRow,
     compare,
