@@ -187,6 +187,11 @@ def write_results(rows: list[dict], args: argparse.Namespace, load: tuple[float,
          "growth* is peak RSS (VmHWM) minus the RSS before the parse (numpy and the package "
          "already imported); *traced peak* is tracemalloc's peak of Python allocations during "
          "`parse_vnnlib`, file bytes and decoded text included."), "",
+        ("Families: *ball* is many asserts, an L-inf ball over n inputs (two asserts per input) "
+         "and a 9-way output disjunction; *disjunction* is a 784-input L-inf ball as separate "
+         "asserts plus one `or` of K boxes inside it, each with an output constraint (boxes with "
+         "the same output constraint are merged into one property, hence 9 properties).  "
+         "*baseline* is the parser before issue 9, stopped at its time limit."), "",
         "| " + " | ".join(columns) + " |",
         "|---|" + "---:|" * (len(columns) - 1)]
     for r in rows:

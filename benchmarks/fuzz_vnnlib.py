@@ -31,11 +31,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--max-depth", type=int, default=20_000,
+                        help="deepest nesting a deep_nesting mutation adds (default 20000)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    campaign = vnnlib_mutants.run(args.count, args.seed)
+    campaign = vnnlib_mutants.run(args.count, args.seed, max_depth=args.max_depth)
     elapsed = time.perf_counter() - start
-    print(f"mutants: {campaign.total} (seed {args.seed}, {elapsed:.1f} s)")
+    print(f"mutants: {campaign.total} (seed {args.seed}, max depth {args.max_depth}, "
+          f"{elapsed:.1f} s)")
     print(f"parsed ok: {campaign.parsed}")
     print(f"SpecError (typed): {campaign.spec_errors}")
     print(f"untyped exceptions: {campaign.untyped}")

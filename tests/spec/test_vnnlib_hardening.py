@@ -56,7 +56,7 @@ def test_non_utf8_byte_between_tokens_and_in_a_file(tmp_path) -> None:
 
 def test_non_utf8_bytes_in_a_comment_are_skipped_like_the_comment() -> None:
     clean = parse_vnnlib_bytes(HEADER + GOOD_BOX + OUTPUT, "p.vnnlib")
-    commented = HEADER + b"; \xff\xfe latin-1: caf\xe9 \xc3\n" + GOOD_BOX + b";\x80" + b"\n" + OUTPUT
+    commented = HEADER + b"; \xff\xfe latin-1: caf\xe9 \xc3\n" + GOOD_BOX + b";\x80\n" + OUTPUT
     assert parse_vnnlib_bytes(commented, "p.vnnlib") == clean
     # Lines are still counted correctly after the comment.
     with pytest.raises(SpecError, match="line 8, column 13"):
@@ -154,8 +154,9 @@ def linf_ball_text(n: int, centres: list[np.ndarray], eps: list[float]) -> str:
     lines += [f"(declare-const Y_{j} Real)" for j in range(10)]
     boxes = []
     for c, e in zip(centres, eps):
-        boxes.append("(and " + " ".join(f"(>= X_{i} {float(c[i] - e)!r}) (<= X_{i} {float(c[i] + e)!r})"
-                                         for i in range(n)) + ")")
+        atoms = [f"(>= X_{i} {float(c[i] - e)!r}) (<= X_{i} {float(c[i] + e)!r})"
+                 for i in range(n)]
+        boxes.append("(and " + " ".join(atoms) + ")")
     lines.append(f"(assert (or {' '.join(boxes)}))" if len(boxes) > 1 else
                  f"(assert {boxes[0]})")
     lines.append("(assert (or " + " ".join(f"(>= Y_{j} Y_0)" for j in range(1, 10)) + "))")
@@ -232,9 +233,9 @@ def test_784_input_property_roundtrips_through_the_writer() -> None:
 
 def test_disjunct_boxes_share_the_common_part_instead_of_copying_it() -> None:
     """``(and BIG (or d_1 .. d_K))``: each conjunct holds the same sealed BIG segment."""
+    from verirepair.spec import vnnlib
     from verirepair.spec.formula import Scope
     from verirepair.spec.sexpr import Source, check_structure, read
-    from verirepair.spec import vnnlib
 
     n = 784
     text = linf_ball_text(n, [np.full(n, 0.5)], [0.1]).replace("(assert (and", "(assert (and (or "

@@ -15,6 +15,7 @@ import traceback
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +54,8 @@ _TOKEN = re.compile(rb"[()]|[^\s();]+")
 
 def seed_files() -> list[tuple[str, bytes]]:
     """``(name, content)`` of every seed file."""
-    seeds = [(p.name, p.read_bytes()) for p in sorted((REPO / "vnnlib" / "acasxu").glob("*.vnnlib"))]
+    files = sorted((REPO / "vnnlib" / "acasxu").glob("*.vnnlib"))
+    seeds = [(p.name, p.read_bytes()) for p in files]
     return seeds + [("multi_box.vnnlib", _MULTI_BOX)]
 
 
@@ -101,13 +103,15 @@ def swap_tokens(rng: np.random.Generator, data: bytes) -> bytes:
 
 def delete_token(rng: np.random.Generator, data: bytes) -> bytes:
     """Remove one token."""
-    start, end = _spans(data)[int(rng.integers(len(_spans(data))))]
+    spans = _spans(data)
+    start, end = spans[int(rng.integers(len(spans)))]
     return data[:start] + data[end:]
 
 
 def duplicate_token(rng: np.random.Generator, data: bytes) -> bytes:
     """Repeat one token 1-3 times."""
-    start, end = _spans(data)[int(rng.integers(len(_spans(data))))]
+    spans = _spans(data)
+    start, end = spans[int(rng.integers(len(spans)))]
     return data[:end] + (b" " + data[start:end]) * int(rng.integers(1, 4)) + data[end:]
 
 
@@ -141,16 +145,16 @@ def deep_nesting(rng: np.random.Generator, data: bytes, max_depth: int = 20_000)
     return data[:i] + chunk * depth + data[i:]
 
 
+_PAREN = re.compile(rb"[()]")
+
+
 def _matching(data: bytes, start: int) -> int | None:
     """Offset just after the ``)`` closing the ``(`` at ``start`` (comments ignored)."""
     depth = 0
-    for k in range(start, len(data)):
-        if data[k] == 0x28:
-            depth += 1
-        elif data[k] == 0x29:
-            depth -= 1
-            if depth == 0:
-                return k + 1
+    for match in _PAREN.finditer(data, start):
+        depth += 1 if match[0] == b"(" else -1
+        if depth == 0:
+            return match.end()
     return None
 
 
@@ -166,15 +170,26 @@ MUTATIONS: dict[str, Callable[[np.random.Generator, bytes], bytes]] = {
 }
 
 
-def mutant(rng: np.random.Generator, seeds: list[tuple[str, bytes]]) -> tuple[str, bytes]:
-    """One mutant: ``(description, bytes)``, from 1-3 random mutations of a random seed."""
+def _has_two_tokens(data: bytes) -> bool:
+    return len(data) >= 2 and len(list(islice(_TOKEN.finditer(data), 2))) == 2
+
+
+def mutant(rng: np.random.Generator, seeds: list[tuple[str, bytes]],
+           max_depth: int = 20_000) -> tuple[str, bytes]:
+    """One mutant: ``(description, bytes)``, from 1-3 random mutations of a random seed.
+
+    ``max_depth`` bounds the nesting that :func:`deep_nesting` adds.
+    """
     name, data = seeds[int(rng.integers(len(seeds)))]
     names = []
     for _ in range(int(rng.integers(1, 4))):
         kind = list(MUTATIONS)[int(rng.integers(len(MUTATIONS)))]
-        if len(data) < 2 or not _spans(data) or len(_spans(data)) < 2:
+        if not _has_two_tokens(data):
             kind = "insert_bytes"
-        data = MUTATIONS[kind](rng, data)
+        if kind == "deep_nesting":
+            data = deep_nesting(rng, data, max_depth)
+        else:
+            data = MUTATIONS[kind](rng, data)
         names.append(kind)
     return f"{name}: {'+'.join(names)}", data
 
@@ -230,7 +245,7 @@ def check(description: str, data: bytes, campaign: Campaign, parse: Parse) -> No
             campaign.note("non-finite property", description, prop.name)
 
 
-def run(count: int, seed: int, parse: Parse | None = None) -> Campaign:
+def run(count: int, seed: int, parse: Parse | None = None, max_depth: int = 20_000) -> Campaign:
     """Parse ``count`` mutants drawn with ``seed`` (default parser: ``parse_vnnlib_bytes``)."""
     if parse is None:
         from verirepair.spec.vnnlib import parse_vnnlib_bytes as parse
@@ -238,6 +253,6 @@ def run(count: int, seed: int, parse: Parse | None = None) -> Campaign:
     seeds = seed_files()
     campaign = Campaign()
     for _ in range(count):
-        description, data = mutant(rng, seeds)
+        description, data = mutant(rng, seeds, max_depth)
         check(description, data, campaign, parse)
     return campaign

@@ -1,5 +1,7 @@
-"""Properties: the model (:mod:`.property`), VNN-LIB reading/writing (:mod:`.vnnlib`)
-and ACAS Xu properties in physical units (:mod:`.physical`).
+"""Properties: the model (:mod:`.property`, with :func:`check_dimensions` against a
+network), VNN-LIB reading (:mod:`.vnnlib`, built on :mod:`.sexpr`, :mod:`.formula` and
+:mod:`.conjunct`) and writing (:mod:`.vnnlib_write`), and ACAS Xu properties in
+physical units (:mod:`.physical`).
 
 Imports here are explicit re-exports of the public API; nothing runs at import.
 """

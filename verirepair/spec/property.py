@@ -23,7 +23,7 @@ from verirepair.tolerances import CEX_TOL
 
 
 def format_number(value: float) -> str:
-    """A number as plain text for messages: ``0.5``, ``-3.0``, ``inf`` (never ``np.float64(...)``)."""
+    """A number as plain text for messages: ``0.5``, ``-3.0``, ``inf`` (not ``np.float64(0.5)``)."""
     return repr(float(value))
 
 
