@@ -90,11 +90,7 @@ KNOWN_PACKAGE_CYCLE_EDGES: frozenset[tuple[str, str]] = frozenset()
 #: Lazy imports inside functions only fail when the function runs, so a move
 #: can leave one behind that no import-time test notices.
 #: being removed by issue 10 (owner: lead)
-KNOWN_UNRESOLVED: frozenset[tuple[str, str]] = frozenset({
-    # cli.py:261 (cmd_bench) still names the old path of
-    # verirepair.harness.vnncomp_bench.
-    ("verirepair.cli", "verirepair.verify.bench"),
-})
+KNOWN_UNRESOLVED: frozenset[tuple[str, str]] = frozenset()
 
 #: (importer, "module.name") private imports that exist today.
 #: being removed by issue 10 (owner: lead)

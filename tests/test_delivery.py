@@ -21,19 +21,22 @@ from verirepair import certify_loop, pipeline
 from verirepair.demo import demo_paths
 from verirepair.errors import OutputError
 from verirepair.network import load_network
-from verirepair.pipeline import UNCERTIFIED_NAME, PipelineConfig, PipelineStatus, run_pipeline
-from verirepair.spec import parse_vnnlib
+from verirepair.demo import demo_task
+from verirepair.pipeline import UNCERTIFIED_NAME, PipelineStatus, run_pipeline
+from verirepair.task import RepairTask, bounding_box
 from verirepair.verify.result import Verdict, VerificationResult
 
 sys.path.insert(0, str(Path(__file__).parent / "verify"))
 from hard_instances import hard_property  # noqa: E402
+
+from pipeline_helpers import run_config  # noqa: E402
 
 NET_PATH, PROP_PATHS = demo_paths()
 FAST = dict(n_preserve=300, n_fidelity=300, n_care=100, cross_check=None, solver="highs")
 
 
 def _named():
-    return [(p.stem, parse_vnnlib(p)) for p in PROP_PATHS]
+    return demo_task(load_network(NET_PATH))
 
 
 def _files(folder: Path) -> list[str]:
@@ -44,16 +47,16 @@ def test_partial_run_delivers_nothing_and_keeps_the_candidate_in_the_report(tmp_
     real = certify_loop.verify_all
     calls = []
 
-    def never_proven(net, named, config, deadline, engine, timeout_s, max_cex, emit=None):
+    def never_proven(net, named, base, deadline, engine="own", emit=None):
         calls.append(1)
-        results = real(net, named, config, deadline, engine, timeout_s, max_cex, emit)
+        results = real(net, named, base, deadline, engine, emit)
         if len(calls) > 1:          # after the first change: never decided
             results = {n: VerificationResult(Verdict.TIMEOUT, message="forced") for n in results}
         return results
 
     monkeypatch.setattr(certify_loop, "verify_all", never_proven)
     out, report_dir = tmp_path / "out" / "net.onnx", tmp_path / "rep"
-    result = run_pipeline(load_network(NET_PATH), _named(), PipelineConfig(max_rounds=2, **FAST), out, report_dir)
+    result = run_pipeline(load_network(NET_PATH), _named(), run_config(max_rounds=2, **FAST), out, report_dir)
     assert result.status is PipelineStatus.PARTIAL
     assert result.output_path is None and not out.exists()
     assert not out.parent.exists() or _files(out.parent) == []
@@ -65,7 +68,7 @@ def test_partial_run_delivers_nothing_and_keeps_the_candidate_in_the_report(tmp_
 
 def test_repaired_run_delivers_exactly_one_file_and_no_temporary(tmp_path):
     out = tmp_path / "out" / "net.onnx"
-    result = run_pipeline(load_network(NET_PATH), _named(), PipelineConfig(**FAST), out, tmp_path / "rep")
+    result = run_pipeline(load_network(NET_PATH), _named(), run_config(**FAST), out, tmp_path / "rep")
     assert result.status is PipelineStatus.REPAIRED
     assert _files(out.parent) == ["net.onnx"]
     assert result.candidate_path is None
@@ -77,29 +80,30 @@ def test_interrupt_during_delivery_leaves_no_network(tmp_path, monkeypatch, stag
         raise KeyboardInterrupt
 
     if stage == "fidelity":
-        monkeypatch.setattr("verirepair.fidelity.advisory_agreement", interrupt)
+        monkeypatch.setattr("verirepair.fidelity.decision_agreement", interrupt)
     else:
         monkeypatch.setattr("verirepair.report.write_report", interrupt)
     out = tmp_path / "out" / "net.onnx"
     with pytest.raises(KeyboardInterrupt):
-        run_pipeline(load_network(NET_PATH), _named(), PipelineConfig(**FAST), out, tmp_path / "rep")
+        run_pipeline(load_network(NET_PATH), _named(), run_config(**FAST), out, tmp_path / "rep")
     assert _files(out.parent) == []
 
 
 def test_an_earlier_file_at_out_survives_an_interrupted_run(tmp_path, monkeypatch):
-    monkeypatch.setattr("verirepair.fidelity.advisory_agreement",
+    monkeypatch.setattr("verirepair.fidelity.decision_agreement",
                         lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
     out = tmp_path / "net.onnx"
     out.write_bytes(b"earlier result")
     with pytest.raises(KeyboardInterrupt):
-        run_pipeline(load_network(NET_PATH), _named(), PipelineConfig(**FAST), out, tmp_path / "rep")
+        run_pipeline(load_network(NET_PATH), _named(), run_config(**FAST), out, tmp_path / "rep")
     assert out.read_bytes() == b"earlier result"
 
 
 def test_total_budget_holds_on_an_undecidable_property(tmp_path):
     net, prop = hard_property()
     start = time.perf_counter()
-    result = run_pipeline(net, [("hard", [prop])], PipelineConfig(timeout_s=6.0, verify_timeout_s=300, **FAST),
+    task = RepairTask("test", [("hard", [prop])], "argmax", bounding_box([prop]))
+    result = run_pipeline(net, task, run_config(timeout_s=6.0, verify_timeout_s=300, **FAST),
                           tmp_path / "o.onnx", tmp_path / "rep")
     elapsed = time.perf_counter() - start
     assert result.status is PipelineStatus.PARTIAL
@@ -113,9 +117,9 @@ def test_unwritable_outputs_are_refused_before_any_work(tmp_path, monkeypatch):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(OutputError, match="not a folder"):
-        run_pipeline(load_network(NET_PATH), _named(), PipelineConfig(**FAST), blocker / "o.onnx", tmp_path / "r")
+        run_pipeline(load_network(NET_PATH), _named(), run_config(**FAST), blocker / "o.onnx", tmp_path / "r")
     with pytest.raises(OutputError, match="--report"):
-        run_pipeline(load_network(NET_PATH), _named(), PipelineConfig(**FAST), tmp_path / "o.onnx", blocker)
+        run_pipeline(load_network(NET_PATH), _named(), run_config(**FAST), tmp_path / "o.onnx", blocker)
     assert calls == []
 
 

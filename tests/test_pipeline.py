@@ -11,15 +11,24 @@ import pytest
 from verirepair.demo import demo_paths
 from verirepair.errors import VerirepairError
 from verirepair.network import load_network
-from verirepair.pipeline import (PipelineConfig, PipelineStatus, read_counterexamples, run_pipeline,
-                                 sha256_file)
+from verirepair.atomic import sha256_file
+from verirepair.counterexamples import read_counterexamples
+from verirepair.demo import demo_task
+from verirepair.pipeline import PipelineStatus, run_pipeline
+from verirepair.tasks.vnnlib import build_vnnlib_task
+from verirepair.outcome import RoundKind
+from pipeline_helpers import run_config
 from verirepair.spec import parse_vnnlib
 from verirepair.verify import verify
 from verirepair.verify.result import Verdict, VerifyConfig
 
 NET_PATH, PROP_PATHS = demo_paths()
-FAST = PipelineConfig(max_rounds=6, timeout_s=240, n_preserve=1500, n_fidelity=2000, n_care=500,
-                      cross_check="marabou", cross_check_timeout_s=60, solver="highs")
+FAST = run_config(max_rounds=6, timeout_s=240, n_preserve=1500, n_fidelity=2000, n_care=500,
+                  cross_check="marabou", cross_check_timeout_s=60, solver="highs")
+
+
+def _task(network, paths=PROP_PATHS):
+    return build_vnnlib_task(NET_PATH, network, paths, "argmin")
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +38,7 @@ def repaired(tmp_path_factory):
     named = [(p.stem, parse_vnnlib(p)) for p in PROP_PATHS]
     before_hash = sha256_file(NET_PATH)
     events = []
-    result = run_pipeline(network, named, FAST, out_dir / "fixed.onnx", out_dir / "report",
+    result = run_pipeline(network, demo_task(network), FAST, out_dir / "fixed.onnx", out_dir / "report",
                           source_path=NET_PATH, on_event=lambda stage, info: events.append(stage))
     return result, named, before_hash, events
 
@@ -37,9 +46,9 @@ def repaired(tmp_path_factory):
 def test_demo_is_repaired_and_every_property_proven(repaired):
     result, named, _, events = repaired
     assert result.status is PipelineStatus.REPAIRED
-    assert result.properties["demo_prop_1"]["before"]["verdict"] == "violated"
+    assert result.properties["demo_prop_1"].before.verdict is Verdict.VIOLATED
     for name, _ in named:
-        assert result.properties[name]["after"]["verdict"] == "holds"
+        assert result.properties[name].after.verdict is Verdict.HOLDS
     assert {"verify", "localize", "repair", "report"} <= set(events)
 
 
@@ -54,7 +63,7 @@ def test_cross_check_by_marabou_agrees(repaired):
     pytest.importorskip("maraboupy")
     result, named, _, _ = repaired
     for name, _ in named:
-        assert result.properties[name]["cross_check"]["verdict"] == "holds"
+        assert result.properties[name].cross_check.verdict is Verdict.HOLDS
 
 
 def test_original_untouched_and_same_graph(repaired):
@@ -83,12 +92,12 @@ def test_change_is_confined_to_one_layer_and_reported(repaired):
     original = load_network(NET_PATH)
     changed = [i for i, (a, b) in enumerate(zip(original.layers, result.network.layers))
                if not (np.array_equal(a.weight, b.weight) and np.array_equal(a.bias, b.bias))]
-    assert changed == [result.change["layer_index"]]
+    assert changed == [result.change.layer_index]
     layer = changed[0]
     delta = np.hstack([(result.network.layers[layer].weight - original.layers[layer].weight).ravel(),
                        result.network.layers[layer].bias - original.layers[layer].bias])
-    assert result.change["linf"] == pytest.approx(np.abs(delta).max(), abs=1e-6)
-    assert 0.9 <= result.fidelity["advisory_agreement"] <= 1.0
+    assert result.change.linf == pytest.approx(np.abs(delta).max(), abs=1e-6)
+    assert 0.9 <= result.fidelity.decision_agreement <= 1.0
 
 
 def test_report_files_are_complete(repaired):
@@ -97,7 +106,7 @@ def test_report_files_are_complete(repaired):
     assert report["input"]["sha256"] == sha256_file(NET_PATH)
     assert report["output"]["sha256"] == sha256_file(result.output_path)
     assert report["status"] == "repaired" and report["rounds"]
-    assert report["seed"] == FAST.seed and report["config"]["solver"] == "highs"
+    assert report["seed"] == FAST.seed and report["config"]["repair"]["solver"] == "highs"
     certificate = json.loads((result.report_dir / "certificate.json").read_text())
     assert certificate["all_properties_hold"] is True
     assert certificate["network_sha256"] == sha256_file(result.output_path)
@@ -109,16 +118,14 @@ def test_report_files_are_complete(repaired):
 
 def test_refuses_to_overwrite_the_input(tmp_path):
     network = load_network(NET_PATH)
-    named = [(PROP_PATHS[0].stem, parse_vnnlib(PROP_PATHS[0]))]
     with pytest.raises(VerirepairError, match="overwrite"):
-        run_pipeline(network, named, FAST, NET_PATH, tmp_path / "r", source_path=NET_PATH)
+        run_pipeline(network, _task(network, PROP_PATHS[:1]), FAST, NET_PATH, tmp_path / "r", source_path=NET_PATH)
 
 
 def test_nothing_to_repair_when_properties_hold(tmp_path):
     network = load_network(NET_PATH)
-    named = [(PROP_PATHS[1].stem, parse_vnnlib(PROP_PATHS[1]))]
-    config = PipelineConfig(cross_check=None, n_fidelity=100, n_care=10)
-    result = run_pipeline(network, named, config, tmp_path / "o.onnx", tmp_path / "r")
+    config = run_config(cross_check=None, n_fidelity=100, n_care=10)
+    result = run_pipeline(network, _task(network, PROP_PATHS[1:]), config, tmp_path / "o.onnx", tmp_path / "r")
     assert result.status is PipelineStatus.NOT_NEEDED
     assert result.output_path is None and not (tmp_path / "o.onnx").exists()
     assert json.loads((tmp_path / "r" / "report.json").read_text())["status"] == "not_needed"
@@ -150,9 +157,9 @@ def test_undecided_property_gets_a_wider_margin_and_another_round(tmp_path, monk
     real = certify_loop.verify_all
     calls = []
 
-    def first_recheck_times_out(net, named_, config, deadline, engine, timeout_s, max_cex, emit=None):
+    def first_recheck_times_out(net, named_, base, deadline, engine="own", emit=None):
         calls.append(net)
-        results = real(net, named_, config, deadline, engine, timeout_s, max_cex, emit)
+        results = real(net, named_, base, deadline, engine, emit)
         if len(calls) == 2:
             name = named_[0][0]
             results[name] = VerificationResult(Verdict.TIMEOUT, engine="own", message="forced",
@@ -160,25 +167,25 @@ def test_undecided_property_gets_a_wider_margin_and_another_round(tmp_path, monk
         return results
 
     monkeypatch.setattr(certify_loop, "verify_all", first_recheck_times_out)
-    config = PipelineConfig(max_rounds=4, timeout_s=240, n_preserve=500, n_fidelity=500, n_care=100,
+    config = run_config(max_rounds=4, timeout_s=240, n_preserve=500, n_fidelity=500, n_care=100,
                             cross_check=None, solver="highs", open_box_samples=5)
-    result = run_pipeline(network, named, config, tmp_path / "f.onnx", tmp_path / "r")
+    result = run_pipeline(network, _task(network), config, tmp_path / "f.onnx", tmp_path / "r")
     first, second = result.rounds[0], result.rounds[1]
     name = named[0][0]
-    assert first.verdicts[name] == "timeout"
-    assert second.margins[name] == pytest.approx(first.margins[name] * config.undecided_margin_growth)
+    assert first.verdicts[name] is Verdict.TIMEOUT
+    assert second.margins[name] == pytest.approx(first.margins[name] * config.loop.undecided_margin_growth)
     # The open box's centre and 5 samples joined the pool.
     assert second.new_counterexamples >= 6
     assert result.status is PipelineStatus.REPAIRED
     # Proven at the widened margin, the loop then tries narrower ones between
     # the undecided and the proven margin (geometric bisection).
-    shrink = [r for r in result.rounds if r.kind == "shrink"]
-    assert len(shrink) == config.shrink_steps
+    shrink = [r for r in result.rounds if r.kind is RoundKind.SHRINK]
+    assert len(shrink) == config.loop.shrink_steps
     low, high = first.margins[name], second.margins[name]
     assert shrink[0].margins[name] == pytest.approx(np.sqrt(low * high))
     assert low < shrink[1].margins[name] < high
     # The delivered change is the narrowest proven one.
-    proven = [r for r in result.rounds if all(v == "holds" for v in r.verdicts.values())]
+    proven = [r for r in result.rounds if all(v is Verdict.HOLDS for v in r.verdicts.values())]
     assert result.patch.l1 <= min(r.objective for r in proven) + 1e-9
 
 
@@ -203,9 +210,9 @@ def test_guilty_restriction_picks_rows_and_columns_from_the_ranking():
 def test_guilty_neurons_confine_the_change(tmp_path):
     network = load_network(NET_PATH)
     named = [(p.stem, parse_vnnlib(p)) for p in PROP_PATHS]
-    config = PipelineConfig(max_rounds=4, timeout_s=240, n_preserve=500, n_fidelity=500, n_care=100,
+    config = run_config(max_rounds=4, timeout_s=240, n_preserve=500, n_fidelity=500, n_care=100,
                             cross_check=None, solver="highs", guilty_neurons=2)
-    result = run_pipeline(network, named, config, tmp_path / "f.onnx", tmp_path / "r")
+    result = run_pipeline(network, _task(network), config, tmp_path / "f.onnx", tmp_path / "r")
     assert result.status is PipelineStatus.REPAIRED
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     layer = result.patch.layer_index

@@ -20,11 +20,14 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from verirepair.certify_loop import RoundRecord
+from verirepair.atomic import sha256_file
 from verirepair.demo import demo_paths
 from verirepair.network import load_network, save_onnx
-from verirepair.pipeline import (UNCERTIFIED_NAME, PipelineConfig, PipelineResult, PipelineStatus,
-                                 sha256_file)
+from verirepair.outcome import (UNCERTIFIED_NAME, CareFidelity, FidelityReport, PipelineResult, PipelineStatus,
+                                PropertyOutcome, RoundRecord, VerdictRecord, WeightChange)
+from verirepair.repair.config import RepairStatus
+from verirepair.task import RepairTask, bounding_box
+from verirepair.verify.result import Verdict
 from verirepair.render import repair_summary_table
 from verirepair.repair.patch import Patch, apply_patch
 from verirepair.report import certify, write_report
@@ -32,13 +35,15 @@ from verirepair.report_plots import figure_fidelity, figure_violation_scores, fi
 from verirepair.spec import parse_vnnlib
 
 
-CONFIG = PipelineConfig(solver="highs", cross_check=None, seed=3)
+from pipeline_helpers import run_config  # noqa: E402
+
+CONFIG = run_config(solver="highs", cross_check=None, seed=3)
 OUT = Path("deliver") / "fixed.onnx"
 REPORT = Path("deliver") / "runs" / "fixed_report"
 
 
-def _entry(verdict: str, time_s: float = 0.5, engine: str = "own") -> dict:
-    return {"verdict": verdict, "engine": engine, "time_s": time_s, "subproblems": 3, "message": ""}
+def _entry(verdict: str, time_s: float = 0.5, engine: str = "own") -> VerdictRecord:
+    return VerdictRecord(Verdict(verdict), engine, time_s, 3, "")
 
 
 @pytest.fixture
@@ -66,17 +71,14 @@ def _patch(network) -> Patch:
 def _result(status: PipelineStatus, network, named, properties: dict, *, output: Path | None,
             candidate: Path | None, patch: Patch | None) -> PipelineResult:
     rounds = () if patch is None else (
-        RoundRecord(0, {n: "violated" for n, _ in named}, 12, 12, patch.layer_index, "repaired", 0.04, 1.5,
-                    {n: 1e-3 for n, _ in named}),
-        RoundRecord(1, {n: properties[n].get("after", properties[n]["before"])["verdict"] for n, _ in named},
-                    2, 14, patch.layer_index, "repaired", 0.05, 1.2, {n: 2e-3 for n, _ in named}),
+        RoundRecord(0, {n: Verdict.VIOLATED for n, _ in named}, 12, 12, patch.layer_index, RepairStatus.REPAIRED,
+                    0.04, 1.5, {n: 1e-3 for n, _ in named}),
+        RoundRecord(1, {n: properties[n].final.verdict for n, _ in named},
+                    2, 14, patch.layer_index, RepairStatus.REPAIRED, 0.05, 1.2, {n: 2e-3 for n, _ in named}),
     )
-    change = None if patch is None else {"layer_index": patch.layer_index, "l1": patch.l1, "linf": patch.linf,
-                                         "n_changed": patch.n_changed}
-    fidelity = None if patch is None else {
-        "advisory_agreement": 1.0, "n_domain_points": 100,
-        "care": [{"property": named[0][0], "n_correct": 50, "n_counterexamples": 20, "accuracy": 1.0,
-                  "violation_rate": 0.0}]}
+    change = None if patch is None else WeightChange.of(patch)
+    fidelity = None if patch is None else FidelityReport(
+        1.0, 100, "argmin", (CareFidelity(named[0][0], 50, 20, 1.0, 0.0),))
     return PipelineResult(status, network, output, REPORT, properties, rounds, change, fidelity, 12.3, patch,
                           candidate_path=candidate)
 
@@ -87,16 +89,17 @@ def _write(status: PipelineStatus, workdir, after: dict | None, *, changed: bool
     patch = _patch(original) if changed else None
     network = apply_patch(original, patch) if changed else original
     first, second = named[0][0], named[1][0]
-    properties = {first: {"before": _entry("violated")}, second: {"before": _entry("holds")}}
+    properties = {first: PropertyOutcome(_entry("violated")), second: PropertyOutcome(_entry("holds"))}
     for name, verdict in (after or {}).items():
-        properties[name]["after"] = _entry(verdict)
+        properties[name] = PropertyOutcome(properties[name].before, _entry(verdict))
     output = candidate = None
     if status is PipelineStatus.REPAIRED:
         output = save_onnx(network, OUT)
     elif changed:
         candidate = save_onnx(network, REPORT / UNCERTIFIED_NAME)
     result = _result(status, network, named, properties, output=output, candidate=candidate, patch=patch)
-    folder = write_report(result, original, named, CONFIG, Path("inputs/demo.onnx"), None)
+    task = RepairTask("test", named, "argmin", bounding_box([p for _, g in named for p in g]))
+    folder = write_report(result, original, task, CONFIG, Path("inputs/demo.onnx"), None)
     return result, folder, named
 
 
@@ -196,10 +199,11 @@ def test_partial_certificate_certifies_nothing(partial):
 def test_not_needed_certifies_the_unchanged_input(workdir):
     _, named = workdir
     original = load_network(Path("inputs/demo.onnx"))
-    properties = {n: {"before": _entry("holds"), "after": _entry("holds")} for n, _ in named}
+    properties = {n: PropertyOutcome(_entry("holds"), _entry("holds")) for n, _ in named}
     result = _result(PipelineStatus.NOT_NEEDED, original, named, properties, output=None, candidate=None,
                      patch=None)
-    folder = write_report(result, original, named, CONFIG, Path("inputs/demo.onnx"), None)
+    task = RepairTask("test", named, "argmin", bounding_box([p for _, g in named for p in g]))
+    folder = write_report(result, original, task, CONFIG, Path("inputs/demo.onnx"), None)
     assert (folder / "report.md").read_text().startswith("# CERTIFIED: ")
     certificate = _json(folder, "certificate.json")
     assert certificate["certified"] is True
@@ -222,12 +226,12 @@ def test_failed_run_delivers_nothing(workdir):
 
 
 def test_a_cross_check_violation_withdraws_the_certificate():
-    properties = {"phi1": {"before": _entry("violated"), "after": _entry("holds"),
-                           "cross_check": _entry("violated", engine="marabou")}}
+    properties = {"phi1": PropertyOutcome(_entry("violated"), _entry("holds"),
+                                          _entry("violated", engine="marabou")).to_dict()}
     verdict = certify("repaired", properties, "N", output_written=True)
     assert not verdict.certified and verdict.contradicted == {"phi1": "marabou"}
     assert verdict.headline.startswith("NOT CERTIFIED: N: ") and "marabou" in verdict.headline
-    properties["phi1"]["cross_check"] = _entry("timeout", engine="marabou")
+    properties["phi1"]["cross_check"] = _entry("timeout", engine="marabou").to_dict()
     assert certify("repaired", properties, "N").certified
     assert not certify("not_needed", {}, "N").certified          # nothing checked is nothing proven
 

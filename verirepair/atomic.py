@@ -7,6 +7,7 @@ reader never sees one.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -82,3 +83,12 @@ def check_writable(path: Path, what: str = "output", directory: bool = False) ->
     os.unlink(probe)
     if path.exists() and not directory and not os.access(path, os.W_OK) and os.geteuid() != 0:
         raise OutputError(f"{what} {path} exists and is read-only")
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

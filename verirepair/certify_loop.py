@@ -1,9 +1,12 @@
 """The certify loop itself: repair, apply, re-verify, until every property is proven.
 
 Pipeline position: :func:`verirepair.pipeline.run_pipeline` prepares the
-inputs (preservation points), runs a :class:`CertifyLoop` and delivers its
-outcome (file, cross-check, fidelity, report).  Nothing here prints; progress
-goes through the ``emit(stage, info)`` callback.
+inputs (the task's preservation points), runs a :class:`CertifyLoop` and
+delivers its outcome (file, cross-check, fidelity, report).  The loop knows
+the task only through :class:`verirepair.task.RepairTask` (its properties and
+decision rule) and reads its settings from
+:class:`verirepair.run_config.RunConfig`.  Nothing here prints; progress goes
+through the ``emit(stage, info)`` callback.
 
 One round:
 
@@ -28,50 +31,36 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from verirepair.counterexamples import densify
+from verirepair.localize.result import Localization
 from verirepair.network.model import Network
-from verirepair.pipeline_inputs import NamedProperties, densify
-from verirepair.verify.result import Verdict, VerificationResult, VerifyConfig
-
-if TYPE_CHECKING:
-    from verirepair.pipeline import PipelineConfig
+from verirepair.outcome import RoundKind, RoundRecord
+from verirepair.repair.config import RepairResult, RepairStatus
+from verirepair.repair.patch import Patch
+from verirepair.run_config import RunConfig
+from verirepair.task import NamedProperties, RepairTask
+from verirepair.verify.result import Verdict, VerificationResult, VerifyConfig, VerifyStats
 
 EventCallback = Callable[[str, dict], None]
-
-
-@dataclass(frozen=True, slots=True)
-class RoundRecord:
-    """What happened in one round."""
-
-    index: int
-    verdicts: dict
-    new_counterexamples: int
-    pool_size: int
-    layer_index: int | None
-    solver_status: str
-    objective: float | None
-    time_s: float
-    margins: dict = field(default_factory=dict)
-    kind: str = "repair"           # or "shrink": a trial of narrower margins
-
 
 #: A property is not started with less than this many seconds left of the run's
 #: budget; it is recorded as TIMEOUT instead (the budget is a total budget).
 MIN_VERIFY_BUDGET_S = 0.5
 
+#: A layer repair is not started with less than this many seconds left.
+MIN_REPAIR_BUDGET_S = 1.0
 
-def verify_all(network: Network, named: NamedProperties, config: PipelineConfig, deadline: float,
-               engine: str, timeout_s: float, max_cex: int,
-               emit: EventCallback | None = None) -> dict[str, VerificationResult]:
-    """Verify every named property group, each with at most ``timeout_s`` of what is left.
+
+def verify_all(network: Network, named: NamedProperties, base: VerifyConfig, deadline: float,
+               engine: str = "own", emit: EventCallback | None = None) -> dict[str, VerificationResult]:
+    """Verify every named property group, each with at most ``base.timeout_s`` of what is left.
 
     ``emit("verify", ...)`` reports each verdict as soon as it is decided.
     """
     from verirepair.verify import verify
-    from verirepair.verify.result import VerifyStats
 
     results: dict[str, VerificationResult] = {}
     for name, props in named:
@@ -81,9 +70,8 @@ def verify_all(network: Network, named: NamedProperties, config: PipelineConfig,
                                                property_name=name,
                                                message="not started: the run's budget ran out")
         else:
-            vconfig = VerifyConfig(timeout_s=min(timeout_s, left), seed=config.seed,
-                                   max_counterexamples=max_cex,
-                                   workers=config.workers if engine == "own" else 1)
+            vconfig = replace(base, timeout_s=min(base.timeout_s, left),
+                              workers=base.workers if engine == "own" else 1)
             results[name] = verify(network, props, vconfig, engine=engine)
         if emit is not None:
             res = results[name]
@@ -104,44 +92,42 @@ def float32_exact(network: Network) -> Network:
     return result
 
 
-def _candidate_layers(network: Network, named: NamedProperties, pool: np.ndarray,
-                      config: PipelineConfig, rng: np.random.Generator, emit: EventCallback):
+def _candidate_layers(network: Network, task: RepairTask, pool: np.ndarray, config: RunConfig,
+                      rng: np.random.Generator, emit: EventCallback) -> tuple[list[int], Localization | None]:
     """Layers to try, best first, and the localization that ranked them.
 
-    With a fixed ``config.layer`` the localization runs only when
-    ``config.guilty_neurons`` needs its ranking.
+    With a fixed ``loop.layer`` the localization runs only when
+    ``loop.guilty_neurons`` needs its ranking.
     """
-    if config.layer is not None and not 0 <= config.layer < network.n_layers:
+    loop = config.loop
+    if loop.layer is not None and not 0 <= loop.layer < network.n_layers:
         from verirepair.errors import VerirepairError
 
-        raise VerirepairError(f"--layer {config.layer} is out of range: the network has layers "
+        raise VerirepairError(f"--layer {loop.layer} is out of range: the network has layers "
                               f"0..{network.n_layers - 1}")
-    if config.layer is not None and config.guilty_neurons is None:
-        return [config.layer], None
-    from verirepair.localize import LocalizeConfig, localize
+    if loop.layer is not None and loop.guilty_neurons is None:
+        return [loop.layer], None
+    from verirepair.localize import localize
     from verirepair.localize.samples import sample_correct
 
-    all_props = [p for _, props in named for p in props]
-    emit("localize", {"text": f"{config.localize_method} on {pool.shape[0]} counterexamples"})
-    correct = sample_correct(network, all_props, 512, rng)
-    loc = localize(network, all_props, pool, correct,
-                   LocalizeConfig(method=config.localize_method, seed=config.seed))
-    if config.layer is not None:
-        return [config.layer], loc
+    lconfig = replace(config.localize, seed=config.seed, decision=task.decision)
+    emit("localize", {"text": f"{lconfig.method.value} on {pool.shape[0]} counterexamples"})
+    correct = sample_correct(network, task.all_properties, loop.n_localize_correct, rng)
+    loc = localize(network, task.all_properties, pool, correct, lconfig)
+    if loop.layer is not None:
+        return [loop.layer], loc
     scores = np.asarray(loc.layer_scores, dtype=float)
     last = network.n_layers - 1
     # The output layer's repair is an exact LP (no activation pattern to hold)
     # and solves in well under a second on ACAS Xu, so it goes first.  Hidden
     # layers follow in the localization's order, but only the last
-    # ``config.repair_depth`` of them: every ReLU layer after the repaired one
-    # adds fixed-pattern rows for every sample, and an ACAS Xu layer-3 LP with
-    # ~2000 samples did not finish in 150 s on this machine.
-    allowed = set(range(max(0, last - config.repair_depth), last))
+    # ``loop.repair_depth`` of them (see LoopConfig.repair_depth).
+    allowed = set(range(max(0, last - loop.repair_depth), last))
     ranked = [last] + [int(i) for i in np.argsort(-scores, kind="stable") if scores[i] > 0 and i in allowed]
     return ranked, loc
 
 
-def guilty_restriction(network: Network, loc, layer_index: int, count: int | None
+def guilty_restriction(network: Network, loc: Localization | None, layer_index: int, count: int | None
                        ) -> tuple[tuple[int, ...] | None, tuple[int, ...] | None]:
     """``(neurons, inputs)`` of :class:`~verirepair.repair.RepairConfig` for ``layer_index``.
 
@@ -165,61 +151,14 @@ def guilty_restriction(network: Network, loc, layer_index: int, count: int | Non
     return neurons, inputs
 
 
-def _solve_repair(network: Network, named: NamedProperties, pool: np.ndarray, preserve_x: np.ndarray,
-                  layers: list[int], config: PipelineConfig, deadline: float, emit: EventCallback,
-                  margins: dict[str, float], loc=None):
-    from verirepair.repair import RepairConfig, RepairStatus, repair_layer
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    """One solve-apply-verify: the solver's result, and when it repaired, the candidate and its verdicts."""
 
-    all_props = [p for _, props in named for p in props]
-    last = None
-    for layer_index in layers:
-        remaining = deadline - time.perf_counter()
-        if remaining <= 1.0:
-            break
-        emit("repair", {"text": f"layer {layer_index}, {pool.shape[0]} counterexamples, "
-                                f"{preserve_x.shape[0]} preservation points ({config.solver})"})
-        neurons, inputs = guilty_restriction(network, loc, layer_index, config.guilty_neurons)
-        rconfig = RepairConfig(norm=config.norm, solver=config.solver, encoding=config.encoding,
-                               max_delta=config.max_delta, neurons=neurons, inputs=inputs,
-                               property_margins=tuple(margins[n] for n, props in named for _ in props),
-                               time_limit_s=max(1.0, min(remaining, config.layer_time_s)))
-        last = repair_layer(network, all_props, pool, preserve_x, layer_index, rconfig)
-        if last.status is RepairStatus.INFEASIBLE and config.preserve_penalty is not None:
-            emit("repair", {"text": f"layer {layer_index}: hard preservation infeasible, "
-                                    f"retrying with soft preservation", "log": True})
-            rconfig = replace(rconfig, preserve_penalty=config.preserve_penalty,
-                              time_limit_s=max(1.0, min(deadline - time.perf_counter(), config.layer_time_s)))
-            last = repair_layer(network, all_props, pool, preserve_x, layer_index, rconfig)
-        emit("repair", {"text": f"layer {layer_index}: {last.status.value} ({last.message})", "log": True})
-        if last.status is RepairStatus.REPAIRED:
-            return last, layer_index
-    return last, None
-
-
-def _round_points(current: Network, named: NamedProperties, results: dict[str, VerificationResult],
-                  todo: list[str], anchored: set[str], rng: np.random.Generator,
-                  config: PipelineConfig) -> np.ndarray:
-    """The points a round adds to the pool, for every property in ``todo``.
-
-    A violated property contributes its counterexamples, densified; one the
-    verifier could not decide contributes the centres of the sub-boxes it left
-    open plus ``open_box_samples`` uniform points in each.  The first time a
-    property needs repair, ``n_region_anchors`` points sampled over its whole
-    region join too (``anchored`` remembers which properties have them).
-    """
-    parts = [np.zeros((0, current.n_inputs))]
-    for name in todo:
-        props, res = dict(named)[name], results[name]
-        if res.verdict is Verdict.VIOLATED:
-            seeds = np.array([c.x for c in res.counterexamples])
-            parts.append(densify(current, props, seeds, rng, config.cex_per_property))
-        for lower, upper in res.open_boxes:
-            parts.append(((lower + upper) / 2.0)[None, :])
-            parts.append(rng.uniform(lower, upper, size=(config.open_box_samples, lower.shape[0])))
-        if name not in anchored:
-            anchored.add(name)
-            parts.extend(prop.sample_inputs(rng, config.n_region_anchors) for prop in props)
-    return np.vstack(parts)
+    outcome: RepairResult | None
+    layer_index: int | None = None
+    candidate: Network | None = None
+    results: dict[str, VerificationResult] | None = None
 
 
 @dataclass(slots=True)
@@ -234,9 +173,9 @@ class LoopOutcome:
     before: dict[str, VerificationResult]
     results: dict[str, VerificationResult]
     current: Network
-    patch: object | None = None
+    patch: Patch | None = None
     rounds: list[RoundRecord] = field(default_factory=list)
-    localization: object | None = None
+    localization: Localization | None = None
     failed: bool = False
 
 
@@ -246,60 +185,113 @@ class CertifyLoop:
     Parameters
     ----------
     network : Network -- the original, never modified; every repair starts from it
-    named : list of (name, list of Property)
-    config : PipelineConfig
+    task : RepairTask -- the properties and the decision rule
+    config : RunConfig
     preserve_x : array, shape (n, n_inputs) -- preservation points
     rng : numpy Generator
     deadline : float -- ``time.perf_counter()`` value at which to stop
     emit : callable(stage, info)
     """
 
-    def __init__(self, network: Network, named: NamedProperties, config: PipelineConfig,
-                 preserve_x: np.ndarray, rng: np.random.Generator, deadline: float,
-                 emit: EventCallback) -> None:
-        self.network, self.named, self.config = network, named, config
+    def __init__(self, network: Network, task: RepairTask, config: RunConfig, preserve_x: np.ndarray,
+                 rng: np.random.Generator, deadline: float, emit: EventCallback) -> None:
+        self.network, self.task, self.config = network, task, config
+        self.named = task.properties
         self.preserve_x, self.rng, self.deadline, self.emit = preserve_x, rng, deadline, emit
         self.pool = np.zeros((0, network.n_inputs))
-        self.margins = {name: config.margin for name, _ in named}
+        self.margins = {name: config.repair.margin for name, _ in self.named}
         self.undecided_at: dict[str, float] = {}   # widest margin at which a property stayed undecided
         self.anchored: set[str] = set()
         self.layers: list[int] = []
-        self.localization = None
+        self.localization: Localization | None = None
+        self.verify_config = replace(config.verify, seed=config.seed,
+                                     max_counterexamples=config.loop.cex_per_property)
 
     def verify(self, network: Network) -> dict[str, VerificationResult]:
         """Our engine on every property, with the per-round budget; emits each verdict."""
-        return verify_all(network, self.named, self.config, self.deadline, "own",
-                          self.config.verify_timeout_s, self.config.cex_per_property, self.emit)
+        return verify_all(network, self.named, self.verify_config, self.deadline, "own", self.emit)
 
-    def attempt(self, margins: dict[str, float]):
-        """Solve the repair at ``margins``, apply it to a new network and verify every property.
+    def _solve(self, layers: list[int], margins: dict[str, float]) -> tuple[RepairResult | None, int | None]:
+        """The first layer of ``layers`` that admits a repair at ``margins``, and its result."""
+        from verirepair.repair import repair_layer
 
-        Returns ``(outcome, layer_index, candidate, results)``; the last three
-        are None when no layer admitted a repair.
-        """
+        base = replace(self.config.repair, decision=self.task.decision,
+                       property_margins=tuple(margins[n] for n, props in self.named for _ in props))
+        penalty = self.config.loop.fallback_preserve_penalty
+        last = None
+        for layer_index in layers:
+            remaining = self.deadline - time.perf_counter()
+            if remaining <= MIN_REPAIR_BUDGET_S:
+                break
+            self.emit("repair", {"text": f"layer {layer_index}, {self.pool.shape[0]} counterexamples, "
+                                         f"{self.preserve_x.shape[0]} preservation points ({base.solver})"})
+            neurons, inputs = guilty_restriction(self.network, self.localization, layer_index,
+                                                 self.config.loop.guilty_neurons)
+            rconfig = replace(base, neurons=neurons, inputs=inputs,
+                              time_limit_s=max(MIN_REPAIR_BUDGET_S, min(remaining, base.time_limit_s)))
+            last = repair_layer(self.network, self.task.all_properties, self.pool, self.preserve_x,
+                                layer_index, rconfig)
+            remaining = self.deadline - time.perf_counter()
+            if last.status is RepairStatus.INFEASIBLE and penalty is not None and remaining > MIN_REPAIR_BUDGET_S:
+                self.emit("repair", {"text": f"layer {layer_index}: hard preservation infeasible, "
+                                             f"retrying with soft preservation", "log": True})
+                rconfig = replace(rconfig, preserve_penalty=penalty,
+                                  time_limit_s=max(MIN_REPAIR_BUDGET_S, min(remaining, base.time_limit_s)))
+                last = repair_layer(self.network, self.task.all_properties, self.pool, self.preserve_x,
+                                    layer_index, rconfig)
+            self.emit("repair", {"text": f"layer {layer_index}: {last.status.value} ({last.message})",
+                                 "log": True})
+            if last.status is RepairStatus.REPAIRED:
+                return last, layer_index
+        return last, None
+
+    def attempt(self, margins: dict[str, float]) -> _Attempt:
+        """Solve the repair at ``margins``, apply it to a new network and verify every property."""
         from verirepair.repair import apply_patch
 
-        outcome, layer_index = _solve_repair(self.network, self.named, self.pool, self.preserve_x,
-                                             self.layers, self.config, self.deadline, self.emit, margins,
-                                             self.localization)
-        if layer_index is None:
-            return outcome, None, None, None
+        outcome, layer_index = self._solve(self.layers, margins)
+        if layer_index is None or outcome is None or outcome.patch is None:
+            return _Attempt(outcome)
         candidate = float32_exact(apply_patch(self.network, outcome.patch))
         self.emit("verify", {"text": "re-verifying every property", "log": True})
-        return outcome, layer_index, candidate, self.verify(candidate)
+        return _Attempt(outcome, layer_index, candidate, self.verify(candidate))
 
     def run(self) -> LoopOutcome:
         """Verify the original, then repair round after round; see the module docstring."""
         self.emit("verify", {"text": f"{len(self.named)} properties on the original network", "log": True})
         before = self.verify(self.network)
         state = LoopOutcome(before, before, self.network)
-        for round_index in range(self.config.max_rounds):
+        for round_index in range(self.config.loop.max_rounds):
             if not self._round(state, round_index):
                 break
         if (state.patch is not None and self.undecided_at
                 and all(r.verdict is Verdict.HOLDS for r in state.results.values())):
             self.shrink(state)
         return state
+
+    def _round_points(self, state: LoopOutcome, todo: list[str]) -> np.ndarray:
+        """The points a round adds to the pool, for every property in ``todo``.
+
+        A violated property contributes its counterexamples, densified; one the
+        verifier could not decide contributes the centres of the sub-boxes it left
+        open plus ``open_box_samples`` uniform points in each.  The first time a
+        property needs repair, ``n_region_anchors`` points sampled over its whole
+        region join too.
+        """
+        loop = self.config.loop
+        parts = [np.zeros((0, state.current.n_inputs))]
+        for name in todo:
+            props, res = dict(self.named)[name], state.results[name]
+            if res.verdict is Verdict.VIOLATED:
+                seeds = np.array([c.x for c in res.counterexamples])
+                parts.append(densify(state.current, props, seeds, self.rng, loop.cex_per_property))
+            for lower, upper in res.open_boxes:
+                parts.append(((lower + upper) / 2.0)[None, :])
+                parts.append(self.rng.uniform(lower, upper, size=(loop.open_box_samples, lower.shape[0])))
+            if name not in self.anchored:
+                self.anchored.add(name)
+                parts.extend(prop.sample_inputs(self.rng, loop.n_region_anchors) for prop in props)
+        return np.vstack(parts)
 
     def _round(self, state: LoopOutcome, round_index: int) -> bool:
         """One round; returns False when the loop is over."""
@@ -312,32 +304,31 @@ class CertifyLoop:
         if not todo or time.perf_counter() > self.deadline:
             return False
         start = time.perf_counter()
-        new_x = _round_points(state.current, self.named, state.results, todo, self.anchored, self.rng,
-                              self.config)
+        new_x = self._round_points(state, todo)
         self.pool = np.vstack([self.pool, new_x])
-        self.layers, found_loc = _candidate_layers(self.network, self.named, self.pool, self.config,
+        self.layers, found_loc = _candidate_layers(self.network, self.task, self.pool, self.config,
                                                    self.rng, self.emit)
         self.localization = state.localization = found_loc or state.localization
         used = dict(self.margins)
         self.emit("round", {"text": f"round {round_index + 1}", "log": True})
-        outcome, layer_index, candidate, found = self.attempt(used)
-        if candidate is None:
+        tried = self.attempt(used)
+        if tried.candidate is None or tried.results is None or tried.outcome is None:
             state.failed = True
             state.rounds.append(RoundRecord(
-                round_index, {n: r.verdict.value for n, r in state.results.items()}, int(new_x.shape[0]),
-                int(self.pool.shape[0]), None, outcome.status.value if outcome else "no_time", None,
+                round_index, {n: r.verdict for n, r in state.results.items()}, int(new_x.shape[0]),
+                int(self.pool.shape[0]), None, tried.outcome.status if tried.outcome else None, None,
                 time.perf_counter() - start, used))
             return False
-        state.patch, state.current, state.results = outcome.patch, candidate, found
-        for name, res in found.items():
+        state.patch, state.current, state.results = tried.outcome.patch, tried.candidate, tried.results
+        for name, res in tried.results.items():
             if res.verdict is Verdict.VIOLATED:
-                self.margins[name] *= self.config.margin_growth
+                self.margins[name] *= self.config.loop.margin_growth
             elif res.verdict is not Verdict.HOLDS:
                 self.undecided_at[name] = used[name]
-                self.margins[name] *= self.config.undecided_margin_growth
+                self.margins[name] *= self.config.loop.undecided_margin_growth
         state.rounds.append(RoundRecord(
-            round_index, {n: r.verdict.value for n, r in found.items()}, int(new_x.shape[0]),
-            int(self.pool.shape[0]), layer_index, outcome.status.value, outcome.objective,
+            round_index, {n: r.verdict for n, r in tried.results.items()}, int(new_x.shape[0]),
+            int(self.pool.shape[0]), tried.layer_index, tried.outcome.status, tried.outcome.objective,
             time.perf_counter() - start, used))
         return True
 
@@ -345,22 +336,25 @@ class CertifyLoop:
         """Bisect (geometrically) the margins that were widened for undecided properties.
 
         ``state.rounds[-1]`` is the proven round.  Each trial is recorded as a
-        ``"shrink"`` round; a proven trial replaces the patch in ``state``.
+        ``SHRINK`` round; a proven trial replaces the patch in ``state``.
         """
         proven, low = dict(state.rounds[-1].margins), dict(self.undecided_at)
-        for _ in range(self.config.shrink_steps):
+        for _ in range(self.config.loop.shrink_steps):
             if time.perf_counter() > self.deadline:
                 break
             trial = {n: float(np.sqrt(low[n] * m)) if n in low else m for n, m in proven.items()}
             start = time.perf_counter()
             self.emit("round", {"text": "shrink: " + ", ".join(f"{n} margin {trial[n]:.3g}" for n in low),
                                 "log": True})
-            outcome, layer_index, candidate, found = self.attempt(trial)
+            tried = self.attempt(trial)
+            outcome = tried.outcome
             state.rounds.append(RoundRecord(
-                len(state.rounds), {n: r.verdict.value for n, r in (found or {}).items()}, 0,
-                int(self.pool.shape[0]), layer_index, outcome.status.value if outcome else "no_time",
-                outcome.objective if outcome else None, time.perf_counter() - start, trial, "shrink"))
-            if candidate is not None and all(r.verdict is Verdict.HOLDS for r in found.values()):
-                state.patch, state.current, state.results, proven = outcome.patch, candidate, found, trial
+                len(state.rounds), {n: r.verdict for n, r in (tried.results or {}).items()}, 0,
+                int(self.pool.shape[0]), tried.layer_index, outcome.status if outcome else None,
+                outcome.objective if outcome else None, time.perf_counter() - start, trial, RoundKind.SHRINK))
+            if (tried.candidate is not None and tried.results is not None and outcome is not None
+                    and all(r.verdict is Verdict.HOLDS for r in tried.results.values())):
+                state.patch, state.current, state.results, proven = (outcome.patch, tried.candidate,
+                                                                     tried.results, trial)
             else:
                 low = {n: trial[n] for n in low}

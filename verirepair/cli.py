@@ -258,7 +258,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from verirepair.render import bench_summary_table, disagreement_table
-    from verirepair.verify.bench import compare, read_instances, run_bench, write_rows_csv
+    from verirepair.harness.vnncomp_bench import compare, read_instances, run_bench, write_rows_csv
 
     instances = read_instances(_existing_file(args.instances))
     engines = args.compare.split(",") if args.compare else [args.engine]
@@ -291,7 +291,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_localize(args: argparse.Namespace) -> int:
     """Rank the neurons that cause a property's violation."""
-    from verirepair.pipeline_inputs import localize_network
+    from verirepair.counterexamples import localize_network
     from verirepair.render import localization_table
 
     network = _load_network(args.network)
@@ -321,38 +321,96 @@ def cmd_localize(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+#: ``repair`` options that set a configuration field: option dest -> (part, field);
+#: part None is a field of RunConfig itself.  Their defaults are the
+#: dataclasses'; a flag given on the command line overrides ``--config``.
+REPAIR_CONFIG_OPTIONS: dict[str, tuple[str | None, str]] = {
+    "timeout": (None, "timeout_s"),
+    "seed": (None, "seed"),
+    "verify_timeout": ("verify", "timeout_s"),
+    "workers": ("verify", "workers"),
+    "norm": ("repair", "norm"),
+    "solver": ("repair", "solver"),
+    "max_rounds": ("loop", "max_rounds"),
+    "layer": ("loop", "layer"),
+    "guilty_neurons": ("loop", "guilty_neurons"),
+    "cross_check": ("delivery", "cross_check"),
+    "cross_check_timeout": ("delivery", "cross_check_timeout_s"),
+}
+
+
+def _config_default(dest: str):
+    from verirepair.run_config import SECTIONS, RunConfig, default_of
+
+    part, name = REPAIR_CONFIG_OPTIONS[dest]
+    return default_of(RunConfig if part is None else SECTIONS[part], name)
+
+
+def run_config_from_args(args: argparse.Namespace):
+    """The run's RunConfig: defaults, then ``--config FILE``, then the flags given.
+
+    Raises
+    ------
+    ConfigError -- a bad configuration file or a combination the configs refuse
+    """
+    import dataclasses
+
+    from verirepair.run_config import ConfigError, RunConfig, load_run_config
+
+    config = load_run_config(_existing_file(args.config)) if args.config else RunConfig()
+    top: dict = {}
+    parts: dict[str, dict] = {}
+    for dest, (part, name) in REPAIR_CONFIG_OPTIONS.items():
+        value = getattr(args, dest, None)
+        if value is None:
+            continue
+        if dest == "cross_check" and value == "none":
+            value = None
+        (top if part is None else parts.setdefault(part, {}))[name] = value
+    try:
+        changed = {part: dataclasses.replace(getattr(config, part), **values) for part, values in parts.items()}
+        return dataclasses.replace(config, **top, **changed)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(" ".join(str(exc).split())) from None
+
+
+def _build_task(args: argparse.Namespace, network_path: Path, network):
+    """The repair task named by ``--task`` (``--acasxu`` is ``--task acasxu``)."""
+    from verirepair.task import get_task
+
+    name = "acasxu" if args.acasxu else args.task
+    if name == "vnnlib" and not args.property:
+        raise _BadInput("give at least one --property FILE, or --acasxu for an ACAS Xu network")
+    builder = get_task(name)
+    try:
+        return builder(network_path, network, [_existing_file(p) for p in args.property or []], args.decision)
+    except ValueError as exc:
+        raise _BadInput(f"--task {name}: {exc}") from None
+
+
 def cmd_repair(args: argparse.Namespace) -> int:
-    """Repair a network until every given property is proven."""
-    from verirepair.pipeline import PipelineConfig, run_pipeline
-    from verirepair.pipeline_inputs import collect_properties
+    """Repair a network until every property of its task is proven."""
+    from verirepair.pipeline import check_outputs, run_pipeline
 
-    from verirepair.pipeline import check_outputs
-
+    config = run_config_from_args(args)
     network_path = _existing_file(args.network)
     network = _load_network(args.network)
-    paths = [_existing_file(p) for p in args.property or []]
-    properties = collect_properties(network_path, paths, args.acasxu)
-    if not properties:
-        raise _BadInput("give at least one --property FILE, or --acasxu for an ACAS Xu network")
-    for name, props in properties:
+    task = _build_task(args, network_path, network)
+    for name, props in task.properties:
         _check_dimensions(network, props, name)
     if args.out is not None and Path(args.out).suffix.lower() != ".onnx":
         raise _BadInput(f"--out {args.out}: expected a file ending in .onnx")
     out = Path(args.out) if args.out else network_path.with_name(network_path.stem + "_repaired.onnx")
     report_dir = Path(args.report) if args.report else out.with_suffix("").with_name(out.stem + "_report")
     check_outputs(out, report_dir, network_path)
-    if args.layer is not None and args.layer >= network.n_layers:
-        raise _BadInput(f"--layer {args.layer} is out of range: the network has layers "
-                        f"0..{network.n_layers - 1}")
-    config = PipelineConfig(
-        layer=args.layer,
-        norm=args.norm, solver=args.solver, max_rounds=args.max_rounds,
-        timeout_s=max(0.5, args.timeout - (time.perf_counter() - CLI_START)),
-        verify_timeout_s=args.verify_timeout, cross_check_timeout_s=args.cross_check_timeout,
-        guilty_neurons=args.guilty_neurons, workers=args.workers,
-        cross_check=None if args.cross_check == "none" else args.cross_check, seed=args.seed,
-    )
-    result = _run_with_progress(lambda cb: run_pipeline(network, properties, config, out, report_dir,
+    layer = config.loop.layer
+    if layer is not None and layer >= network.n_layers:
+        raise _BadInput(f"--layer {layer} is out of range: the network has layers 0..{network.n_layers - 1}")
+    import dataclasses
+
+    # The total budget counts from the command's start (loading included).
+    config = dataclasses.replace(config, timeout_s=max(0.5, config.timeout_s - (time.perf_counter() - CLI_START)))
+    result = _run_with_progress(lambda cb: run_pipeline(network, task, config, out, report_dir,
                                                         source_path=network_path, on_event=cb))
     return _print_repair_outcome(result)
 
@@ -421,22 +479,27 @@ def _run_with_progress(job: Callable[[Callable[[str, dict], None]], object]):
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the whole pipeline on the shipped demo network."""
-    from verirepair.atomic import check_writable
-    from verirepair.demo import demo_paths
-    from verirepair.pipeline import PipelineConfig, run_pipeline
-    from verirepair.render import network_table
+    import dataclasses
 
-    network_path, property_paths = demo_paths()
+    from verirepair.atomic import check_writable
+    from verirepair.demo import demo_paths, demo_task
+    from verirepair.pipeline import run_pipeline
+    from verirepair.render import network_table
+    from verirepair.run_config import DeliveryConfig, LoopConfig, RunConfig
+
+    network_path, _ = demo_paths()
     out_dir = Path(args.out_dir)
     check_writable(out_dir, "--out-dir", directory=True)
     network = _load_network(str(network_path))
     console.print(network_table(network, str(network_path)))
-    properties = [(p.stem, _load_properties(str(p))) for p in property_paths]
+    task = demo_task(network)
     out_dir.mkdir(parents=True, exist_ok=True)
-    config = PipelineConfig(max_rounds=args.max_rounds, timeout_s=args.timeout, seed=args.seed,
-                            cross_check=None if args.no_cross_check else "marabou")
+    config = RunConfig(timeout_s=args.timeout, seed=args.seed,
+                       loop=LoopConfig(max_rounds=args.max_rounds),
+                       delivery=dataclasses.replace(DeliveryConfig(),
+                                                    cross_check=None if args.no_cross_check else "marabou"))
     result = _run_with_progress(lambda cb: run_pipeline(
-        network, properties, config, out_dir / "demo_repaired.onnx", out_dir / "report",
+        network, task, config, out_dir / "demo_repaired.onnx", out_dir / "report",
         source_path=network_path, on_event=cb))
     return _print_repair_outcome(result)
 
@@ -521,8 +584,73 @@ def _print_help_and_fail(parser: argparse.ArgumentParser, kind: str, choices: Se
     return EXIT_BAD_INPUT
 
 
+def _add_repair_parser(sub) -> None:
+    """The ``repair`` command: defaults from the config dataclasses, choices from the registries."""
+    from verirepair.decision import list_decision_rules
+    from verirepair.repair.config import NORMS
+    from verirepair.solvers import list_backends
+    from verirepair.task import list_tasks
+    from verirepair.verify import list_verifiers
+
+    d = _config_default
+    p = sub.add_parser("repair", help="repair a network until its properties are proven",
+                       description="Verify, localize, solve a minimal weight change, apply it to a new "
+                                   "network and re-verify every property, round after round. Settings "
+                                   "come from the defaults, then --config FILE, then the flags given.",
+                       epilog=EXIT_CODES_HELP)
+    p.add_argument("network", metavar="NET")
+    p.add_argument("--property", action="append", metavar="P.vnnlib", help="a property (repeatable)")
+    p.add_argument("--task", default="vnnlib", choices=list_tasks(),
+                   help="what the properties and samples are: vnnlib (the --property files) or a "
+                        "benchmark task (default vnnlib)")
+    p.add_argument("--acasxu", action="store_true",
+                   help="same as --task acasxu: every ACAS Xu property that applies to the named network")
+    p.add_argument("--decision", default=None, choices=list_decision_rules(),
+                   help="how outputs become a decision, kept on preservation points and measured by "
+                        "fidelity (default: the task's; argmax for vnnlib, argmin for ACAS Xu)")
+    p.add_argument("--config", metavar="RUN.toml",
+                   help="run configuration (tables verify, localize, repair, loop, delivery; a report's "
+                        "config.toml repeats its run); flags given here override it")
+    p.add_argument("--out", metavar="OUT.onnx",
+                   help="repaired network, written only when certified (default: NET_repaired.onnx)")
+    p.add_argument("--report", metavar="DIR", help="report folder (default: OUT_report/)")
+    p.add_argument("--layer", type=_layer, default=None, metavar="auto|INDEX",
+                   help="layer to repair: auto (from localization) or a layer index (default auto)")
+    p.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                   help=f"processes for our verifier's branch and bound in every round (default {d('workers')})")
+    p.add_argument("--guilty-neurons", type=_positive_int, default=None, metavar="K",
+                   help="change only the K most guilty units' rows of the repaired layer and the K most "
+                        "guilty units' columns of the layer before (default: the whole layer)")
+    p.add_argument("--norm", default=None, choices=NORMS, help=f"weight-change norm (default {d('norm')})")
+    p.add_argument("--solver", default=None, choices=list_backends(only_available=False),
+                   help=f"LP/MILP backend (default {d('solver')}; available here: "
+                        f"{', '.join(list_backends(only_available=True)) or 'none'})")
+    p.add_argument("--max-rounds", type=_positive_int, default=None, metavar="N",
+                   help=f"rounds of repair and re-verification (default {d('max_rounds')})")
+    p.add_argument("--timeout", type=_seconds, default=None, metavar="S",
+                   help="total budget of the whole run, cross-check, fidelity and report included "
+                        f"(default {d('timeout'):g})")
+    p.add_argument("--verify-timeout", type=_seconds, default=None, metavar="S",
+                   help=f"budget of one property's verification per round (default {d('verify_timeout'):g}); "
+                        "a property not decided in time gets a wider margin in the next round")
+    p.add_argument("--cross-check", default=None, choices=[*list_verifiers(), "none"],
+                   help=f"final independent check of every property of a certified network, in a child "
+                        f"process (default {d('cross_check')}; marabou-split splits the input region for "
+                        "Marabou, for properties it cannot decide whole)")
+    p.add_argument("--cross-check-timeout", type=_seconds, default=None, metavar="S",
+                   help="budget of the cross-check per property, within the total --timeout "
+                        f"(default {d('cross_check_timeout'):g})")
+    p.add_argument("--seed", type=_seed, default=None, help=f"seed (default {d('seed')})")
+    p.set_defaults(func=cmd_repair)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with one sub-command per pipeline task."""
+    from verirepair.localize.config import LocalizeMethod
+    from verirepair.run_config import default_of
+    from verirepair.verify import list_verifiers
+    from verirepair.verify.result import VerifyConfig
+
     parser = OneLineArgumentParser(
         prog="verirepair",
         description="Repair ReLU networks with proof: specify (VNN-LIB), verify, localize, "
@@ -559,9 +687,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(holds) or a counterexample re-checked by a forward pass.")
     p.add_argument("network", metavar="NET", help="network file (.onnx or .nnet)")
     p.add_argument("property", metavar="PROP", help="VNN-LIB property file")
-    p.add_argument("--engine", default="own", choices=["own", "marabou", "marabou-split"],
-                   help="verifier (default: own)")
-    p.add_argument("--timeout", type=_seconds, default=60.0, metavar="S", help="time budget in seconds (default 60)")
+    p.add_argument("--engine", default="own", choices=list_verifiers(),
+                   help="verifier (default: own; others run in a child process that --timeout stops)")
+    p.add_argument("--timeout", type=_seconds, default=default_of(VerifyConfig, "timeout_s"), metavar="S",
+                   help=f"time budget in seconds (default {default_of(VerifyConfig, 'timeout_s'):g})")
     p.add_argument("--lp", action="store_true", help="tighten bounds with LPs (own engine; slower, tighter)")
     p.add_argument("--workers", type=_positive_int, default=1, metavar="N",
                    help="processes for our engine's branch and bound (default 1; a search still open "
@@ -591,7 +720,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "their causal effect on the violation (CARE).")
     p.add_argument("network", metavar="NET")
     p.add_argument("property", metavar="PROP")
-    p.add_argument("--method", default="causal", choices=["causal", "activation", "gradient"])
+    p.add_argument("--method", default=LocalizeMethod.CAUSAL.value, choices=[m.value for m in LocalizeMethod],
+                   help="localization method (default causal: CARE's interventions)")
     p.add_argument("--top", type=_positive_int, default=10, metavar="K", help="rows to show (default 10)")
     p.add_argument("--cex", metavar="FILE", help="counterexamples: a VNN-COMP result file, .npy or .json")
     p.add_argument("--timeout", type=_seconds, default=60.0, metavar="S",
@@ -601,39 +731,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="FILE.png", help="draw top-K effects and a layer-by-neuron heat map")
     p.set_defaults(func=cmd_localize)
 
-    p = sub.add_parser("repair", help="repair a network until its properties are proven",
-                       description="Verify, localize, solve a minimal weight change, apply it to a new "
-                                   "network and re-verify every property, round after round.")
-    p.add_argument("network", metavar="NET")
-    p.add_argument("--property", action="append", metavar="P.vnnlib", help="a property (repeatable)")
-    p.add_argument("--acasxu", action="store_true",
-                   help="use every ACAS Xu property that applies to the named network")
-    p.add_argument("--out", metavar="OUT.onnx", help="repaired network (default: NET_repaired.onnx)")
-    p.add_argument("--report", metavar="DIR", help="report folder (default: OUT_report/)")
-    p.add_argument("--layer", type=_layer, default=None, metavar="auto|INDEX",
-                   help="layer to repair: auto (from localization) or a layer index (default auto)")
-    p.add_argument("--workers", type=_positive_int, default=1, metavar="N",
-                   help="processes for our verifier's branch and bound in every round (default 1)")
-    p.add_argument("--guilty-neurons", type=_positive_int, default=None, metavar="K",
-                   help="change only the K most guilty units' rows of the repaired layer and the K most "
-                        "guilty units' columns of the layer before (default: the whole layer)")
-    p.add_argument("--norm", default="l1", choices=["l1", "linf", "mix"], help="weight-change norm")
-    p.add_argument("--solver", default="cbc", choices=["cbc", "highs", "gurobi"])
-    p.add_argument("--max-rounds", type=_positive_int, default=8, metavar="N",
-                   help="rounds of repair and re-verification (default 8)")
-    p.add_argument("--timeout", type=_seconds, default=1800.0, metavar="S",
-                   help="total budget of the whole run, cross-check, fidelity and report included "
-                        "(default 1800)")
-    p.add_argument("--verify-timeout", type=_seconds, default=300.0, metavar="S",
-                   help="budget of one property's verification per round (default 300); a property "
-                        "not decided in time gets a wider margin in the next round")
-    p.add_argument("--cross-check", default="marabou", choices=["marabou", "marabou-split", "none"],
-                   help="final independent check of every property (default marabou; marabou-split "
-                        "splits the input region for Marabou, for properties it cannot decide whole)")
-    p.add_argument("--cross-check-timeout", type=_seconds, default=300.0, metavar="S",
-                   help="budget of the cross-check per property, within the total --timeout (default 300)")
-    p.add_argument("--seed", type=_seed, default=0, help="seed (default 0)")
-    p.set_defaults(func=cmd_repair)
+    _add_repair_parser(sub)
 
     p = sub.add_parser("demo", help="run the whole pipeline on the shipped demo network",
                        description="Verify, localize, repair and re-verify the shipped demo network, "

@@ -54,6 +54,19 @@ def demo_paths() -> tuple[Path, list[Path]]:
     return network, props
 
 
+#: The demo network is an ACAS Xu-like controller: the advisory is the output
+#: with the lowest score.
+DEMO_DECISION = "argmin"
+
+
+def demo_task(network: Network) -> "RepairTask":  # noqa: F821 - import is lazy
+    """The demo's repair task: its two property files, arg-min decisions, the properties' bounding box."""
+    from verirepair.tasks.vnnlib import build_vnnlib_task
+
+    network_path, property_paths = demo_paths()
+    return build_vnnlib_task(network_path, network, property_paths, DEMO_DECISION)
+
+
 def demo_properties() -> list[Property]:
     """The two demo properties (see the module docstring)."""
     lower = np.full(5, -0.5)

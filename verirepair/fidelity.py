@@ -3,9 +3,11 @@
 Pipeline position: after repair, for the report (see
 ``../shared/reference/acasxu.md``, section 3).
 
-* **Advisory agreement** (the provable tools' protocol, e.g. Veritex): points
-  uniform over the whole input domain, labelled by the *original* network's
-  advisory (the arg-min output); the share where the repaired network agrees.
+* **Decision agreement** (the provable tools' protocol, e.g. Veritex, which
+  calls it advisory agreement for ACAS Xu): points from the task (uniform over
+  the whole input domain by default), labelled by the *original* network's
+  decision (the task's rule, arg-min for ACAS Xu); the share where the
+  repaired network agrees.
 * **CARE protocol**: in each repaired property's region, sample until there
   are ``n`` points the original handles correctly ("drawdown" set) and ``n``
   counterexamples; accuracy is the share of drawdown points still correct, the
@@ -15,11 +17,12 @@ Pipeline position: after repair, for the report (see
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
+from verirepair.decision import get_decision_rule
 from verirepair.network.model import Network
+from verirepair.outcome import CareFidelity
 from verirepair.spec.property import Box, Property
 
 #: Draws per batch and the cap on batches when sampling rare counterexamples.
@@ -27,42 +30,23 @@ _BATCH = 65536
 _MAX_BATCHES = 60
 
 
-@dataclass(frozen=True, slots=True)
-class CareFidelity:
-    """CARE-protocol numbers for one property region."""
+def decision_agreement(original: Network, repaired: Network, x: np.ndarray, decision: str) -> float:
+    """Share of the points ``x`` (n, d) whose decision (by the named rule) is unchanged.
 
-    property_name: str
-    n_correct: int
-    n_counterexamples: int
-    accuracy: float | None
-    violation_rate: float | None
-
-    def to_dict(self) -> dict:
-        """JSON-ready dict."""
-        return {"property": self.property_name, "n_correct": self.n_correct,
-                "n_counterexamples": self.n_counterexamples, "accuracy": self.accuracy,
-                "violation_rate": self.violation_rate}
+    Returns
+    -------
+    float in [0, 1] (1.0 for no points)
+    """
+    if x.shape[0] == 0:
+        return 1.0
+    rule = get_decision_rule(decision)
+    return float(np.mean(rule.decide(original.forward(x)) == rule.decide(repaired.forward(x))))
 
 
 def advisory_agreement(original: Network, repaired: Network, domain: Box, n: int,
                        rng: np.random.Generator) -> float:
-    """Share of ``n`` uniform domain points whose arg-min advisory is unchanged.
-
-    Parameters
-    ----------
-    original, repaired : Network
-    domain : Box -- the input domain, shape (d,)
-    n : int
-    rng : numpy Generator
-
-    Returns
-    -------
-    float in [0, 1]
-    """
-    x = domain.sample(rng, n)
-    before = np.argmin(original.forward(x), axis=1)
-    after = np.argmin(repaired.forward(x), axis=1)
-    return float(np.mean(before == after))
+    """Share of ``n`` uniform domain points whose arg-min advisory is unchanged (ACAS Xu protocol)."""
+    return decision_agreement(original, repaired, domain.sample(rng, n), "argmin")
 
 
 def _violating(prop_list: list[Property], network: Network, x: np.ndarray) -> np.ndarray:

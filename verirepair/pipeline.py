@@ -1,200 +1,45 @@
 """The repair pipeline: verify, localize, repair, apply, re-verify, deliver.
 
 Pipeline position: this module strings the stages together (CONVENTIONS.md,
-"The shape of the house").  It never prints; progress goes through an
-``on_event(stage, info)`` callback that the CLI renders.  The rounds of
-repair and re-verification are :class:`verirepair.certify_loop.CertifyLoop`'s.
+"The shape of the house").  It runs a :class:`verirepair.task.RepairTask`
+with a :class:`verirepair.run_config.RunConfig` and knows no benchmark.  It
+never prints; progress goes through an ``on_event(stage, info)`` callback that
+the CLI renders.  The rounds of repair and re-verification are
+:class:`verirepair.certify_loop.CertifyLoop`'s.
 
 The final network is written with ``save_onnx`` (same graph, new
-initializers), loaded back from the file, and re-verified from the file, so the
-certificate speaks about the delivered bytes; Marabou cross-checks it.
+initializers) to a temporary file, loaded back and re-verified from it, so
+the certificate speaks about the delivered bytes; a second engine
+cross-checks it in a child process.  Only a REPAIRED run renames the file to
+``out_path``, after its report is written.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import enum
 import os
+import shutil
+import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from verirepair.certify_loop import CertifyLoop, EventCallback, LoopOutcome, RoundRecord, verify_all
+from verirepair.certify_loop import CertifyLoop, EventCallback, LoopOutcome, verify_all
 from verirepair.network.model import Network
-from verirepair.pipeline_inputs import (NamedProperties, collect_properties, input_domain,
-                                        localize_network, preservation_points, read_counterexamples,
-                                        sha256_file)
-from verirepair.tolerances import MARGIN
-from verirepair.verify.result import Verdict, VerificationResult
+from verirepair.outcome import (UNCERTIFIED_NAME, FidelityReport, PipelineResult, PipelineStatus,
+                                PropertyOutcome, VerdictRecord, WeightChange)
+from verirepair.run_config import RunConfig
+from verirepair.task import RepairTask
+from verirepair.verify.result import Verdict
 
-
-#: Re-exported from :mod:`verirepair.pipeline_inputs` and :mod:`verirepair.certify_loop`
-#: for the CLI and the report.
-__all__ = ["PipelineConfig", "PipelineResult", "PipelineStatus", "RoundRecord", "collect_properties",
-           "config_dict", "input_domain", "localize_network", "read_counterexamples", "run_pipeline",
-           "sha256_file"]
-
-
-class PipelineStatus(enum.Enum):
-    """How a repair run ended."""
-
-    REPAIRED = "repaired"          # every property proven on the delivered file
-    NOT_NEEDED = "not_needed"      # every property held before any change
-    PARTIAL = "partial"            # budget ran out or a verdict stayed open
-    FAILED = "failed"              # no layer admitted a repair
-
-
-@dataclass(frozen=True, slots=True)
-class PipelineConfig:
-    """Settings of :func:`run_pipeline`.
-
-    Parameters
-    ----------
-    layer : int or None
-        Layer to repair; None takes the localization's ranking.
-    norm : {"l1", "linf", "mix"}
-    solver : {"cbc", "highs", "gurobi"}
-    encoding : {"lp", "milp"}
-    localize_method : {"causal", "activation", "gradient"}
-    max_rounds : int
-    timeout_s : float
-        Total wall-clock budget of the run.
-    verify_timeout_s : float
-        Budget of one property's verification inside a round.
-    cross_check : str or None
-        Second engine for the final check (``"marabou"``), or None.
-    cross_check_timeout_s : float
-    seed : int
-    n_preserve : int
-        Preservation points sampled over the input domain for the LP.
-    n_fidelity : int
-        Points for advisory fidelity (uniform over the domain).
-    n_care : int
-        CARE-protocol samples per property region (correct and violating).
-    cex_per_property : int
-        Counterexamples gathered per violated property and round.
-    max_delta : float
-        Bound on each weight change.
-    n_region_anchors : int
-        Points sampled in each violated property's region, safe or not, that
-        the repair must keep (or make) safe with a margin.  Without them the
-        LP fixes only the counterexamples it sees and the next verification
-        finds fresh ones beside them; with them every round constrains the
-        whole region.
-    margin : float
-        Distance by which repaired points must leave the unsafe set in round 1.
-    margin_growth : float
-        The margin is multiplied by this after every round that still finds a
-        violation.  With a fixed small margin the LP puts the decision boundary
-        right past the known counterexamples, and the next verification finds
-        a fresh one just beyond it (measured on N2,5 phi2: one new
-        counterexample per round for 8 rounds); a growing margin pushes the
-        boundary away from the region instead.
-    undecided_margin_growth : float
-        After a round whose re-verification could not decide a property
-        (TIMEOUT or UNKNOWN), that property's margin is multiplied by this, and
-        points sampled in the sub-boxes the verifier left open join the pool.
-        A repair that leaves the outputs a hair outside the unsafe set over a
-        large region is correct but beyond any verifier's reach: on N1,9 phi7
-        (the whole input domain) the original network's outputs are within
-        4e-4 of a tie on 1% of the domain, and the margin-1e-3 repair was not
-        proven in 300 s.  A wider margin buys a proof at the price of a larger
-        weight change (see benchmarks/results/repair_acasxu.md).
-    open_box_samples : int
-        Points sampled per open sub-box of an undecided property (plus its centre).
-    shrink_steps : int
-        Once every property is proven, margins that were widened for an
-        undecided property may be wider than the proof needs.  Each step tries
-        the geometric mean of the widest margin that stayed undecided and the
-        one that was proven, and keeps the smaller change if it is proven too.
-    workers : int
-        Processes for our verifier's branch and bound (see
-        :mod:`verirepair.verify.parallel`); 1 keeps it in this process.
-    guilty_neurons : int or None
-        Restrict the change to the guilty neurons: only the rows of the
-        repaired layer's ``guilty_neurons`` most guilty units and the columns
-        of the previous layer's (see
-        :func:`verirepair.certify_loop.guilty_restriction`).  None: the whole layer.
-    repair_depth : int
-        With ``layer=None``: besides the output layer, the last
-        ``repair_depth`` hidden layers may be repaired (localization orders them).
-    layer_time_s : float
-        Solver budget of one layer attempt.
-    preserve_penalty : float or None
-        When a layer's repair with hard preservation is infeasible, it is
-        retried with soft preservation at this penalty per unit of slack
-        (see :class:`verirepair.repair.RepairConfig`); None: hard only.
-    """
-
-    layer: int | None = None
-    norm: str = "l1"
-    solver: str = "cbc"
-    encoding: str = "lp"
-    localize_method: str = "causal"
-    max_rounds: int = 8
-    timeout_s: float = 1800.0
-    verify_timeout_s: float = 300.0
-    cross_check: str | None = "marabou"
-    cross_check_timeout_s: float = 300.0
-    seed: int = 0
-    n_preserve: int = 2000
-    n_fidelity: int = 5000
-    n_care: int = 10016
-    cex_per_property: int = 64
-    max_delta: float = 10.0
-    n_region_anchors: int = 1000
-    margin: float = MARGIN
-    margin_growth: float = 2.0
-    undecided_margin_growth: float = 8.0
-    open_box_samples: int = 3
-    shrink_steps: int = 2
-    guilty_neurons: int | None = None
-    workers: int = 1
-
-    def __post_init__(self) -> None:
-        if self.workers < 1:
-            raise ValueError("PipelineConfig.workers must be at least 1")
-        if self.guilty_neurons is not None and self.guilty_neurons < 1:
-            raise ValueError("PipelineConfig.guilty_neurons must be at least 1 (or None)")
-        for name in ("timeout_s", "verify_timeout_s", "margin", "margin_growth",
-                     "undecided_margin_growth"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"PipelineConfig.{name} must be positive")
-        if self.margin_growth < 1 or self.undecided_margin_growth < 1 or self.shrink_steps < 0:
-            raise ValueError("margin growth factors must be >= 1 and shrink_steps >= 0")
-    repair_depth: int = 2
-    layer_time_s: float = 180.0
-    preserve_penalty: float | None = 10.0
-
-
-@dataclass(frozen=True, slots=True)
-class PipelineResult:
-    """Outcome of :func:`run_pipeline` (also serialised into ``report.json``)."""
-
-    status: PipelineStatus
-    network: Network
-    output_path: Path | None
-    report_dir: Path
-    properties: dict
-    rounds: tuple[RoundRecord, ...]
-    change: dict | None
-    fidelity: dict | None
-    time_s: float
-    patch: object | None = field(default=None, repr=False)
-    candidate_path: Path | None = None
-
-
-def _verdict_entry(result: VerificationResult) -> dict:
-    return {"verdict": result.verdict.value, "engine": result.engine, "time_s": result.stats.time_s,
-            "subproblems": result.stats.subproblems, "message": result.message}
-
+__all__ = ["UNCERTIFIED_NAME", "PipelineResult", "PipelineStatus", "check_outputs", "run_pipeline"]
 
 #: Share of ``timeout_s`` kept back from the certify loop for the delivery
 #: (re-verifying the file, fidelity, report and plots), clamped to
-#: [DELIVERY_RESERVE_MIN_S, DELIVERY_RESERVE_MAX_S].  Measured on N2,1 (two
-#: properties): fidelity and report take about 3 s.
+#: [DELIVERY_RESERVE_MIN_S, DELIVERY_RESERVE_MAX_S] and at most half the budget.
+#: Measured on N2,1 (four properties): fidelity and report take about 3 s.
 DELIVERY_RESERVE_SHARE = 0.1
 DELIVERY_RESERVE_MIN_S = 4.0
 DELIVERY_RESERVE_MAX_S = 60.0
@@ -202,9 +47,6 @@ DELIVERY_RESERVE_MAX_S = 60.0
 #: Seconds of the budget kept for writing the report and its plots (measured
 #: about 1.5 s with matplotlib's import on this machine).
 REPORT_RESERVE_S = 2.5
-
-#: File name of a run's best candidate when it is not certified (in the report folder).
-UNCERTIFIED_NAME = "UNCERTIFIED_candidate.onnx"
 
 
 def delivery_reserve_s(timeout_s: float) -> float:
@@ -229,10 +71,10 @@ def check_outputs(out_path: Path, report_dir: Path, source_path: Path | None) ->
     check_writable(Path(report_dir), "--report", directory=True)
 
 
-def run_pipeline(network: Network, named: NamedProperties, config: PipelineConfig, out_path: Path,
+def run_pipeline(network: Network, task: RepairTask, config: RunConfig, out_path: Path,
                  report_dir: Path, source_path: Path | None = None,
                  on_event: EventCallback | None = None) -> PipelineResult:
-    """Repair ``network`` until every property is proven, and deliver the results.
+    """Repair ``network`` until every property of ``task`` is proven, and deliver the results.
 
     The whole run, cross-check, fidelity and report included, ends within
     ``config.timeout_s`` (up to a few seconds of rounding).  Only a run that
@@ -243,10 +85,10 @@ def run_pipeline(network: Network, named: NamedProperties, config: PipelineConfi
     Parameters
     ----------
     network : Network -- the original (never modified)
-    named : list of (name, list of Property) -- every property that applies
-    config : PipelineConfig
+    task : RepairTask -- the properties to establish, the decision rule, the samples
+    config : RunConfig
     out_path : Path -- repaired ONNX file (written atomically; never the input file)
-    report_dir : Path -- receives report.json, report.md, certificate.json and plots
+    report_dir : Path -- receives report.json, report.md, certificate.json, config.toml and plots
     source_path : Path or None -- the input file, hashed into the report
     on_event : callable(stage, info) or None -- progress callback
 
@@ -263,20 +105,19 @@ def run_pipeline(network: Network, named: NamedProperties, config: PipelineConfi
     deadline = started + config.timeout_s
     check_outputs(Path(out_path), Path(report_dir), source_path)
     rng = np.random.default_rng(config.seed)
-    all_props = [p for _, props in named for p in props]
-    domain = input_domain(network, all_props)
-    preserve_x = preservation_points(network, all_props, domain, config.n_preserve, rng)
+    preserve_x = task.preservation_points(network, rng, config.loop.n_preserve)
 
     loop_deadline = deadline - delivery_reserve_s(config.timeout_s)
-    loop = CertifyLoop(network, named, config, preserve_x, rng, loop_deadline, emit)
+    loop = CertifyLoop(network, task, config, preserve_x, rng, loop_deadline, emit)
     state = loop.run()
-    record = {name: {"before": _verdict_entry(res)} for name, res in state.before.items()}
-    delivery = _Delivery(network, named, config, Path(out_path), Path(report_dir), source_path,
+    delivery = _Delivery(network, task, config, Path(out_path), Path(report_dir), source_path,
                          started, deadline, emit)
-    return delivery.run(state, record)
+    return delivery.run(state)
 
 
-def _status(state: LoopOutcome, all_hold: bool) -> PipelineStatus:
+def _status(state: LoopOutcome, all_hold: bool, refuted: bool) -> PipelineStatus:
+    if refuted:
+        return PipelineStatus.PARTIAL
     if state.patch is None and not state.failed and all_hold and not state.rounds:
         return PipelineStatus.NOT_NEEDED
     if all_hold and state.patch is not None:
@@ -296,8 +137,8 @@ class _Delivery:
     """
 
     original: Network
-    named: NamedProperties
-    config: PipelineConfig
+    task: RepairTask
+    config: RunConfig
     out_path: Path
     report_dir: Path
     source_path: Path | None
@@ -306,24 +147,30 @@ class _Delivery:
     emit: EventCallback
     _moved: bool = False
 
-    def run(self, state: LoopOutcome, record: dict) -> PipelineResult:
+    def run(self, state: LoopOutcome) -> PipelineResult:
         temp: Path | None = None
         self._moved = False
         try:
             temp, delivered, results = self._save_and_reverify(state)
-            for name, res in results.items():
-                record[name]["after"] = _verdict_entry(res)
+            outcomes = {name: PropertyOutcome(VerdictRecord.of(res)) for name, res in state.before.items()}
+            if state.patch is not None:
+                outcomes = {name: dataclasses.replace(o, after=VerdictRecord.of(results[name]))
+                            for name, o in outcomes.items()}
             all_hold = all(res.verdict is Verdict.HOLDS for res in results.values())
-            status = _status(state, all_hold)
-            if self.config.cross_check and temp is not None and status is PipelineStatus.REPAIRED:
-                self._cross_check(temp, record)
-            change, fidelity = self._fidelity(state, delivered, record)
+            status = _status(state, all_hold, refuted=False)
+            if self.config.delivery.cross_check and temp is not None and status is PipelineStatus.REPAIRED:
+                outcomes = self._cross_check(temp, outcomes)
+                # A cross-check counterexample is confirmed by a forward pass: our proof was wrong.
+                refuted = any(o.cross_check is not None and o.cross_check.verdict is Verdict.VIOLATED
+                              for o in outcomes.values())
+                status = _status(state, all_hold, refuted)
+            change, fidelity = self._fidelity(state, delivered, outcomes)
             output_path = candidate_path = None
             if temp is not None and status is PipelineStatus.REPAIRED:
                 output_path = self.out_path
             elif temp is not None:
                 candidate_path = self.report_dir / UNCERTIFIED_NAME
-            result = PipelineResult(status, delivered, output_path, self.report_dir, record,
+            result = PipelineResult(status, delivered, output_path, self.report_dir, outcomes,
                                     tuple(state.rounds), change, fidelity,
                                     time.perf_counter() - self.started, state.patch, candidate_path)
             self._finish(result, state, temp)
@@ -341,8 +188,6 @@ class _Delivery:
 
     def _save_and_reverify(self, state: LoopOutcome):
         """``(temp file or None, network read back from it, verdicts of what is delivered)``."""
-        import tempfile
-
         from verirepair.network import load_network, save_onnx
 
         if state.patch is None:
@@ -366,54 +211,50 @@ class _Delivery:
         if not same:
             # The file does not hold exactly what we verified: verify the file itself.
             self.emit("verify", {"text": "re-verifying the delivered file", "log": True})
-            results = verify_all(delivered, self.named, self.config, self._work_deadline(), "own",
-                                 self.config.verify_timeout_s, 1, self.emit)
+            base = dataclasses.replace(self.config.verify, seed=self.config.seed, max_counterexamples=1)
+            results = verify_all(delivered, self.task.properties, base, self._work_deadline(), "own", self.emit)
         return temp, delivered, results
 
     def _work_deadline(self) -> float:
         return self.deadline - delivery_reserve_s(self.config.timeout_s)
 
-    def _cross_check(self, temp: Path, record: dict) -> None:
-        from verirepair.cross_check import cross_check
+    def _cross_check(self, temp: Path, outcomes: dict[str, PropertyOutcome]) -> dict[str, PropertyOutcome]:
+        from verirepair.cross_check import CrossCheckEntry, cross_check
 
-        engine = str(self.config.cross_check)
+        delivery = self.config.delivery
+        engine = str(delivery.cross_check)
         self.emit("crosscheck", {"text": f"{engine} on every property", "log": True})
 
-        def on_verdict(name: str, entry) -> None:
+        def on_verdict(name: str, entry: CrossCheckEntry) -> None:
             self.emit("crosscheck", {"text": f"{name}: {entry.verdict.value} ({entry.time_s:.1f} s)"
                                              + (f" {entry.message}" if entry.message else ""), "log": True})
 
-        entries = cross_check(temp, self.named, engine, self.config.cross_check_timeout_s,
+        entries = cross_check(temp, self.task.properties, engine, delivery.cross_check_timeout_s,
                               self._work_deadline(), self.config.seed, on_verdict)
-        for name, entry in entries.items():
-            record[name]["cross_check"] = entry.to_dict()
+        return {name: dataclasses.replace(o, cross_check=VerdictRecord(
+                    entries[name].verdict, engine, entries[name].time_s, 0, entries[name].message))
+                if name in entries else o for name, o in outcomes.items()}
 
-    def _fidelity(self, state: LoopOutcome, delivered: Network, record: dict):
-        from verirepair.fidelity import advisory_agreement, care_fidelity
+    def _fidelity(self, state: LoopOutcome, delivered: Network, outcomes: dict[str, PropertyOutcome]
+                  ) -> tuple[WeightChange | None, FidelityReport | None]:
+        from verirepair.fidelity import care_fidelity, decision_agreement
 
-        patch = state.patch
-        if patch is None:
+        if state.patch is None:
             return None, None
         self.emit("fidelity", {"text": "measuring fidelity", "log": True})
+        delivery = self.config.delivery
         rng = np.random.default_rng(self.config.seed + 1)
-        all_props = [p for _, props in self.named for p in props]
-        domain = input_domain(self.original, all_props)
-        change = {"layer_index": int(patch.layer_index), "l1": float(patch.l1), "linf": float(patch.linf),
-                  "n_changed": int(patch.n_changed)}
-        repaired = [n for n, e in record.items() if e["before"]["verdict"] == Verdict.VIOLATED.value]
-        fidelity = {
-            "advisory_agreement": advisory_agreement(self.original, delivered, domain,
-                                                     self.config.n_fidelity, rng),
-            "n_domain_points": self.config.n_fidelity,
-            "care": [care_fidelity(self.original, delivered, n, dict(self.named)[n], self.config.n_care,
-                                   rng, self.deadline - REPORT_RESERVE_S).to_dict() for n in repaired],
-        }
-        return change, fidelity
+        x = self.task.fidelity_points(rng, delivery.n_fidelity)
+        agreement = decision_agreement(self.original, delivered, x, self.task.decision)
+        repaired = [n for n, o in outcomes.items() if o.before.verdict is Verdict.VIOLATED]
+        named = dict(self.task.properties)
+        care = tuple(care_fidelity(self.original, delivered, n, named[n], delivery.n_care, rng,
+                                   self.deadline - REPORT_RESERVE_S) for n in repaired)
+        return (WeightChange.of(state.patch),
+                FidelityReport(agreement, int(x.shape[0]), self.task.decision, care))
 
     def _finish(self, result: PipelineResult, state: LoopOutcome, temp: Path | None) -> None:
         """Write the report, then put the network where it belongs (one rename)."""
-        import shutil
-
         from verirepair import report
 
         self.emit("report", {"text": f"writing {self.report_dir}", "log": True})
@@ -423,10 +264,5 @@ class _Delivery:
         elif temp is not None and result.output_path is not None:
             os.replace(temp, result.output_path)
             self._moved = True
-        report.write_report(result, self.original, self.named, self.config, self.source_path,
+        report.write_report(result, self.original, self.task, self.config, self.source_path,
                             state.localization)
-
-
-def config_dict(config: PipelineConfig) -> dict:
-    """The configuration as a JSON-ready dict."""
-    return asdict(config)

@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from verirepair.network.model import Network
+from verirepair.outcome import PipelineResult, VerdictRecord
 from verirepair.spec.property import HalfSpaces, Property
 from verirepair.verify.result import Verdict
 
@@ -151,7 +152,7 @@ def localization_table(loc, top: int) -> Table:
     return table
 
 
-def repair_summary_table(result, network_name: str | None = None) -> Table:
+def repair_summary_table(result: PipelineResult, network_name: str | None = None) -> Table:
     """Per-property verdicts before and after repair, plus the change and fidelity.
 
     The title starts with CERTIFIED (green) or NOT CERTIFIED (white on red)
@@ -165,9 +166,10 @@ def repair_summary_table(result, network_name: str | None = None) -> Table:
     """
     from verirepair.report import certify
 
-    candidate = getattr(result, "candidate_path", None)
-    verdict = certify(result.status.value, result.properties, network_name,
-                      output_written=result.output_path is not None, candidate_written=candidate is not None)
+    candidate = result.candidate_path
+    verdict = certify(result.status.value, {n: o.to_dict() for n, o in result.properties.items()},
+                      network_name, output_written=result.output_path is not None,
+                      candidate_written=candidate is not None)
     title = Text()
     if verdict.certified:
         title.append("CERTIFIED", style="bold white on green")
@@ -181,28 +183,25 @@ def repair_summary_table(result, network_name: str | None = None) -> Table:
     table.add_column("before")
     table.add_column("after (own)" if verdict.certified else "after (own, NOT certified)")
     table.add_column("cross-check")
-    for name, entry in result.properties.items():
-        before = entry["before"]
-        after = entry.get("after")
-        cross = entry.get("cross_check")
-        table.add_row(name, _verdict_text(before), _verdict_text(after), _verdict_text(cross))
+    for name, outcome in result.properties.items():
+        table.add_row(name, _verdict_text(outcome.before), _verdict_text(outcome.after),
+                      _verdict_text(outcome.cross_check))
     change = result.change
     fidelity = result.fidelity
     parts = []
     if change:
-        parts.append(f"layer {change['layer_index']}: L1 {change['l1']:.4g}, Linf {change['linf']:.4g}, "
-                     f"{change['n_changed']} weights changed")
+        parts.append(f"layer {change.layer_index}: L1 {change.l1:.4g}, Linf {change.linf:.4g}, "
+                     f"{change.n_changed} weights changed")
     if fidelity:
-        parts.append(f"advisory fidelity {100 * fidelity['advisory_agreement']:.2f}% on "
-                     f"{fidelity['n_domain_points']} domain points")
+        parts.append(f"decision fidelity ({fidelity.decision}) {100 * fidelity.decision_agreement:.2f}% on "
+                     f"{fidelity.n_points} points")
     if candidate is not None:
         parts.append(f"UNCERTIFIED candidate: {candidate}")
     table.caption = "; ".join(parts)
     return table
 
 
-def _verdict_text(entry: dict | None) -> Text:
-    if not entry:
+def _verdict_text(record: VerdictRecord | None) -> Text:
+    if record is None:
         return Text("-")
-    verdict = Verdict(entry["verdict"])
-    return Text(f"{verdict.value} ({entry.get('time_s', 0.0):.1f} s)", style=verdict_style(verdict))
+    return Text(f"{record.verdict.value} ({record.time_s:.1f} s)", style=verdict_style(record.verdict))

@@ -32,8 +32,13 @@ from pathlib import Path
 import numpy as np
 
 from verirepair import __version__
-from verirepair.atomic import write_text_atomic
+from verirepair.atomic import sha256_file, write_text_atomic
+from verirepair.localize.result import Localization
 from verirepair.network.model import Network
+from verirepair.outcome import UNCERTIFIED_NAME, PipelineResult
+from verirepair.run_config import RunConfig, config_dict, config_to_toml
+from verirepair.task import RepairTask
+from verirepair.verify.result import Verdict
 
 #: Points per property region drawn for the before/after violation-score plot.
 _PLOT_SAMPLES = 4000
@@ -117,8 +122,6 @@ def certify(status: str, properties: dict, network_name: str | None = None, *, o
         parts.append("the cross-check found a violation of "
                      + ", ".join(f"{n} ({engine})" for n, engine in contradicted.items()))
     if candidate_written:
-        from verirepair.pipeline import UNCERTIFIED_NAME
-
         parts.append(f"the best candidate is kept as {UNCERTIFIED_NAME} and is not certified")
     elif output_written:
         parts.append("the network written at --out is not certified")
@@ -128,8 +131,6 @@ def certify(status: str, properties: dict, network_name: str | None = None, *, o
 
 
 def _sha(path: Path | None) -> str | None:
-    from verirepair.pipeline_inputs import sha256_file
-
     return sha256_file(path) if path is not None and Path(path).is_file() else None
 
 
@@ -140,22 +141,16 @@ def _file_entry(path: Path | None) -> dict:
     return {"path": os.path.abspath(path), "sha256": _sha(path)}
 
 
-def _candidate_path(result) -> Path | None:
-    # getattr: results built by hand (tests, older callers) may lack the field.
-    path = getattr(result, "candidate_path", None)
-    return Path(path) if path is not None else None
-
-
-def build_report_dict(result, original: Network, config, source_path: Path | None, loc) -> dict:
-    """The content of ``report.json``.
+def build_report_dict(result: PipelineResult, original: Network, task: RepairTask, config: RunConfig,
+                      source_path: Path | None, loc: Localization | None) -> dict:
+    """The content of ``report.json`` (the typed results become JSON here and only here).
 
     Paths are absolute (they mean the same whatever the reader's working
     directory); ``report.md`` shows them relative to the report folder.
     """
-    from verirepair.pipeline import config_dict
-
-    candidate = _candidate_path(result)
-    verdict = certify(result.status.value, result.properties, original.name,
+    candidate = result.candidate_path
+    properties = {name: outcome.to_dict() for name, outcome in result.properties.items()}
+    verdict = certify(result.status.value, properties, original.name,
                       output_written=result.output_path is not None,
                       candidate_written=candidate is not None and candidate.is_file())
     return {
@@ -169,16 +164,11 @@ def build_report_dict(result, original: Network, config, source_path: Path | Non
                   "layers": [list(l.weight.shape) for l in original.layers]},
         "output": _file_entry(result.output_path),
         "candidate": ({**_file_entry(candidate), "certified": False} if candidate is not None else None),
-        "properties": result.properties,
-        "rounds": [
-            {"index": r.index, "verdicts": r.verdicts, "new_counterexamples": r.new_counterexamples,
-             "pool_size": r.pool_size, "layer_index": r.layer_index, "solver_status": r.solver_status,
-             "objective": r.objective, "time_s": r.time_s, "margins": r.margins,
-             "kind": r.kind}
-            for r in result.rounds
-        ],
-        "change": result.change,
-        "fidelity": result.fidelity,
+        "task": {"name": task.name, "decision": task.decision, "description": task.description},
+        "properties": properties,
+        "rounds": [r.to_dict() for r in result.rounds],
+        "change": result.change.to_dict() if result.change else None,
+        "fidelity": result.fidelity.to_dict() if result.fidelity else None,
         "localization": loc.to_json_dict() if loc is not None else None,
         "config": config_dict(config),
         "seed": config.seed,
@@ -202,7 +192,7 @@ def _path_sha(entry: dict) -> dict:
     return {"path": entry["path"], "sha256": entry["sha256"]}
 
 
-def build_certificate(result, report: dict) -> dict:
+def build_certificate(report: dict) -> dict:
     """The content of ``certificate.json``: which properties are proven on which bytes.
 
     ``network_path`` / ``network_sha256`` name a network only when the run is
@@ -210,7 +200,7 @@ def build_certificate(result, report: dict) -> dict:
     ``verdicts_refer_to`` says which (uncertified) network the verdicts are about.
     """
     proven = {}
-    for name, entry in result.properties.items():
+    for name, entry in report["properties"].items():
         after = final_verdict(entry)
         proven[name] = {
             "verdict": after["verdict"],
@@ -238,8 +228,12 @@ def build_certificate(result, report: dict) -> dict:
     }
 
 
-def write_report(result, original: Network, named, config, source_path: Path | None, loc) -> Path:
-    """Write report.json, certificate.json, report.md and the plots into ``result.report_dir``.
+def write_report(result: PipelineResult, original: Network, task: RepairTask, config: RunConfig,
+                 source_path: Path | None, loc: Localization | None) -> Path:
+    """Write report.json, certificate.json, config.toml, report.md and the plots into ``result.report_dir``.
+
+    ``config.toml`` is the run's whole configuration: ``verirepair repair NET
+    --config config.toml`` (with the same task options) repeats the run.
 
     Returns
     -------
@@ -247,11 +241,12 @@ def write_report(result, original: Network, named, config, source_path: Path | N
     """
     folder = Path(result.report_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    report = build_report_dict(result, original, config, source_path, loc)
+    report = build_report_dict(result, original, task, config, source_path, loc)
     write_text_atomic(folder / "report.json", json.dumps(report, indent=2, default=_json_default))
-    certificate = build_certificate(result, report)
+    certificate = build_certificate(report)
     write_text_atomic(folder / "certificate.json", json.dumps(certificate, indent=2, default=_json_default))
-    plots = write_plots(result, original, named, folder, config.seed, certified=report["certified"])
+    write_text_atomic(folder / "config.toml", config_to_toml(config))
+    plots = write_plots(result, original, task.properties, folder, config.seed, certified=report["certified"])
     write_text_atomic(folder / "report.md", render_markdown(report, plots, folder))
     return folder
 
@@ -267,7 +262,7 @@ def _json_default(value):
 
 
 # ----------------------------------------------------------------------------- plots
-def write_plots(result, original: Network, named, folder: Path, seed: int,
+def write_plots(result: PipelineResult, original: Network, named: list, folder: Path, seed: int,
                 certified: bool = True) -> dict[str, Path]:
     """Draw the plots that exist for this run into ``folder``; returns {title: path}."""
     from verirepair import report_plots
@@ -281,7 +276,7 @@ def write_plots(result, original: Network, named, folder: Path, seed: int,
     panels = []
     for name, props in named:
         entry = result.properties.get(name)
-        if entry is None or entry["before"]["verdict"] != "violated":
+        if entry is None or entry.before.verdict is not Verdict.VIOLATED:
             continue
         x = np.vstack([p.sample_inputs(rng, _PLOT_SAMPLES // len(props)) for p in props])
         before = np.max([p.violation_score(original.forward(x)) for p in props], axis=0)
@@ -300,12 +295,12 @@ def write_plots(result, original: Network, named, folder: Path, seed: int,
                                             "UNCERTIFIED candidate: weight change")
     plots["Weight change"] = report_plots.save_figure(fig, folder / "weight_change.png")
     if result.fidelity:
-        bars = [("advisory agreement", 100 * result.fidelity["advisory_agreement"])]
-        for care in result.fidelity.get("care", []):
-            if care["accuracy"] is not None:
-                bars.append((f"{care['property']} accuracy", 100 * care["accuracy"]))
-            if care["violation_rate"] is not None:
-                bars.append((f"{care['property']} still violating", 100 * care["violation_rate"]))
+        bars = [(f"decision agreement ({result.fidelity.decision})", 100 * result.fidelity.decision_agreement)]
+        for care in result.fidelity.care:
+            if care.accuracy is not None:
+                bars.append((f"{care.property_name} accuracy", 100 * care.accuracy))
+            if care.violation_rate is not None:
+                bars.append((f"{care.property_name} still violating", 100 * care.violation_rate))
         fig = report_plots.figure_fidelity(original.name, bars, subject=changed)
         plots["Fidelity"] = report_plots.save_figure(fig, folder / "fidelity.png")
     return plots
@@ -352,7 +347,7 @@ def _file_rows(report: dict, folder: Path) -> list[str]:
 
 
 def _rounds_rows(report: dict) -> list[str]:
-    config = report["config"]
+    config = report["config"]["repair"]
     lines = ["## Rounds", "",
              f"Each round solves the repair {config.get('encoding', 'lp').upper()} with the "
              f"**{config.get('solver', '?')}** solver ({config.get('norm', '?')} norm); "
@@ -403,8 +398,8 @@ def render_markdown(report: dict, plots: dict, folder: Path | None = None) -> st
                   f"L-infinity = {c['linf']:.6g}, {c['n_changed']} weights changed.", ""]
     if report["fidelity"]:
         f = report["fidelity"]
-        lines += ["## Fidelity", "", f"- Advisory agreement with the original on {f['n_domain_points']} "
-                  f"uniform domain points: **{100 * f['advisory_agreement']:.2f}%**"]
+        lines += ["## Fidelity", "", f"- Decision agreement ({f.get('decision', 'argmin')}) with the original "
+                  f"on {f['n_domain_points']} points of the task's domain: **{100 * f['advisory_agreement']:.2f}%**"]
         for care in f.get("care", []):
             acc = "-" if care["accuracy"] is None else f"{100 * care['accuracy']:.2f}%"
             vio = "-" if care["violation_rate"] is None else f"{100 * care['violation_rate']:.2f}%"
@@ -414,7 +409,9 @@ def render_markdown(report: dict, plots: dict, folder: Path | None = None) -> st
     for title, path in plots.items():
         rel = relative_link(path, folder)
         lines += [f"### {title}", "", f"![{title}]({urllib.parse.quote(rel)})", ""]
-    lines += ["## Configuration", "", "```json", json.dumps(report["config"], indent=2), "```", ""]
+    lines += ["## Configuration", "", f"The whole configuration is in {_md_file(str(folder / 'config.toml'), folder)}"
+              " (repeat the run with `--config` on it):", "", "```json", json.dumps(report["config"], indent=2),
+              "```", ""]
     return "\n".join(lines)
 
 

@@ -80,7 +80,7 @@ def test_repair_end_to_end_writes_network_and_report(tmp_path, capsys):
     assert out.is_file() and (report / "report.json").is_file() and (report / "certificate.json").is_file()
     assert json.loads((report / "certificate.json").read_text())["all_properties_hold"] is True
     config = json.loads((report / "report.json").read_text())["config"]
-    assert config["verify_timeout_s"] == 42.0 and config["guilty_neurons"] == 3
+    assert config["verify"]["timeout_s"] == 42.0 and config["loop"]["guilty_neurons"] == 3
 
 
 def test_repair_without_properties_is_bad_input(capsys):

@@ -208,9 +208,9 @@ def test_milp_repairs_where_fixed_pattern_lp_is_infeasible():
     # every advisory, but switching ReLUs (MILP) finds a repair.
     net, bad = _random_case(16)
     points = np.random.default_rng(7).uniform(-1, 1, (50, 2))
-    lp = repair_layer(net, [MAX_PROP], bad, points, 0, RepairConfig(solver="highs"))
+    lp = repair_layer(net, [MAX_PROP], bad, points, 0, RepairConfig(solver="highs", max_delta=1.0))
     milp = repair_layer(net, [MAX_PROP], bad, points, 0,
-                        RepairConfig(solver="highs", encoding="milp", time_limit_s=60))
+                        RepairConfig(solver="highs", encoding="milp", time_limit_s=60, max_delta=1.0))
     assert lp.status is RepairStatus.INFEASIBLE
     assert milp.status is RepairStatus.REPAIRED
     assert milp.stats.preserve_agreement == 1.0 and milp.stats.pattern_changes > 0
@@ -225,7 +225,7 @@ def test_unconverged_row_generation_is_reported_honestly(monkeypatch):
     net, bad = _random_case(16)
     points = np.random.default_rng(7).uniform(-1, 1, (300, 2))
     result = repair_layer(net, [MAX_PROP], bad, points, 1,
-                          RepairConfig(solver="highs", max_rounds=1))
+                          RepairConfig(solver="highs", max_lazy_rounds=1))
     assert result.status is RepairStatus.SOLVER_FAILED
     assert result.patch is not None and result.stats.preserve_agreement < 1.0
     assert "did not converge" in result.message

@@ -50,6 +50,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from verirepair.decision import get_decision_rule
 from verirepair.localize.config import InterventionRange, LocalizeConfig
 from verirepair.localize.result import NeuronEffect
 from verirepair.localize.scoring import masked_scores, region_mask
@@ -125,20 +126,20 @@ def _layer_effects(network: Network, props: Sequence[Property], layer_index: int
                                     config.row_budget):
             out = out[0]                                                   # (J, m, out)
             now_violating = masked_scores(props, out, cor["mask"]) >= -CEX_TOL
-            flipped = np.argmin(out, axis=-1) != cor["decision"][None, :]
+            flipped = get_decision_rule(config.decision).decide(out) != cor["decision"][None, :]
             effect_correct[units] = np.mean(now_violating | flipped, axis=1)
     return [NeuronEffect(layer_index, unit, float(effect_violation[unit]),
                          float(effect_correct[unit])) for unit in range(values.shape[1])]
 
 
-def _observe(network: Network, props: Sequence[Property], x: np.ndarray) -> dict:
+def _observe(network: Network, props: Sequence[Property], x: np.ndarray, decision: str) -> dict:
     """Activations, region mask, scores and decisions of inputs ``x`` (n, d)."""
     acts = network.forward_all(x) if x.shape[0] else [
         np.zeros((0, network.n_inputs))] + [np.zeros((0, layer.out_features))
                                             for layer in network.layers]
     mask = region_mask(props, x)
     return {"acts": acts, "mask": mask, "scores": masked_scores(props, acts[-1], mask),
-            "decision": np.argmin(acts[-1], axis=1) if x.shape[0] else np.zeros(0, int)}
+            "decision": get_decision_rule(decision).decide(acts[-1]) if x.shape[0] else np.zeros(0, int)}
 
 
 def causal_effects(network: Network, props: Sequence[Property], cex_x: np.ndarray,
@@ -160,8 +161,8 @@ def causal_effects(network: Network, props: Sequence[Property], cex_x: np.ndarra
     list of NeuronEffect
         One per hidden neuron, in layer/unit order (unranked).
     """
-    cex = _observe(network, props, cex_x)
-    cor = _observe(network, props, correct_x)
+    cex = _observe(network, props, cex_x, config.decision)
+    cor = _observe(network, props, correct_x, config.decision)
     effects: list[NeuronEffect] = []
     for layer_index, layer in enumerate(network.layers):
         if layer.relu and layer_index + 1 < network.n_layers:

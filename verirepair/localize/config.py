@@ -75,6 +75,9 @@ class LocalizeConfig:
     row_budget : int
         Largest number of intervened rows pushed through the network in one
         batched forward pass (bounds memory: rows x width x 8 bytes).
+    decision : str
+        The decision rule of the collateral effect ("change their decision"): a
+        name of :func:`verirepair.decision.list_decision_rules`; a repair task sets it.
     """
 
     method: LocalizeMethod | str = LocalizeMethod.CAUSAL
@@ -86,8 +89,14 @@ class LocalizeConfig:
     tie_rtol: float = 1e-3
     intervention_range: InterventionRange | str = InterventionRange.DOWN
     row_budget: int = 1 << 17
+    decision: str = "argmin"
 
     def __post_init__(self) -> None:
+        from verirepair.decision import list_decision_rules
+
+        if self.decision not in list_decision_rules():
+            raise ValueError(f"unknown decision rule {self.decision!r}; "
+                             f"choose one of {', '.join(list_decision_rules())}")
         try:
             intervention_range = InterventionRange(self.intervention_range)
         except ValueError:

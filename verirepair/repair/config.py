@@ -74,9 +74,12 @@ class RepairConfig:
         repaired layer are a convex combination of points that must keep the
         very advisory the repair removes; the soft form then gives up the
         fewest, least-violated preservation points instead of failing.
-    max_rounds : int
+    max_lazy_rounds : int
         Rounds of lazy constraint generation (rows or samples added when the
         solution violates them) before giving up with SOLVER_FAILED.
+    decision : str
+        The decision rule whose decisions preservation points keep (a name of
+        :func:`verirepair.decision.list_decision_rules`; a repair task sets it).
     """
 
     norm: str = "l1"
@@ -87,13 +90,14 @@ class RepairConfig:
     margin: float = MARGIN
     property_margins: tuple[float, ...] | None = None
     preserve_margin: float = MARGIN
-    max_delta: float = 1.0
+    max_delta: float = 10.0
     neurons: tuple[int, ...] | None = None
     inputs: tuple[int, ...] | None = None
-    time_limit_s: float = 300.0
+    time_limit_s: float = 180.0
     bound_output_change: float | None = None
     preserve_penalty: float | None = None
-    max_rounds: int = 30
+    max_lazy_rounds: int = 30
+    decision: str = "argmin"
 
     def __post_init__(self) -> None:
         for field, value, allowed in (("norm", self.norm, NORMS),
@@ -104,8 +108,13 @@ class RepairConfig:
         for field in ("mix_weight", "margin", "preserve_margin"):
             if getattr(self, field) < 0:
                 raise ValueError(f"RepairConfig.{field} must be >= 0")
-        if self.max_delta <= 0 or self.time_limit_s <= 0 or self.max_rounds < 1:
-            raise ValueError("RepairConfig.max_delta, time_limit_s and max_rounds must be positive")
+        if self.max_delta <= 0 or self.time_limit_s <= 0 or self.max_lazy_rounds < 1:
+            raise ValueError("RepairConfig.max_delta, time_limit_s and max_lazy_rounds must be positive")
+        from verirepair.decision import list_decision_rules
+
+        if self.decision not in list_decision_rules():
+            raise ValueError(f"RepairConfig.decision must be one of {', '.join(list_decision_rules())}, "
+                             f"got {self.decision!r}")
         if self.preserve_penalty is not None and self.preserve_penalty <= 0:
             raise ValueError("RepairConfig.preserve_penalty must be positive or None")
         if self.bound_output_change is not None and self.bound_output_change <= 0:

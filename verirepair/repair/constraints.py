@@ -152,12 +152,13 @@ def add_disjunctions(builder: ProblemBuilder, rows: sp.csr_matrix, const: np.nda
 
 
 def preservation_family(y0: np.ndarray, samples: np.ndarray, preserve_margin: float,
-                        out_layer: int) -> RowFamily:
-    """Rows keeping each preservation point's advisory (argmin output).
+                        out_layer: int, decision: str = "argmin") -> RowFamily:
+    """Rows keeping each preservation point's decision (by the named decision rule).
 
-    For advisory ``k`` and every other output ``j``: ``y_j - y_k >= m`` with
-    ``m = min(preserve_margin, gap / 2)`` and ``gap`` the original distance to
-    the runner-up, so the original network satisfies every row.
+    For ``argmin`` and advisory ``k``: ``y_j - y_k >= m`` for every other
+    output ``j``, with ``m = min(preserve_margin, gap / 2)`` and ``gap`` the
+    original distance to the runner-up, so the original network satisfies
+    every row (see :meth:`verirepair.decision.DecisionRule.keep_rows`).
 
     Parameters
     ----------
@@ -165,21 +166,12 @@ def preservation_family(y0: np.ndarray, samples: np.ndarray, preserve_margin: fl
         Original outputs of all samples.
     samples : int array, shape (m,)
         Which samples are preservation points.
+    decision : str -- a registered decision rule
     """
-    y = y0[samples]
-    n_out = y.shape[1]
-    best = np.argmin(y, axis=1)
-    others = np.sort(y, axis=1)
-    gap = others[:, 1] - others[:, 0] if n_out > 1 else np.zeros(len(samples))
-    level = np.minimum(preserve_margin, gap / 2.0)
-    s_rep = np.repeat(np.arange(len(samples)), n_out)
-    j_rep = np.tile(np.arange(n_out), len(samples))
-    keep = j_rep != best[s_rep]
-    s_rep, j_rep = s_rep[keep], j_rep[keep]
-    c = np.zeros((s_rep.shape[0], n_out))
-    c[np.arange(s_rep.shape[0]), j_rep] = 1.0
-    c[np.arange(s_rep.shape[0]), best[s_rep]] -= 1.0
-    return RowFamily(out_layer, samples[s_rep], c, level[s_rep], np.full(s_rep.shape[0], np.inf))
+    from verirepair.decision import get_decision_rule
+
+    rows = get_decision_rule(decision).keep_rows(y0[samples], preserve_margin)
+    return RowFamily(out_layer, samples[rows.sample], rows.c, rows.lower, rows.upper)
 
 
 def output_change_family(y0: np.ndarray, samples: np.ndarray, bound: float,

@@ -170,7 +170,7 @@ def solve_lp_encoding(model: FixedPatternModel, n_cex: int, targets: EscapeTarge
     outcome = SolveOutcome(SolveStatus.ERROR, None, None)
     outcome.build_time_s += time.perf_counter() - start
     session, n_sent = None, 0
-    for round_index in range(1, config.max_rounds + 1):
+    for round_index in range(1, config.max_lazy_rounds + 1):
         start = time.perf_counter()
         if session is None:
             problem, n_bin = _assemble(pool, model, targets, exact, config, round_index)
@@ -206,7 +206,7 @@ def solve_lp_encoding(model: FixedPatternModel, n_cex: int, targets: EscapeTarge
     # Still a solution (checked in float64 by the caller), but of a relaxation:
     # not proven minimal for the full problem.
     outcome.status = SolveStatus.FEASIBLE
-    outcome.message = (f"lazy row generation did not converge in {config.max_rounds} rounds; "
+    outcome.message = (f"lazy row generation did not converge in {config.max_lazy_rounds} rounds; "
                        "the last solution may violate preservation or pattern rows")
     return outcome
 
@@ -230,7 +230,8 @@ def _make_pool(model: FixedPatternModel, n_cex: int, targets: EscapeTargets,
         pool.add_family(family, np.flatnonzero(family.samples < n_cex))
     preserve = np.arange(n_cex, n_all)
     if preserve.size:
-        keep = preservation_family(model.pre0[-1], preserve, config.preserve_margin, out_layer)
+        keep = preservation_family(model.pre0[-1], preserve, config.preserve_margin, out_layer,
+                                   config.decision)
         pool.add_family(keep, _initial_preserve_rows(model, keep))
         if config.bound_output_change is not None:
             pool.add_family(output_change_family(model.pre0[-1], preserve,

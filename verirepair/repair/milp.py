@@ -196,7 +196,7 @@ def solve_milp_encoding(network: Network, model: FixedPatternModel, n_cex: int,
     check: list[RowFamily] = []
     if preserve.size:
         check.append(preservation_family(model.pre0[-1], preserve, config.preserve_margin,
-                                         out_layer))
+                                         out_layer, config.decision))
         if config.bound_output_change is not None:
             check.append(output_change_family(model.pre0[-1], preserve,
                                               config.bound_output_change, out_layer))
@@ -205,7 +205,7 @@ def solve_milp_encoding(network: Network, model: FixedPatternModel, n_cex: int,
     encoded = np.concatenate([np.arange(n_cex),
                               preserve[np.argsort(gaps)[:INITIAL_MILP_PRESERVE]]])
     outcome = SolveOutcome(SolveStatus.ERROR, None, None)
-    for round_index in range(1, config.max_rounds + 1):
+    for round_index in range(1, config.max_lazy_rounds + 1):
         problem, n_bin = _build(network, model, encoded, targets, families + check, config)
         outcome.build_time_s += time.perf_counter() - start
         outcome.n_vars, outcome.n_constraints = problem.n_vars, problem.n_constraints
@@ -228,5 +228,5 @@ def solve_milp_encoding(network: Network, model: FixedPatternModel, n_cex: int,
             return outcome
         encoded = np.concatenate([encoded, new])
     outcome.status = SolveStatus.FEASIBLE  # a solution, but of a relaxation
-    outcome.message = f"lazy sample generation did not converge in {config.max_rounds} rounds"
+    outcome.message = f"lazy sample generation did not converge in {config.max_lazy_rounds} rounds"
     return outcome

@@ -64,8 +64,8 @@ def _violating(network: Network, props: Sequence[Property], x: np.ndarray) -> np
 
 
 def check_patch(network: Network, patch: Patch, props: Sequence[Property], cex_x: np.ndarray,
-                preserve_x: np.ndarray) -> tuple[int, float]:
-    """Float64 forward check of a patch.
+                preserve_x: np.ndarray, decision: str = "argmin") -> tuple[int, float]:
+    """Float64 forward check of a patch (``decision``: the rule whose decisions are kept).
 
     Returns
     -------
@@ -82,9 +82,10 @@ def check_patch(network: Network, patch: Patch, props: Sequence[Property], cex_x
         safe &= ~inside | (prop.violation_score(y) < 0)
     agreement = 1.0
     if preserve_x.shape[0]:
-        advisory = np.argmin(network.forward(preserve_x), axis=1)
-        y_new = repaired.forward(preserve_x)
-        kept = y_new[np.arange(len(advisory)), advisory] <= y_new.min(axis=1) + ADVISORY_TIE_TOL
+        from verirepair.decision import get_decision_rule
+
+        kept = get_decision_rule(decision).kept(network.forward(preserve_x), repaired.forward(preserve_x),
+                                                ADVISORY_TIE_TOL)
         agreement = float(np.mean(kept))
     return int(np.count_nonzero(safe)), agreement
 
@@ -210,7 +211,7 @@ def _finish(network: Network, props: Sequence[Property], cex_x: np.ndarray,
         return RepairResult(status, None, None, RepairStats(**fields), message)
     dw, db = layout.to_matrices(outcome.d)
     patch = Patch(layout.layer_index, dw, db)
-    fixed, agreement = check_patch(network, patch, props, cex_x, preserve_x)
+    fixed, agreement = check_patch(network, patch, props, cex_x, preserve_x, config.decision)
     changes = _pattern_changes(network, patch, np.vstack([cex_x, preserve_x]))
     stats = RepairStats(**fields, cex_fixed=fixed, preserve_agreement=agreement,
                         pattern_changes=changes)

@@ -4,7 +4,11 @@ Pipeline position: :func:`verirepair.verify.engine.verify` calls
 :func:`search` once per property after the falsifier found nothing.
 
 Algorithm.  A stack of sub-boxes (depth first, so memory stays small) is
-processed in batches of ``config.batch_size``.  For a batch, one vectorised call
+processed in batches of at most ``config.batch_size`` boxes, fewer when the
+arrays of a batch would exceed :data:`BATCH_MEMORY_BYTES` (wide inputs: a
+784-input box needs about 13 MB) or, at the speed of the previous batch, it
+would take more than :data:`BATCH_TIME_FRACTION` of the time left (the clock
+is read between batches).  For a batch, one vectorised call
 computes intermediate bounds (:func:`verirepair.verify.bounds.intermediate_bounds`,
 intersected with the parent box's bounds, which stay valid on a sub-box) and
 one CROWN back-substitution bounds every row ``a_i @ y - b_i`` of every unsafe
@@ -72,6 +76,13 @@ LP_TIGHTEN_MAX_UNSTABLE = 24
 #: batch (found N5,3 prop 2 in 1.3 s instead of 9 s).
 SEARCH_PGD_STARTS = 16
 SEARCH_PGD_STEPS = 8
+#: Bytes the float64 arrays of one batch may take (linear bounds in the input,
+#: back-substituted rows); :func:`batch_limit` cuts the batch to fit.
+BATCH_MEMORY_BYTES = 256 * 2**20
+#: A batch is cut so that, at the per-box speed of the previous batch, it takes
+#: at most this fraction of the time left; the deadline then holds to within
+#: about one box's bounding time (0.1 s for a 784-256-256-10 network).
+BATCH_TIME_FRACTION = 0.5
 #: On TIMEOUT the search reports at most this many of its open sub-boxes (the
 #: top of the depth-first stack: the region it was working on).  The repair
 #: loop samples them as anchors that need a wider safety margin.
@@ -162,8 +173,44 @@ class _Batch:
         self.pre_u = [a[mask] for a in self.pre_u]
 
 
+def batch_limit(network: Network, n_spec_rows: int, batch_size: int) -> int:
+    """How many boxes one batch may hold so its arrays stay within :data:`BATCH_MEMORY_BYTES`.
+
+    Per box, the forward pass of :mod:`~verirepair.verify.bounds` keeps about
+    eight ``(d + 1, m)`` arrays of linear bounds (``m`` the widest layer), and
+    back-substitution about four ``(rows, max(m, d))`` arrays, where the rows
+    are two per unit refined plus the specification rows.  ACAS Xu (5 inputs,
+    width 50) needs ~0.2 MB a box, so the limit never binds there; a
+    784-256-256-10 network needs ~13 MB, so ~19 boxes a batch.
+
+    Parameters
+    ----------
+    network : Network
+    n_spec_rows : int -- rows of the flattened unsafe set (:class:`SpecRows`)
+    batch_size : int -- the configured upper limit
+
+    Returns
+    -------
+    int, between 1 and ``batch_size``
+    """
+    d = network.n_inputs
+    width = max(layer.out_features for layer in network.layers)
+    forward = 8 * (d + 1) * width
+    backward = 4 * (2 * width + n_spec_rows) * max(width, d)
+    per_box = 8 * (forward + backward)
+    return max(1, min(batch_size, BATCH_MEMORY_BYTES // per_box))
+
+
 class BranchAndBound:
-    """State of one branch-and-bound run (see :func:`search`)."""
+    """State of one branch-and-bound run (see :func:`search`).
+
+    Parameters
+    ----------
+    network : Network
+    prop : Property
+    config : VerifyConfig -- ``batch_size`` and ``use_lp`` are used
+    deadline : float -- ``time.perf_counter()`` value at which to stop
+    """
 
     def __init__(self, network: Network, prop: Property, config: VerifyConfig,
                  deadline: float) -> None:
@@ -176,6 +223,8 @@ class BranchAndBound:
         self.widths = [layer.out_features for layer in network.layers]
         self.offsets = np.cumsum([0] + self.widths)
         self.paused: BoxStack | None = None
+        self.max_batch = batch_limit(network, self.spec.C.shape[0], config.batch_size)
+        self.seconds_per_box = 0.0
 
     def _unpack(self, flat: np.ndarray) -> list[np.ndarray]:
         return [flat[:, a:b] for a, b in zip(self.offsets[:-1], self.offsets[1:])]
@@ -227,7 +276,7 @@ class BranchAndBound:
             unstable = sum(int(((l < 0) & (u > 0)).sum()) for l, u in zip(pre_l, pre_u))
             if unstable <= LP_TIGHTEN_MAX_UNSTABLE:
                 pre_l, pre_u, calls = lp_tighten.tighten_box(
-                    self.network, batch.lower[i], batch.upper[i], pre_l, pre_u)
+                    self.network, batch.lower[i], batch.upper[i], pre_l, pre_u, self.deadline)
                 self.outcome.lp_calls += calls
                 for layer_index in range(len(pre_l)):
                     batch.pre_l[layer_index][i] = pre_l[layer_index]
@@ -235,7 +284,8 @@ class BranchAndBound:
             for poly_index in np.flatnonzero(open_polys[i]):
                 poly = self.prop.unsafe[poly_index]
                 result, calls = lp_tighten.polytope_margin(
-                    self.network, batch.lower[i], batch.upper[i], pre_l, pre_u, poly.A, poly.b)
+                    self.network, batch.lower[i], batch.upper[i], pre_l, pre_u, poly.A, poly.b,
+                    self.deadline)
                 self.outcome.lp_calls += calls
                 if result.margin > BOUND_TOL:
                     open_polys[i, poly_index] = False
@@ -244,9 +294,17 @@ class BranchAndBound:
                         confirm(self.network, self.prop, result.x, "lp"))
         batch.open_polys = open_polys
 
+    def batch_count(self) -> int:
+        """Boxes to take for the next batch: within memory, and within the time left."""
+        count = self.max_batch
+        if self.seconds_per_box > 0.0:
+            left = self.deadline - time.perf_counter()
+            count = min(count, int(BATCH_TIME_FRACTION * left / self.seconds_per_box))
+        return max(1, count)
+
     def step(self, stack: BoxStack) -> bool:
         """Process one batch; returns False when a counterexample ended the search."""
-        lower, upper, depth, open_polys, flat_l, flat_u = stack.pop(self.config.batch_size)
+        lower, upper, depth, open_polys, flat_l, flat_u = stack.pop(self.batch_count())
         batch = _Batch(lower, upper, depth, open_polys, self._unpack(flat_l), self._unpack(flat_u))
         self.outcome.subproblems += len(batch)
         self.outcome.max_depth = max(self.outcome.max_depth, int(depth.max()))
@@ -348,7 +406,11 @@ class BranchAndBound:
             if pause_at is not None and now > pause_at:
                 self.paused = stack
                 return self.outcome
-            if not self.step(stack):
+            before = self.outcome.subproblems
+            violated = not self.step(stack)
+            self.seconds_per_box = ((time.perf_counter() - now)
+                                    / max(1, self.outcome.subproblems - before))
+            if violated:
                 self.outcome.verdict = Verdict.VIOLATED
                 self.outcome.counterexamples = deepen(
                     self.network, self.prop, self.outcome.counterexamples[:4], self.deadline)
