@@ -40,17 +40,16 @@ def confirm(network: Network, prop: Property, x: np.ndarray, source: str) -> lis
     x = np.atleast_2d(np.asarray(x, dtype=np.float64))
     if x.shape[0] == 0:
         return []
-    clipped = np.empty_like(x)
-    ok = np.zeros(x.shape[0], dtype=bool)
-    for i, row in enumerate(x):
-        best, best_dist = None, np.inf
-        for box in prop.input_boxes:
-            candidate = np.clip(row, box.lower, box.upper)
-            dist = float(np.max(np.abs(candidate - row)))
-            if dist < best_dist:
-                best, best_dist = candidate, dist
-        if best is not None and best_dist <= INPUT_CLIP_TOL:
-            clipped[i], ok[i] = best, True
+    # One pass per input box (not per point): the nearest box of each point and
+    # its clipped copy; ties go to the first box.
+    clipped = x.copy()
+    best_dist = np.full(x.shape[0], np.inf)
+    for box in prop.input_boxes:
+        candidate = np.clip(x, box.lower, box.upper)
+        dist = np.max(np.abs(candidate - x), axis=1)
+        nearer = dist < best_dist
+        clipped[nearer], best_dist[nearer] = candidate[nearer], dist[nearer]
+    ok = best_dist <= INPUT_CLIP_TOL
     clipped = clipped[ok]
     if clipped.shape[0] == 0:
         return []
