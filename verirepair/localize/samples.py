@@ -20,6 +20,12 @@ from verirepair.verify.falsify import adam_attack, nearest_box_bounds
 
 #: Points drawn per forward pass by the samplers (memory ~ batch x width x 8 B).
 SAMPLE_BATCH = 4096
+#: Input coordinates drawn at once while ranking the seeds of
+#: :func:`pgd_counterexamples` (8 bytes each: 32 MB; the sampler briefly holds
+#: two copies).  500,000 seeds of 5 ACAS Xu inputs fit in one chunk; of 784
+#: pixels they would take 3.1 GB, so they are drawn in chunks and only the
+#: best ``restarts`` per polytope are kept.
+SEED_CHUNK_VALUES = 1 << 22
 
 
 def _draw(props: Sequence[Property], rng: np.random.Generator, n: int) -> np.ndarray:
@@ -144,19 +150,53 @@ def pgd_counterexamples(network: Network, props: Sequence[Property], n: int,
     _check(network, props)
     found: list[np.ndarray] = [np.zeros((0, network.n_inputs))]
     for prop in props:
-        seeds = prop.sample_inputs(rng, n_seed_samples)
-        outputs = np.vstack([network.forward(seeds[i:i + SAMPLE_BATCH * 16])
-                             for i in range(0, seeds.shape[0], SAMPLE_BATCH * 16)])
-        for poly in prop.unsafe:
-            single = Property(prop.input_boxes, (poly,), prop.name)
-            best = np.argsort(-single.violation_score(outputs), kind="stable")[:restarts]
-            lower, upper = nearest_box_bounds(single, seeds[best])
-            found.extend(adam_attack(network, single, seeds[best], lower, upper, steps, lr))
+        singles = [Property(prop.input_boxes, (poly,), prop.name) for poly in prop.unsafe]
+        for single, starts in zip(singles, _best_seeds(network, prop, singles, rng,
+                                                       n_seed_samples, restarts)):
+            lower, upper = nearest_box_bounds(single, starts)
+            iterates = adam_attack(network, single, starts, lower, upper, steps, lr)
+            # Keep only the confirmed points of each attack: all iterates of
+            # every polytope would be ~0.7 GB for 784 inputs.
+            cand = np.vstack(iterates) if iterates else np.zeros((0, network.n_inputs))
+            found.append(cand[violating(props, cand, network.forward(cand))])
     cand = np.unique(np.vstack(found), axis=0)
-    y = network.forward(cand)
-    hit = violating(props, cand, y)
-    cand = cand[hit]
     if cand.shape[0] == 0:
         return cand
-    score = combined_scores(props, cand, y[hit])
+    score = combined_scores(props, cand, network.forward(cand))
     return cand[np.argsort(-score, kind="stable")][:n]
+
+
+def _best_seeds(network: Network, prop: Property, singles: Sequence[Property],
+                rng: np.random.Generator, n_seed_samples: int, restarts: int
+                ) -> list[np.ndarray]:
+    """Per single-polytope property, the ``restarts`` best of ``n_seed_samples`` uniform seeds.
+
+    Seeds are drawn in chunks of at most :data:`SEED_CHUNK_VALUES` coordinates
+    and only the running best are kept, so memory does not grow with the
+    number of seeds times the input dimension.  Ties keep the earlier seed
+    (the order of a stable sort of all seeds at once).
+
+    Returns
+    -------
+    list of arrays, shapes (k, n_inputs) with k <= restarts, best first
+    """
+    chunk = max(SAMPLE_BATCH, SEED_CHUNK_VALUES // max(1, network.n_inputs))
+    kept_x = [np.zeros((0, network.n_inputs)) for _ in singles]
+    kept_score = [np.zeros(0) for _ in singles]
+    drawn = 0
+    while drawn < n_seed_samples:
+        seeds = prop.sample_inputs(rng, min(chunk, n_seed_samples - drawn))
+        drawn += seeds.shape[0]
+        outputs = np.vstack([network.forward(seeds[i:i + SAMPLE_BATCH * 16])
+                             for i in range(0, seeds.shape[0], SAMPLE_BATCH * 16)])
+        for index, single in enumerate(singles):
+            # The kept seeds come first: on ties the earlier seed wins.
+            kept = kept_score[index].shape[0]
+            score = np.concatenate([kept_score[index], single.violation_score(outputs)])
+            best = np.argsort(-score, kind="stable")[:restarts]
+            from_kept = best < kept
+            rows = np.empty((best.shape[0], network.n_inputs))
+            rows[from_kept] = kept_x[index][best[from_kept]]
+            rows[~from_kept] = seeds[best[~from_kept] - kept]
+            kept_x[index], kept_score[index] = rows, score[best]
+    return kept_x
