@@ -1,0 +1,13 @@
+"""Fixtures of the task tests."""
+
+from pathlib import Path
+
+import pytest
+
+from verirepair.tasks.acasxu import networks as acasxu_nets
+
+
+@pytest.fixture(scope="session")
+def acasxu_data() -> Path:
+    """The ACAS Xu data folder (``networks.acasxu_dir()``) with its VNN-LIB files, or skip."""
+    return acasxu_nets.data_or_skip(formats=())

@@ -1,0 +1,71 @@
+"""The ACAS Xu task: the 45 networks, their normalisation, the ten properties, arg-min advisories.
+
+Pipeline position: at the edge.  ``verirepair repair NET --task acasxu`` (or
+``--acasxu``) builds this task; nothing in the core knows ACAS Xu.
+
+* :mod:`.networks` -- which network is which (names, advisories, tau), which
+  properties apply to each, and where the benchmark data lies;
+* :mod:`.physical` -- the properties in physical units (``data/properties``)
+  and their compilation to VNN-LIB (``data/vnnlib``, shipped in the package);
+* this module -- the task builder: every property that applies to the named
+  network, the normalised input domain of the ACAS Xu constants, and the
+  arg-min decision rule (the advisory is the lowest score).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from verirepair.network.model import Network
+from verirepair.spec.property import Box
+from verirepair.task import NamedProperties, RepairTask
+
+#: The advisory is the output with the lowest score.
+DECISION = "argmin"
+
+
+def acasxu_properties(network_name: str) -> NamedProperties:
+    """``("phi<n>", properties)`` for every ACAS Xu property that applies to the named network.
+
+    Raises
+    ------
+    ValueError -- the name is not an ACAS Xu network's
+    """
+    from verirepair.spec import parse_vnnlib
+    from verirepair.tasks.acasxu.networks import network_info
+    from verirepair.tasks.acasxu.physical import default_vnnlib_dir
+
+    try:
+        info = network_info(network_name)
+    except (KeyError, ValueError, LookupError):
+        raise ValueError(f"{network_name} is not named like an ACAS Xu network (expected e.g. "
+                         "ACASXU_run2a_2_1_batch_2000.onnx or N2_1); give its properties with "
+                         "--property instead") from None
+    return [(f"phi{n}", parse_vnnlib(default_vnnlib_dir() / f"prop_{n}.vnnlib"))
+            for n in info.applicable_properties]
+
+
+def acasxu_domain(network: Network) -> Box:
+    """The normalised input domain: the network file's own range (.nnet), else the ACAS Xu constants."""
+    from verirepair.tasks.acasxu.physical import NORMALIZATION_FILE, default_properties_dir, load_normalization
+    from verirepair.tasks.vnnlib import network_domain
+
+    own = network_domain(network)
+    if own is not None:
+        return own
+    norm = load_normalization(default_properties_dir() / NORMALIZATION_FILE)
+    return Box(norm.normalize_inputs(norm.input_min), norm.normalize_inputs(norm.input_max))
+
+
+def build_acasxu_task(network_path: Path, network: Network, property_paths: Sequence[Path],
+                      decision: str | None) -> RepairTask:
+    """Every applicable ACAS Xu property of the network named by ``network_path``, plus any files given."""
+    from verirepair.tasks.vnnlib import read_named_properties
+
+    named = acasxu_properties(network_path.stem)
+    seen = {name for name, _ in named}
+    named += [(name, props) for name, props in read_named_properties(property_paths) if name not in seen]
+    return RepairTask("acasxu", named, decision or DECISION, acasxu_domain(network),
+                      description=f"ACAS Xu {network_path.stem}: " + ", ".join(name for name, _ in named))
+
