@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-import acasxu_nets
+from verirepair.tasks.acasxu import networks as acasxu_nets
 from verirepair.atomic import write_text_atomic
 from verirepair.harness.planted_faults import FaultKind, fault_candidates, plant_fault
 from verirepair.localize import (LocalizeConfig, localize, pgd_counterexamples, sample_correct,

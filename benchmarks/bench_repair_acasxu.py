@@ -22,18 +22,21 @@ import csv
 import io
 import statistics
 import sys
+import dataclasses
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-import acasxu_nets
 from verirepair.atomic import write_text_atomic
 from verirepair.network import load_network
-from verirepair.pipeline import PipelineConfig, collect_properties, run_pipeline
+from verirepair.pipeline import run_pipeline
+from verirepair.run_config import DeliveryConfig, RunConfig, default_of
 from verirepair.spec import parse_vnnlib
-from verirepair.spec.physical import default_vnnlib_dir
+from verirepair.tasks.acasxu import build_acasxu_task
+from verirepair.tasks.acasxu import networks as acasxu_nets
+from verirepair.tasks.acasxu.physical import default_vnnlib_dir
 from verirepair.verify import Verdict, VerifyConfig, verify
 
 FIELDS = ["network", "instances", "status", "rounds", "phi1", "phi2", "phi3", "phi4", "specific",
@@ -75,13 +78,13 @@ def _verdict(network, number: int) -> str:
     return verify(network, props, VerifyConfig(timeout_s=120)).verdict.value
 
 
-def repair_one(name: str, labels: list[str], config: PipelineConfig, workdir: Path) -> dict:
+def repair_one(name: str, labels: list[str], config: RunConfig, workdir: Path) -> dict:
     """Repair one network and return its table row."""
     path = acasxu_nets.onnx_path(name)
     network = load_network(path)
-    named = collect_properties(path, [], acasxu=True)
+    task = build_acasxu_task(path, network, [], None)
     started = time.perf_counter()
-    result = run_pipeline(network, named, config, workdir / f"{name}_repaired.onnx", workdir / f"{name}_report",
+    result = run_pipeline(network, task, config, workdir / f"{name}_repaired.onnx", workdir / f"{name}_report",
                           source_path=path)
     elapsed = time.perf_counter() - started
     final = result.network
@@ -89,22 +92,24 @@ def repair_one(name: str, labels: list[str], config: PipelineConfig, workdir: Pa
            "rounds": len(result.rounds), "time_s": round(elapsed, 1)}
     for number in (1, 2, 3, 4):
         key = f"phi{number}"
-        entry = result.properties.get(key, {}).get("after")
+        outcome = result.properties.get(key)
+        entry = outcome.after if outcome else None
         applies = key in result.properties
-        verdict = entry["verdict"] if entry else _verdict(final, number)
+        verdict = entry.verdict.value if entry else _verdict(final, number)
         row[key] = verdict if applies else f"({verdict})"
     specific = [k for k in result.properties if k not in ("phi1", "phi2", "phi3", "phi4")]
-    row["specific"] = ", ".join(f"{k}: {result.properties[k]['after']['verdict']}" for k in specific) or "-"
-    row["cross_check"] = ", ".join(f"{k}: {v.get('cross_check', {}).get('verdict', '-')}"
+    row["specific"] = ", ".join(f"{k}: {result.properties[k].final.verdict.value}" for k in specific) or "-"
+    row["cross_check"] = ", ".join(f"{k}: {v.cross_check.verdict.value if v.cross_check else '-'}"
                                    for k, v in result.properties.items())
-    fidelity = result.fidelity or {}
-    care = [c for c in fidelity.get("care", []) if c["accuracy"] is not None]
-    row["advisory_fidelity"] = fidelity.get("advisory_agreement")
-    row["care_accuracy"] = min((c["accuracy"] for c in care), default=None)
-    row["care_violation_rate"] = max((c["violation_rate"] or 0.0 for c in care), default=None)
-    change = result.change or {}
-    row.update({"l1": change.get("l1"), "linf": change.get("linf"), "n_changed": change.get("n_changed"),
-                "layer": change.get("layer_index")})
+    fidelity = result.fidelity
+    care = [c for c in fidelity.care if c.accuracy is not None] if fidelity else []
+    row["advisory_fidelity"] = fidelity.decision_agreement if fidelity else None
+    row["care_accuracy"] = min((c.accuracy for c in care if c.accuracy is not None), default=None)
+    row["care_violation_rate"] = max((c.violation_rate or 0.0 for c in care), default=None)
+    change = result.change
+    row.update({"l1": change.l1 if change else None, "linf": change.linf if change else None,
+                "n_changed": change.n_changed if change else None,
+                "layer": change.layer_index if change else None})
     return row
 
 
@@ -138,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--md", type=Path, default=Path("benchmarks/results/repair_acasxu.md"))
     parser.add_argument("--solver", default="highs")
     parser.add_argument("--timeout", type=float, default=900.0)
-    parser.add_argument("--verify-timeout", type=float, default=PipelineConfig.verify_timeout_s,
+    parser.add_argument("--verify-timeout", type=float, default=default_of(VerifyConfig, "timeout_s"),
                         help="budget of one property's verification in a round (seconds)")
     parser.add_argument("--cross-check-timeout", type=float, default=60.0)
     parser.add_argument("--no-cross-check", action="store_true", help="skip the final Marabou check")
@@ -152,9 +157,13 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.out, newline="") as handle:
             done = list(csv.DictReader(handle))
     finished = {r["network"] for r in done}
-    config = PipelineConfig(solver=args.solver, timeout_s=args.timeout, verify_timeout_s=args.verify_timeout,
-                            cross_check=None if args.no_cross_check else "marabou",
-                            cross_check_timeout_s=args.cross_check_timeout)
+    base = RunConfig()
+    config = dataclasses.replace(
+        base, timeout_s=args.timeout,
+        verify=dataclasses.replace(base.verify, timeout_s=args.verify_timeout),
+        repair=dataclasses.replace(base.repair, solver=args.solver),
+        delivery=DeliveryConfig(cross_check=None if args.no_cross_check else "marabou",
+                                cross_check_timeout_s=args.cross_check_timeout))
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="repair_bench_"))
     workdir.mkdir(parents=True, exist_ok=True)
     for name, labels in runs:

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import acasxu_nets
+from verirepair.tasks.acasxu import networks as acasxu_nets
 from verirepair.atomic import write_text_atomic
 from verirepair.spec import parse_vnnlib
 from verirepair.verify import Verdict, VerifyConfig, verify

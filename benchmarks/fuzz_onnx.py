@@ -103,7 +103,7 @@ def base_model(kind: str) -> tuple[str, bytes]:
     """``(label, serialized model)``: the ACAS Xu N1,1 file when ``kind`` is
     ``"acasxu"`` and the data is present, else the generated ACAS Xu-shaped network."""
     if kind == "acasxu":
-        import acasxu_nets
+        from verirepair.tasks.acasxu import networks as acasxu_nets
         from verirepair.errors import DataMissingError
 
         try:

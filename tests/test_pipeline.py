@@ -209,7 +209,6 @@ def test_guilty_restriction_picks_rows_and_columns_from_the_ranking():
 
 def test_guilty_neurons_confine_the_change(tmp_path):
     network = load_network(NET_PATH)
-    named = [(p.stem, parse_vnnlib(p)) for p in PROP_PATHS]
     config = run_config(max_rounds=4, timeout_s=240, n_preserve=500, n_fidelity=500, n_care=100,
                             cross_check=None, solver="highs", guilty_neurons=2)
     result = run_pipeline(network, _task(network), config, tmp_path / "f.onnx", tmp_path / "r")

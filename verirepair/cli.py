@@ -161,7 +161,7 @@ def cmd_spec(args: argparse.Namespace) -> int:
 
 def cmd_properties_export(args: argparse.Namespace) -> int:
     """Compile the physical-unit ACAS Xu properties to VNN-LIB."""
-    from verirepair.spec.physical import default_properties_dir, default_vnnlib_dir, export_properties
+    from verirepair.tasks.acasxu.physical import default_properties_dir, default_vnnlib_dir, export_properties
 
     src = Path(args.src) if args.src else default_properties_dir()
     dest = Path(args.dest) if args.dest else default_vnnlib_dir()
@@ -676,8 +676,8 @@ def build_parser() -> argparse.ArgumentParser:
     psub = p.add_subparsers(dest="action", metavar="ACTION")
     pe = psub.add_parser("export", help="compile properties/*.toml to vnnlib/acasxu/prop_N.vnnlib",
                          description="Compile the physical-unit properties to normalised VNN-LIB files.")
-    pe.add_argument("--src", help="folder of phi*.toml files (default: the repository's properties/)")
-    pe.add_argument("--dest", help="output folder (default: the repository's vnnlib/acasxu/)")
+    pe.add_argument("--src", help="folder of phi*.toml files (default: the ACAS Xu task's data/properties in the package)")
+    pe.add_argument("--dest", help="output folder (default: the ACAS Xu task's data/vnnlib in the package)")
     pe.set_defaults(func=cmd_properties_export)
     properties_parser = p
     p.set_defaults(func=lambda args: _print_help_and_fail(properties_parser, "an action", list(psub.choices)))

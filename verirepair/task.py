@@ -10,8 +10,8 @@ come from) is the task's.
 
 A new task (fairness, backdoor, imitation) is a module at the edge that
 subclasses :class:`RepairTask` where the defaults do not fit (for example
-preservation points drawn from a data set) and registers a builder with
-:func:`register_task`.
+preservation points drawn from a data set) and offers a builder as an entry
+point of the group ``verirepair.tasks`` (or calls :func:`register_task`).
 """
 
 from __future__ import annotations
@@ -118,34 +118,37 @@ class TaskBuilder(Protocol):
                  decision: str | None) -> RepairTask: ...
 
 
+#: Entry-point group through which packages (this one included) offer task builders:
+#: ``[project.entry-points."verirepair.tasks"] name = "module:builder"`` in pyproject.toml.
+ENTRY_POINT_GROUP = "verirepair.tasks"
+
 _TASKS: dict[str, Callable[[], TaskBuilder]] = {}
 
 
 def register_task(name: str, factory: Callable[[], TaskBuilder]) -> None:
-    """Make ``get_task(name)`` return ``factory()`` (a factory, so that imports stay lazy)."""
+    """Make ``get_task(name)`` return ``factory()`` (at run time, e.g. for a task defined in a script)."""
     _TASKS[name] = factory
 
 
+def _entry_points() -> dict[str, Callable[[], TaskBuilder]]:
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep.load for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
 def get_task(name: str) -> TaskBuilder:
-    """The builder registered as ``name``.
+    """The builder registered as ``name`` (at run time, or as an entry point).
 
     Raises
     ------
     ValueError -- naming the registered tasks
     """
-    _load_builtin_tasks()
-    try:
-        return _TASKS[name]()
-    except KeyError:
-        raise ValueError(f"unknown task {name!r}; registered: {', '.join(list_tasks())}") from None
+    factory = _TASKS.get(name) or _entry_points().get(name)
+    if factory is None:
+        raise ValueError(f"unknown task {name!r}; registered: {', '.join(list_tasks()) or 'none'}")
+    return factory()
 
 
 def list_tasks() -> list[str]:
-    """Names of the registered tasks, sorted."""
-    _load_builtin_tasks()
-    return sorted(_TASKS)
-
-
-def _load_builtin_tasks() -> None:
-    # The built-in task modules register themselves when imported.
-    import verirepair.tasks  # noqa: F401
+    """Names of the registered tasks (run time and entry points), sorted."""
+    return sorted({*_TASKS, *_entry_points()})

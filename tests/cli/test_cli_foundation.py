@@ -73,7 +73,7 @@ def test_console_script_help_runs_in_a_subprocess():
 
 
 def test_properties_export_writes_ten_files_and_leaves_sources(tmp_path, capsys):
-    from verirepair.spec.physical import default_properties_dir
+    from verirepair.tasks.acasxu.physical import default_properties_dir
 
     src = default_properties_dir()
     before = {p.name: p.read_bytes() for p in src.iterdir() if p.is_file()}

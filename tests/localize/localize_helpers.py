@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-import acasxu_nets
+from verirepair.tasks.acasxu import networks as acasxu_nets
 from verirepair.network.model import AffineLayer, Network, random_network
 from verirepair.spec.property import Box, HalfSpaces, Property
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import acasxu_nets
+from verirepair.tasks.acasxu import networks as acasxu_nets
 
 from localize_helpers import acasxu_folder
 from verirepair.harness.planted_faults import plant_fault

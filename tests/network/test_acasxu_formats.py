@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import acasxu_nets
+from verirepair.tasks.acasxu import networks as acasxu_nets
 import numpy as np
 import onnx
 import pytest

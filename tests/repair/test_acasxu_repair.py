@@ -12,7 +12,7 @@ pytestmark = pytest.mark.acasxu
 
 @pytest.fixture(scope="module")
 def n21_prop2():
-    import acasxu_nets
+    from verirepair.tasks.acasxu import networks as acasxu_nets
     from verirepair.spec import parse_vnnlib
 
     acasxu_nets.data_or_skip(("onnx",))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-import acasxu_nets
+from verirepair.tasks.acasxu import networks as acasxu_nets
 
 
 @pytest.fixture(scope="session")

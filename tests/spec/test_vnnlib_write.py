@@ -45,7 +45,7 @@ def test_list_of_properties_with_distinct_boxes_roundtrips() -> None:
 
 @pytest.mark.acasxu
 def test_vnncomp_files_roundtrip_exactly(tmp_path) -> None:
-    import acasxu_nets
+    from verirepair.tasks.acasxu import networks as acasxu_nets
 
     data = acasxu_nets.data_or_skip(formats=())
     for number in range(1, 11):

@@ -1,6 +1,6 @@
 """Mutants of real VNN-LIB files, for the parser's fuzz test and ``benchmarks/fuzz_vnnlib.py``.
 
-The seeds are the ten ACAS Xu properties committed in ``vnnlib/acasxu`` plus a
+The seeds are the ten ACAS Xu properties shipped in ``verirepair/tasks/acasxu/data/vnnlib`` plus a
 small multi-box file.  A mutant applies one to three random edits: byte flips,
 insertions of random bytes (often not UTF-8), deletions, token swaps,
 duplications and replacements (with a dictionary of awkward tokens), deep
@@ -54,7 +54,7 @@ _TOKEN = re.compile(rb"[()]|[^\s();]+")
 
 def seed_files() -> list[tuple[str, bytes]]:
     """``(name, content)`` of every seed file."""
-    files = sorted((REPO / "vnnlib" / "acasxu").glob("*.vnnlib"))
+    files = sorted((REPO / "verirepair" / "tasks" / "acasxu" / "data" / "vnnlib").glob("*.vnnlib"))
     seeds = [(p.name, p.read_bytes()) for p in files]
     return seeds + [("multi_box.vnnlib", _MULTI_BOX)]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import acasxu_nets
+from verirepair.tasks.acasxu import networks as acasxu_nets
 from verirepair.errors import DataMissingError
 
 
@@ -66,7 +66,7 @@ def test_applicability_read_from_toml_matches_katz() -> None:
 
 def test_data_dir_default_and_env_override(monkeypatch, tmp_path) -> None:
     monkeypatch.delenv(acasxu_nets.ENV_VAR, raising=False)
-    repo_root = Path(acasxu_nets.__file__).resolve().parents[1]
+    repo_root = Path(acasxu_nets.__file__).resolve().parents[3]
     assert acasxu_nets.acasxu_dir() == repo_root.parent / "shared" / "acasxu"
     monkeypatch.setenv(acasxu_nets.ENV_VAR, str(tmp_path))
     assert acasxu_nets.acasxu_dir() == tmp_path

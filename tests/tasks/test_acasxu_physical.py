@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import acasxu_nets
+from verirepair.tasks.acasxu import networks as acasxu_nets
 from verirepair.errors import SpecError
-from verirepair.spec.infix import InfixError, parse_constraint, parse_value
-from verirepair.spec.physical import (compile_property, default_properties_dir,
+from verirepair.tasks.acasxu.infix import InfixError, parse_constraint, parse_value
+from verirepair.tasks.acasxu.physical import (compile_property, default_properties_dir,
                                       default_vnnlib_dir, export_properties,
                                       load_normalization, load_physical_properties)
 from verirepair.spec.vnnlib import parse_vnnlib
@@ -114,7 +114,7 @@ def test_committed_vnnlib_files_equal_a_fresh_export(tmp_path) -> None:
     for path in written:
         committed = default_vnnlib_dir() / path.name
         assert committed.read_text() == path.read_text(), (
-            f"{committed} is stale: re-run verirepair.spec.physical.export_properties()")
+            f"{committed} is stale: re-run verirepair.tasks.acasxu.physical.export_properties()")
 
 
 def test_exported_files_parse_back_to_the_compiled_properties(physical, tmp_path) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import acasxu_nets
+from verirepair.tasks.acasxu import networks as acasxu_nets
 from verirepair.spec import parse_vnnlib
 from verirepair.verify import Verdict, VerifyConfig, verify
 

@@ -72,7 +72,7 @@ class Normalization:
 
     One class for both sources of these constants: :func:`~verirepair.network.nnet.load_nnet`
     fills the numbers from the file header, and
-    :func:`~verirepair.spec.physical.load_normalization` fills them, plus the
+    :func:`~verirepair.tasks.acasxu.physical.load_normalization` fills them, plus the
     names and units, from ``properties/normalization.toml`` (a copy of the
     ACAS Xu headers).  The network itself never applies it implicitly.
 

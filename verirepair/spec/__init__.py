@@ -1,13 +1,11 @@
 """Properties: the model (:mod:`.property`, with :func:`check_dimensions` against a
 network), VNN-LIB reading (:mod:`.vnnlib`, built on :mod:`.sexpr`, :mod:`.formula` and
-:mod:`.conjunct`) and writing (:mod:`.vnnlib_write`), and ACAS Xu properties in
-physical units (:mod:`.physical`).
+:mod:`.conjunct`) and writing (:mod:`.vnnlib_write`).  The ACAS Xu properties in
+physical units are the ACAS Xu task's (:mod:`verirepair.tasks.acasxu.physical`).
 
 Imports here are explicit re-exports of the public API; nothing runs at import.
 """
 
-from verirepair.spec.physical import (compile_property, export_properties,
-                                      load_normalization, load_physical_properties)
 from verirepair.spec.property import (Box, HalfSpaces, Property, check_dimensions,
                                       violation_score_torch)
 from verirepair.spec.vnnlib import parse_vnnlib, parse_vnnlib_bytes, parse_vnnlib_string
@@ -18,10 +16,6 @@ __all__ = [
     "HalfSpaces",
     "Property",
     "check_dimensions",
-    "compile_property",
-    "export_properties",
-    "load_normalization",
-    "load_physical_properties",
     "parse_vnnlib",
     "parse_vnnlib_bytes",
     "parse_vnnlib_string",

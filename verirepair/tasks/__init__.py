@@ -1,8 +1,7 @@
 """Repair tasks at the edge of the core (see :mod:`verirepair.task`).
 
-Importing this package registers the built-in tasks; each module here calls
-:func:`verirepair.task.register_task` with a lazy builder.  A new task adds a
-module and one import line below.
+Each module here defines a task builder; ``pyproject.toml`` offers it under the
+entry-point group ``verirepair.tasks``, which is how :func:`verirepair.task.get_task`
+finds it without the core naming any task.  A new task adds a module and one
+entry-point line.
 """
-
-from verirepair.tasks import vnnlib  # noqa: F401  (registers "vnnlib")

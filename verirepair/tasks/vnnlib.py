@@ -16,7 +16,7 @@ import numpy as np
 
 from verirepair.network.model import Network
 from verirepair.spec.property import Box
-from verirepair.task import NamedProperties, RepairTask, bounding_box, register_task
+from verirepair.task import NamedProperties, RepairTask, bounding_box
 
 #: Decision rule of a network about which nothing else is known.
 DEFAULT_DECISION = "argmax"
@@ -57,5 +57,3 @@ def build_vnnlib_task(network_path: Path, network: Network, property_paths: Sequ
     return RepairTask("vnnlib", named, decision or DEFAULT_DECISION, domain,
                       description=f"{network_path.name}: " + ", ".join(name for name, _ in named))
 
-
-register_task("vnnlib", lambda: build_vnnlib_task)

@@ -1,6 +1,6 @@
 """A tiny infix grammar for readable property files: ``"COC >= 1500"``, ``"-pi + 0.005"``.
 
-Pipeline position: used by :mod:`verirepair.spec.physical` to read the
+Pipeline position: used by :mod:`verirepair.tasks.acasxu.physical` to read the
 ``properties/*.toml`` files, which state ACAS Xu properties in physical units.
 
 Grammar (whitespace is free)::

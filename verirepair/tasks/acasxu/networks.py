@@ -113,8 +113,8 @@ def parse_network_key(key: str | tuple[int, int]) -> tuple[int, int]:
 
 @functools.lru_cache(maxsize=1)
 def _applicability() -> dict[tuple[int, int], tuple[int, ...]]:
-    """Property numbers per network, read once from ``properties/phi*.toml``."""
-    from verirepair.spec.physical import load_physical_properties
+    """Property numbers per network, read once from the task's ``data/properties/phi*.toml``."""
+    from verirepair.tasks.acasxu.physical import load_physical_properties
 
     table: dict[tuple[int, int], list[int]] = {(x, y): [] for x in range(1, 6)
                                                for y in range(1, 10)}
@@ -149,11 +149,19 @@ def networks_for_property(number: int) -> tuple[str, ...]:
 # -- data location -------------------------------------------------------------
 
 def acasxu_dir() -> Path:
-    """``$VERIREPAIR_ACASXU_DIR`` if set, else ``<repo root>/../shared/acasxu``."""
+    """``$VERIREPAIR_ACASXU_DIR`` if set, else ``../shared/acasxu`` beside the checkout.
+
+    In a source checkout that is ``<repo root>/../shared/acasxu``; in an
+    installed package (no checkout around it) it is ``../shared/acasxu``
+    relative to the working directory.
+    """
     env = os.environ.get(ENV_VAR)
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[1].parent / "shared" / "acasxu"
+    repo_root = Path(__file__).resolve().parents[3]
+    if (repo_root / "pyproject.toml").is_file():
+        return repo_root.parent / "shared" / "acasxu"
+    return Path.cwd().parent / "shared" / "acasxu"
 
 
 def _existing(path: Path, what: str, fix: str) -> Path:
