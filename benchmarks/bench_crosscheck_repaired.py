@@ -32,7 +32,7 @@ from pathlib import Path
 
 from verirepair.atomic import write_text_atomic
 from verirepair.network.loader import load_network
-from verirepair.spec.vnnlib import parse_vnnlib
+from verirepair.properties.vnnlib import parse_vnnlib
 from verirepair.verify.engine import verify
 from verirepair.verify.marabou_split import SplitConfig, verify_marabou_split
 from verirepair.verify.result import Verdict, VerifyConfig

@@ -37,8 +37,8 @@ from verirepair.localize import (LocalizeConfig, localize, pgd_counterexamples, 
 from verirepair.localize.scoring import violating
 from verirepair.network.loader import load_network
 from verirepair.network.model import Network, random_network
-from verirepair.spec.property import Box, HalfSpaces, Property
-from verirepair.spec.vnnlib import parse_vnnlib
+from verirepair.properties.property import Box, HalfSpaces, Property
+from verirepair.properties.vnnlib import parse_vnnlib
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"

@@ -33,7 +33,7 @@ from verirepair.atomic import write_text_atomic
 from verirepair.network import load_network
 from verirepair.pipeline import run_pipeline
 from verirepair.run_config import DeliveryConfig, RunConfig, default_of
-from verirepair.spec import parse_vnnlib
+from verirepair.properties import parse_vnnlib
 from verirepair.tasks.acasxu import build_acasxu_task
 from verirepair.tasks.acasxu import networks as acasxu_nets
 from verirepair.tasks.acasxu.physical import default_vnnlib_dir

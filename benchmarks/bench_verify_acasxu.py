@@ -36,7 +36,7 @@ import pytest
 
 from verirepair.tasks.acasxu import networks as acasxu_nets
 from verirepair.atomic import write_text_atomic
-from verirepair.spec import parse_vnnlib
+from verirepair.properties import parse_vnnlib
 from verirepair.verify import Verdict, VerifyConfig, verify
 
 

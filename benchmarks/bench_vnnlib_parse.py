@@ -102,7 +102,7 @@ _WORKER = r"""
 import json, sys, time, tracemalloc
 from pathlib import Path
 sys.path.insert(0, sys.argv[3]) if sys.argv[3] else None
-from verirepair.spec.vnnlib import parse_vnnlib
+from verirepair.properties.vnnlib import parse_vnnlib
 
 def status_kb(key):
     # VmRSS / VmHWM of this process (getrusage's maxrss would include the parent's

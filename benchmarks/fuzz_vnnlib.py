@@ -1,6 +1,6 @@
 """Fuzz campaign for the VNN-LIB parser: many seeded mutants, counts of each outcome.
 
-The mutants are those of the CI fuzz test (``tests/spec/vnnlib_mutants.py``:
+The mutants are those of the CI fuzz test (``tests/properties/vnnlib_mutants.py``:
 byte flips, random and non-UTF-8 insertions, deletions, token swaps and
 replacements, deep nesting, truncation of the committed ACAS Xu files).  Every
 mutant must parse to finite properties or raise a VerirepairError with a

@@ -51,7 +51,7 @@ PACKAGES = ("verirepair",)
 
 #: The stage packages: each is one arrow of the pipeline (CONVENTIONS.md).
 STAGE_PACKAGES = tuple(f"verirepair.{name}" for name in
-                       ("network", "spec", "verify", "localize", "repair", "solvers"))
+                       ("network", "properties", "verify", "localize", "repair", "solvers"))
 
 #: The top floor and the edge: what strings the stages together, presents or
 #: writes their results, or knows about one benchmark.  A stage importing any

@@ -19,7 +19,7 @@ import numpy as np
 
 from verirepair.cross_check import CrossCheckEntry, cross_check, verify_in_child
 from verirepair.network import save_onnx
-from verirepair.spec.property import Box, HalfSpaces, Property
+from verirepair.properties.property import Box, HalfSpaces, Property
 from verirepair.verify.result import Verdict, VerifyConfig
 
 sys.path.insert(0, str(Path(__file__).parent / "verify"))

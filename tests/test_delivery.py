@@ -130,7 +130,7 @@ def test_cli_repair_stops_within_two_seconds_of_a_signal(tmp_path, signame):
     import subprocess
 
     from verirepair.network import save_onnx
-    from verirepair.spec import write_vnnlib
+    from verirepair.properties import write_vnnlib
 
     net, prop = hard_property()
     net_path = save_onnx(net, tmp_path / "hard.onnx")

@@ -6,7 +6,7 @@ import numpy as np
 
 from verirepair.demo import build_demo_network, demo_paths, demo_properties
 from verirepair.network import load_network
-from verirepair.spec import parse_vnnlib
+from verirepair.properties import parse_vnnlib
 
 
 def test_shipped_demo_network_matches_generator():

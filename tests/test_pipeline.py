@@ -18,7 +18,7 @@ from verirepair.pipeline import PipelineStatus, run_pipeline
 from verirepair.tasks.vnnlib import build_vnnlib_task
 from verirepair.outcome import RoundKind
 from pipeline_helpers import run_config
-from verirepair.spec import parse_vnnlib
+from verirepair.properties import parse_vnnlib
 from verirepair.verify import verify
 from verirepair.verify.result import Verdict, VerifyConfig
 

@@ -32,7 +32,7 @@ from verirepair.render import repair_summary_table
 from verirepair.repair.patch import Patch, apply_patch
 from verirepair.report import certify, write_report
 from verirepair.report_plots import figure_fidelity, figure_violation_scores, figure_weight_change
-from verirepair.spec import parse_vnnlib
+from verirepair.properties import parse_vnnlib
 
 
 from pipeline_helpers import run_config  # noqa: E402

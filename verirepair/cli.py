@@ -103,7 +103,7 @@ def _load_network(path_text: str):
 
 
 def _load_properties(path_text: str):
-    from verirepair.spec import parse_vnnlib
+    from verirepair.properties import parse_vnnlib
 
     return parse_vnnlib(_existing_file(path_text))
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from verirepair.localize.result import Localization
 from verirepair.network.model import Network
-from verirepair.spec.property import Property
+from verirepair.properties.property import Property
 from verirepair.verify.result import Verdict, VerifyConfig
 
 

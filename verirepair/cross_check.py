@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from verirepair.spec.property import Property
+from verirepair.properties.property import Property
 from verirepair.verify.result import Verdict, VerificationResult, VerifyConfig, VerifyStats
 
 #: Seconds a child gets to start (spawn, imports) on top of the engine's own budget

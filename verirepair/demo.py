@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from verirepair.network.model import Network, random_network
-from verirepair.spec.property import Box, HalfSpaces, Property
+from verirepair.properties.property import Box, HalfSpaces, Property
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 NETWORK_FILE = "demo.onnx"
@@ -128,7 +128,7 @@ def build_demo_network() -> tuple[Network, int]:
 def generate_demo(directory: Path = DATA_DIR) -> list[Path]:
     """Write the demo network and properties into ``directory`` (atomically)."""
     from verirepair.network import save_onnx
-    from verirepair.spec import save_vnnlib
+    from verirepair.properties import save_vnnlib
 
     network, _ = build_demo_network()
     written = [save_onnx(network, Path(directory) / NETWORK_FILE)]

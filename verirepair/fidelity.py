@@ -23,7 +23,7 @@ import numpy as np
 from verirepair.decision import get_decision_rule
 from verirepair.network.model import Network
 from verirepair.outcome import CareFidelity
-from verirepair.spec.property import Box, Property
+from verirepair.properties.property import Box, Property
 
 #: Draws per batch and the cap on batches when sampling rare counterexamples.
 _BATCH = 65536

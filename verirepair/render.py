@@ -17,7 +17,7 @@ from rich.text import Text
 
 from verirepair.network.model import Network
 from verirepair.outcome import PipelineResult, VerdictRecord
-from verirepair.spec.property import HalfSpaces, Property
+from verirepair.properties.property import HalfSpaces, Property
 from verirepair.verify.result import Verdict
 
 _VERDICT_STYLES = {

@@ -45,7 +45,7 @@ def figure_violation_scores(network_name: str, panels: Sequence[tuple[str, np.nd
     The count axis is logarithmic: a repair typically leaves a few dozen
     violating samples out of thousands (33 of 4000 on ACAS Xu N2,1 phi2), which
     a linear axis draws as bars one pixel high.  The unsafe side (score >= 0,
-    see :meth:`verirepair.spec.property.Property.violation_score`) is shaded
+    see :meth:`verirepair.properties.property.Property.violation_score`) is shaded
     and the legend counts the samples that fall into it.
 
     Parameters

@@ -25,7 +25,7 @@ import numpy as np
 
 from verirepair.decision import DecisionRule, get_decision_rule
 from verirepair.network.model import Network
-from verirepair.spec.property import Box, Property
+from verirepair.properties.property import Box, Property
 
 #: Named property groups: one entry per property file (or per named property),
 #: each a list of the file's properties (a VNN-LIB file may hold several).

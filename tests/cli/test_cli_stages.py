@@ -10,7 +10,7 @@ import pytest
 from verirepair.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from verirepair.demo import demo_paths
 from verirepair.network import load_network
-from verirepair.spec import parse_vnnlib
+from verirepair.properties import parse_vnnlib
 
 NET, (PROP1, PROP2) = demo_paths()
 

@@ -6,7 +6,7 @@ import pytest
 
 from localize_helpers import culprit_network, culprit_property
 from verirepair.network.model import Network
-from verirepair.spec.property import Property
+from verirepair.properties.property import Property
 
 
 @pytest.fixture

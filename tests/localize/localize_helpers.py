@@ -8,7 +8,7 @@ import numpy as np
 
 from verirepair.tasks.acasxu import networks as acasxu_nets
 from verirepair.network.model import AffineLayer, Network, random_network
-from verirepair.spec.property import Box, HalfSpaces, Property
+from verirepair.properties.property import Box, HalfSpaces, Property
 
 
 def culprit_network() -> Network:

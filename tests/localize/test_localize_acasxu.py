@@ -12,7 +12,7 @@ from verirepair.harness.planted_faults import plant_fault
 from verirepair.localize import LocalizeConfig, localize, sample_correct, sample_counterexamples
 from verirepair.localize.scoring import combined_scores
 from verirepair.network.loader import load_network
-from verirepair.spec.vnnlib import parse_vnnlib
+from verirepair.properties.vnnlib import parse_vnnlib
 
 
 @pytest.mark.acasxu

@@ -44,7 +44,7 @@ def test_activation_needs_correct_inputs(culprit):
 def test_baselines_return_valid_rankings(method):
     from verirepair.localize import sample_correct, sample_counterexamples
     from verirepair.network.model import random_network
-    from verirepair.spec.property import Box, HalfSpaces, Property
+    from verirepair.properties.property import Box, HalfSpaces, Property
 
     net = random_network([3, 8, 6, 2], seed=11)
     prop = Property((Box(-np.ones(3), np.ones(3)),), (HalfSpaces([[1.0, -1.0]], [0.0]),))

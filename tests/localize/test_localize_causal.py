@@ -11,7 +11,7 @@ from localize_helpers import CULPRIT_CEX, CULPRIT_CORRECT
 from verirepair.localize import LocalizeConfig, localize, sample_correct, sample_counterexamples
 from verirepair.localize.causal import intervene
 from verirepair.network.model import AffineLayer, Network, random_network
-from verirepair.spec.property import Box, HalfSpaces, Property
+from verirepair.properties.property import Box, HalfSpaces, Property
 
 
 def test_culprit_ranked_first_with_hand_computed_effects(culprit):

@@ -7,7 +7,7 @@ import numpy as np
 from verirepair.localize import pgd_counterexamples, sample_correct, sample_counterexamples
 from verirepair.localize.scoring import combined_scores, violating
 from verirepair.network.model import AffineLayer, Network
-from verirepair.spec.property import Box, HalfSpaces, Property
+from verirepair.properties.property import Box, HalfSpaces, Property
 
 
 def _sum_network() -> Network:

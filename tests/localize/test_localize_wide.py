@@ -16,7 +16,7 @@ from verirepair.localize import (LocalizeConfig, localize, pgd_counterexamples, 
                                  sample_counterexamples, samples)
 from verirepair.localize.scoring import violating
 from verirepair.network.model import random_network
-from verirepair.spec.property import Box, HalfSpaces, Property
+from verirepair.properties.property import Box, HalfSpaces, Property
 
 N_PIXELS = 784
 

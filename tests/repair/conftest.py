@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from verirepair.network.model import AffineLayer, Network
-from verirepair.spec.property import Box, HalfSpaces, Property
+from verirepair.properties.property import Box, HalfSpaces, Property
 from verirepair.tolerances import MARGIN
 
 #: The unsafe row ``y1 - y0 <= 0`` has norm sqrt(2): leaving it by MARGIN in

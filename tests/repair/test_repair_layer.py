@@ -12,7 +12,7 @@ import pytest
 from verirepair.network.model import random_network
 from verirepair.repair import RepairConfig, RepairStatus, apply_patch, repair_layer
 from verirepair.solvers import list_backends
-from verirepair.spec.property import Box, HalfSpaces, Property
+from verirepair.properties.property import Box, HalfSpaces, Property
 
 from verirepair.tolerances import MARGIN
 

@@ -7,7 +7,7 @@ import pytest
 
 from verirepair.network.model import AffineLayer, Network
 from verirepair.repair import RepairConfig, RepairStatus, apply_patch, repair_layer
-from verirepair.spec.property import Box, HalfSpaces, Property
+from verirepair.properties.property import Box, HalfSpaces, Property
 
 
 def _toy():

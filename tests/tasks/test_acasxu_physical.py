@@ -16,7 +16,7 @@ from verirepair.tasks.acasxu.infix import InfixError, parse_constraint, parse_va
 from verirepair.tasks.acasxu.physical import (compile_property, default_properties_dir,
                                       default_vnnlib_dir, export_properties,
                                       load_normalization, load_physical_properties)
-from verirepair.spec.vnnlib import parse_vnnlib
+from verirepair.properties.vnnlib import parse_vnnlib
 
 PROPS_DIR = default_properties_dir()
 NORM = load_normalization(PROPS_DIR / "normalization.toml")

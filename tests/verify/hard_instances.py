@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from verirepair.network.model import AffineLayer, Network, random_network
-from verirepair.spec.property import Box, HalfSpaces, Property
+from verirepair.properties.property import Box, HalfSpaces, Property
 from verirepair.verify.falsify import pgd_attack
 
 

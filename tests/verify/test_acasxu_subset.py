@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from verirepair.tasks.acasxu import networks as acasxu_nets
-from verirepair.spec import parse_vnnlib
+from verirepair.properties import parse_vnnlib
 from verirepair.verify import Verdict, VerifyConfig, verify
 
 pytestmark = pytest.mark.acasxu

@@ -114,7 +114,7 @@ def test_verify_never_imports_torch() -> None:
 def test_acasxu_n19_phi7_is_violated_within_five_seconds() -> None:
     """At 5 s this used to time out (alpha-CROWN skipped); at 6 s it was violated in 2 s."""
     from verirepair.tasks.acasxu import networks as acasxu_nets
-    from verirepair.spec import parse_vnnlib
+    from verirepair.properties import parse_vnnlib
 
     acasxu_nets.data_or_skip(("onnx",))
     net = acasxu_nets.load_acasxu((1, 9))

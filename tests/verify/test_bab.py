@@ -15,7 +15,7 @@ import pytest
 
 from hard_instances import hard_property
 from verirepair.network.model import AffineLayer, Network, random_network
-from verirepair.spec.property import Box, HalfSpaces, Property
+from verirepair.properties.property import Box, HalfSpaces, Property
 from verirepair.verify import bab
 from verirepair.verify.bounds import interval_bounds
 from verirepair.verify.result import Verdict, VerifyConfig

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from hard_instances import abs_net
-from verirepair.spec.property import Box, HalfSpaces, Property
+from verirepair.properties.property import Box, HalfSpaces, Property
 from verirepair.verify.confirm import INPUT_CLIP_TOL, confirm
 
 

@@ -10,7 +10,7 @@ import pytest
 from hard_instances import hard_property
 from verirepair.errors import SolverUnavailableError
 from verirepair.network.model import AffineLayer, Network
-from verirepair.spec.property import Box, HalfSpaces, Property
+from verirepair.properties.property import Box, HalfSpaces, Property
 from verirepair.verify import Verdict, VerifyConfig, get_verifier, list_verifiers, verify
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from verirepair.network.model import AffineLayer, Network, random_network
-from verirepair.spec.property import Box, HalfSpaces, Property
+from verirepair.properties.property import Box, HalfSpaces, Property
 from verirepair.verify.bounds import interval_bounds
 from verirepair.verify.falsify import adam_attack, deepen, falsify, pgd_attack
 from verirepair.verify.result import VerifyConfig
@@ -93,7 +93,7 @@ def test_deadline_in_the_past_stops_pgd_immediately() -> None:
 def test_analytic_gradient_matches_torch_autograd_of_the_shared_score() -> None:
     import torch
 
-    from verirepair.spec.property import violation_score_torch
+    from verirepair.properties.property import violation_score_torch
     from verirepair.verify.falsify import _score_gradient
 
     net = random_network([4, 12, 12, 3], seed=2)
@@ -165,7 +165,7 @@ def test_adam_matches_torch_adam_on_the_same_score() -> None:
     """The numpy ascent is the torch.optim.Adam ascent it replaced, iterate for iterate."""
     import torch
 
-    from verirepair.spec.property import violation_score_torch
+    from verirepair.properties.property import violation_score_torch
 
     net = random_network([4, 12, 12, 3], seed=4)
     prop = Property((Box(-np.ones(4), np.ones(4)),),

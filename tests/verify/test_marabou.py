@@ -13,7 +13,7 @@ pytest.importorskip("maraboupy")
 
 from hard_instances import abs_net  # noqa: E402
 from verirepair.network.model import AffineLayer, Network, random_network  # noqa: E402
-from verirepair.spec.property import Box, HalfSpaces, Property  # noqa: E402
+from verirepair.properties.property import Box, HalfSpaces, Property  # noqa: E402
 from verirepair.verify import marabou_backend  # noqa: E402
 from verirepair.verify.marabou_backend import marabou_available, verify_marabou  # noqa: E402
 from verirepair.verify.result import Verdict, VerifyConfig  # noqa: E402
@@ -229,7 +229,7 @@ def test_acasxu_instances_agree_with_our_engine(net_id, prop_id, expected):
     if not (data / "instances.csv").exists():
         pytest.skip(f"ACAS Xu data not found in {data}")
     network_mod = pytest.importorskip("verirepair.network")
-    spec_mod = pytest.importorskip("verirepair.spec")
+    spec_mod = pytest.importorskip("verirepair.properties")
     engine_mod = pytest.importorskip("verirepair.verify.engine")
     if not hasattr(network_mod, "load_network") or not hasattr(spec_mod, "parse_vnnlib"):
         pytest.skip("network loader / VNN-LIB parser not available yet")

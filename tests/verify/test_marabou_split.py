@@ -12,7 +12,7 @@ pytest.importorskip("maraboupy")
 from hard_instances import abs_net, hard_property  # noqa: E402
 from verirepair.errors import SolverUnavailableError  # noqa: E402
 from verirepair.network.model import random_network  # noqa: E402
-from verirepair.spec.property import Box, HalfSpaces, Property  # noqa: E402
+from verirepair.properties.property import Box, HalfSpaces, Property  # noqa: E402
 from verirepair.verify import marabou_split  # noqa: E402
 from verirepair.verify.engine import list_verifiers, verify  # noqa: E402
 from verirepair.verify.marabou_split import (  # noqa: E402

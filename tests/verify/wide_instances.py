@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from verirepair.network.model import Network, random_network
-from verirepair.spec import parse_vnnlib_string
-from verirepair.spec.property import Property
+from verirepair.properties import parse_vnnlib_string
+from verirepair.properties.property import Property
 
 N_PIXELS = 784
 N_CLASSES = 10

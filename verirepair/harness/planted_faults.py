@@ -19,7 +19,7 @@ import numpy as np
 from verirepair.localize.samples import sample_counterexamples
 from verirepair.localize.scoring import masked_scores_torch, region_mask
 from verirepair.network.model import Network
-from verirepair.spec.property import Property
+from verirepair.properties.property import Property
 
 #: Smallest reference magnitude used for a bias fault (network units), so that
 #: a neuron whose pre-activation is ~0 on the samples can still be corrupted.

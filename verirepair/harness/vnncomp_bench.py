@@ -245,7 +245,7 @@ def run_instance(instance: Instance, engine: str, timeout_scale: float = 1.0) ->
         # Imported here: the loaders and engines are heavy, and the worker
         # process should only pay for them once it has a task.
         from verirepair.network import load_network
-        from verirepair.spec import parse_vnnlib
+        from verirepair.properties import parse_vnnlib
         from verirepair.verify.engine import verify
 
         network = load_network(instance.onnx_path)

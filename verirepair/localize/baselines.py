@@ -21,7 +21,7 @@ from verirepair.localize.config import LocalizeConfig
 from verirepair.localize.result import NeuronEffect
 from verirepair.localize.scoring import masked_scores_torch, region_mask
 from verirepair.network.model import Network
-from verirepair.spec.property import Property
+from verirepair.properties.property import Property
 
 #: Added to a neuron's activation standard deviation before dividing by it, so
 #: that dead or constant neurons get a finite (and large only if their means

@@ -55,7 +55,7 @@ from verirepair.localize.config import InterventionRange, LocalizeConfig
 from verirepair.localize.result import NeuronEffect
 from verirepair.localize.scoring import masked_scores, region_mask
 from verirepair.network.model import Network
-from verirepair.spec.property import Property
+from verirepair.properties.property import Property
 from verirepair.tolerances import CEX_TOL
 
 

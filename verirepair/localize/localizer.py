@@ -17,7 +17,7 @@ from verirepair.localize.config import LocalizeConfig, LocalizeMethod
 from verirepair.localize.result import Localization, NeuronEffect
 from verirepair.localize.scoring import region_mask
 from verirepair.network.model import Network
-from verirepair.spec.property import Property
+from verirepair.properties.property import Property
 
 EffectFn = Callable[[Network, Sequence[Property], np.ndarray, np.ndarray, LocalizeConfig],
                     list[NeuronEffect]]

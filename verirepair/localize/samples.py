@@ -15,7 +15,7 @@ import numpy as np
 
 from verirepair.localize.scoring import combined_scores, violating
 from verirepair.network.model import Network
-from verirepair.spec.property import Box, Property
+from verirepair.properties.property import Box, Property
 from verirepair.verify.falsify import adam_attack, nearest_box_bounds
 
 #: Points drawn per forward pass by the samplers (memory ~ batch x width x 8 B).

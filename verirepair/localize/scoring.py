@@ -2,7 +2,7 @@
 
 Pipeline position: shared by the samplers, the localizers and the planted-fault
 generator.  The score of one property is the shared
-:meth:`verirepair.spec.property.Property.violation_score` (signed distance to
+:meth:`verirepair.properties.property.Property.violation_score` (signed distance to
 the unsafe boundary, positive inside); for a list of properties the score of an
 input is the maximum over the properties whose input region contains it, and
 ``-inf`` when no region does (such an input cannot violate anything).
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from verirepair.spec.property import Property, violation_score_torch
+from verirepair.properties.property import Property, violation_score_torch
 
 
 def region_mask(props: Sequence[Property], x: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from verirepair.repair.encoding import FixedPatternModel, ProblemBuilder, RowFamily
-from verirepair.spec.property import Property
+from verirepair.properties.property import Property
 
 
 @dataclass(frozen=True, slots=True)

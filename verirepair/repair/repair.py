@@ -24,7 +24,7 @@ from verirepair.repair.milp import solve_milp_encoding
 from verirepair.repair.patch import Patch, apply_patch
 from verirepair.solvers.model import SolveStatus
 from verirepair.solvers.registry import get_backend
-from verirepair.spec.property import Property
+from verirepair.properties.property import Property
 
 logger = logging.getLogger(__name__)
 

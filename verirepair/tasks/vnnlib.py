@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from verirepair.network.model import Network
-from verirepair.spec.property import Box
+from verirepair.properties.property import Box
 from verirepair.task import NamedProperties, RepairTask, bounding_box
 
 #: Decision rule of a network about which nothing else is known.
@@ -24,7 +24,7 @@ DEFAULT_DECISION = "argmax"
 
 def read_named_properties(paths: Sequence[Path]) -> NamedProperties:
     """``(file stem, properties)`` per VNN-LIB file, in order; a repeated stem is read once."""
-    from verirepair.spec import parse_vnnlib
+    from verirepair.properties import parse_vnnlib
 
     named: NamedProperties = []
     seen: set[str] = set()

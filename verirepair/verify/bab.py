@@ -37,7 +37,7 @@ import time
 import numpy as np
 
 from verirepair.network.model import Network
-from verirepair.spec.property import Property
+from verirepair.properties.property import Property
 from verirepair.tolerances import BOUND_TOL
 from verirepair.verify import lp_tighten
 from verirepair.verify.alpha_crown import optimize_spec_lower

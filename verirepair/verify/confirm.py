@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from verirepair.network.model import Network
-from verirepair.spec.property import Property
+from verirepair.properties.property import Property
 from verirepair.tolerances import CEX_TOL
 from verirepair.verify.result import Counterexample
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 from verirepair.errors import SolverUnavailableError
 from verirepair.network.model import Network
-from verirepair.spec.property import Property
+from verirepair.properties.property import Property
 from verirepair.verify import bab
 from verirepair.verify.falsify import falsify
 from verirepair.verify.result import VerificationResult, Verdict, VerifyConfig, VerifyStats

@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 from verirepair.network.model import Network
-from verirepair.spec.property import Property
+from verirepair.properties.property import Property
 from verirepair.verify.confirm import confirm
 from verirepair.verify.result import Counterexample, VerifyConfig
 

@@ -45,7 +45,7 @@ import numpy as np
 from verirepair.errors import SolverUnavailableError
 from verirepair.network.model import Network
 from verirepair.solvers.quiet import stdout_silenced
-from verirepair.spec.property import Box, HalfSpaces, Property
+from verirepair.properties.property import Box, HalfSpaces, Property
 from verirepair.verify.confirm import confirm
 from verirepair.verify.result import (
     Counterexample,

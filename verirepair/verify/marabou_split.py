@@ -47,7 +47,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from verirepair.network.model import Network
-from verirepair.spec.property import Box, Property
+from verirepair.properties.property import Box, Property
 # The per-box query and its float64 confirm path are the plain Marabou backend's own,
 # so the two engines cannot drift apart in how they read Marabou's answers.
 from verirepair.verify.marabou_backend import check_box, import_marabou

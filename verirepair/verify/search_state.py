@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from verirepair.spec.property import Property
+from verirepair.properties.property import Property
 from verirepair.verify.result import Counterexample, Verdict
 
 #: Conjunctions with at most this many rows also get all pairwise row sums

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from verirepair.network.model import Network
-from verirepair.spec.property import Box
+from verirepair.properties.property import Box
 from verirepair.task import NamedProperties, RepairTask
 
 #: The advisory is the output with the lowest score.
@@ -32,7 +32,7 @@ def acasxu_properties(network_name: str) -> NamedProperties:
     ------
     ValueError -- the name is not an ACAS Xu network's
     """
-    from verirepair.spec import parse_vnnlib
+    from verirepair.properties import parse_vnnlib
     from verirepair.tasks.acasxu.networks import network_info
     from verirepair.tasks.acasxu.physical import default_vnnlib_dir
 

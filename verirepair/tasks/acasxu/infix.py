@@ -22,7 +22,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from verirepair.spec.sexpr import number_prefix_length
+from verirepair.properties.sexpr import number_prefix_length
 
 #: Named constants available in every expression.
 CONSTANTS: Mapping[str, float] = {"pi": math.pi}

@@ -32,9 +32,9 @@ import numpy as np
 from verirepair.errors import SpecError
 from verirepair.network.model import Normalization
 from verirepair.tasks.acasxu.infix import InfixError, Linear, parse_constraint, parse_value
-from verirepair.spec.property import Box, HalfSpaces, Property
+from verirepair.properties.property import Box, HalfSpaces, Property
 from verirepair.atomic import write_text_atomic
-from verirepair.spec.vnnlib_write import write_vnnlib
+from verirepair.properties.vnnlib_write import write_vnnlib
 
 NORMALIZATION_FILE = "normalization.toml"
 _PROPERTY_KEYS = frozenset({"number", "description", "desired", "networks", "input_boxes",

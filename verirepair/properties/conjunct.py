@@ -31,8 +31,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from verirepair.spec.property import format_number
-from verirepair.spec.sexpr import Source
+from verirepair.properties.property import format_number
+from verirepair.properties.sexpr import Source
 
 #: ``(value, offset)``: a bound and where its comparison starts.
 Bound = tuple[float, int]

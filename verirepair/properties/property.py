@@ -283,7 +283,7 @@ def check_dimensions(properties: Sequence[Property], n_inputs: int, n_outputs: i
     Parameters
     ----------
     properties : sequence of Property
-        As returned by :func:`~verirepair.spec.vnnlib.parse_vnnlib` for ``path``.
+        As returned by :func:`~verirepair.properties.vnnlib.parse_vnnlib` for ``path``.
     n_inputs, n_outputs : int
         The network's input and output dimensions.
     path : path-like

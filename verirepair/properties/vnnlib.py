@@ -15,7 +15,7 @@ Semantics (the VNN-COMP dialect):
   without ``X_1`` is an error at ``X_2``), and a variable must be declared
   before it is used.
 * The asserts are conjoined and expanded to DNF (at most
-  :data:`~verirepair.spec.formula.MAX_DNF_CONJUNCTS` conjuncts).  In each
+  :data:`~verirepair.properties.formula.MAX_DNF_CONJUNCTS` conjuncts).  In each
   conjunct, atoms over one input variable bound that input, atoms over
   outputs only become rows of ``A y <= b``; every input needs a lower and an
   upper bound (an unbounded input is an error at its declaration) and the
@@ -49,11 +49,11 @@ from pathlib import Path
 import numpy as np
 
 from verirepair.errors import SpecError
-from verirepair.spec.conjunct import Conjunct, Conjunction, combine, rows_to_matrix
-from verirepair.spec.formula import Conjoiner, Scope, formula_frame, not_a_formula
-from verirepair.spec.property import Box, HalfSpaces, Property
-from verirepair.spec.sexpr import Frame, Source, check_structure, decode, quote, read
-from verirepair.spec.vnnlib_write import save_vnnlib, write_vnnlib
+from verirepair.properties.conjunct import Conjunct, Conjunction, combine, rows_to_matrix
+from verirepair.properties.formula import Conjoiner, Scope, formula_frame, not_a_formula
+from verirepair.properties.property import Box, HalfSpaces, Property
+from verirepair.properties.sexpr import Frame, Source, check_structure, decode, quote, read
+from verirepair.properties.vnnlib_write import save_vnnlib, write_vnnlib
 
 __all__ = ["IGNORED_COMMANDS", "parse_vnnlib", "parse_vnnlib_bytes", "parse_vnnlib_string",
            "save_vnnlib", "write_vnnlib"]
@@ -103,7 +103,7 @@ def parse_vnnlib_string(text: str, path: str = "<string>") -> list[Property]:
     """Read VNN-LIB text; ``path`` is used for the names and error messages.
 
     See :func:`parse_vnnlib` for the return value and errors.  Lone surrogates
-    U+DC80..U+DCFF (undecodable bytes, see :func:`~verirepair.spec.sexpr.decode`)
+    U+DC80..U+DCFF (undecodable bytes, see :func:`~verirepair.properties.sexpr.decode`)
     are errors outside comments.
     """
     source = Source(text, _printable(path))

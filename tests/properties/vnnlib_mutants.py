@@ -248,7 +248,7 @@ def check(description: str, data: bytes, campaign: Campaign, parse: Parse) -> No
 def run(count: int, seed: int, parse: Parse | None = None, max_depth: int = 20_000) -> Campaign:
     """Parse ``count`` mutants drawn with ``seed`` (default parser: ``parse_vnnlib_bytes``)."""
     if parse is None:
-        from verirepair.spec.vnnlib import parse_vnnlib_bytes as parse
+        from verirepair.properties.vnnlib import parse_vnnlib_bytes as parse
     rng = np.random.default_rng(seed)
     seeds = seed_files()
     campaign = Campaign()

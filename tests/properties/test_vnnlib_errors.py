@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from verirepair.errors import SpecError
-from verirepair.spec.formula import MAX_DNF_CONJUNCTS
-from verirepair.spec.property import HalfSpaces
-from verirepair.spec.vnnlib import parse_vnnlib, parse_vnnlib_string
+from verirepair.properties.formula import MAX_DNF_CONJUNCTS
+from verirepair.properties.property import HalfSpaces
+from verirepair.properties.vnnlib import parse_vnnlib, parse_vnnlib_string
 
 HEADER = "(declare-const X_0 Real)\n(declare-const Y_0 Real)\n"   # lines 1-2
 GOOD_BOX = "(assert (>= X_0 0))\n(assert (<= X_0 1))\n"           # lines 3-4

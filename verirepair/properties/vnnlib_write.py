@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from verirepair.atomic import write_text_atomic
-from verirepair.spec.property import Box, HalfSpaces, Property
+from verirepair.properties.property import Box, HalfSpaces, Property
 
 
 def _num(value: float) -> str:

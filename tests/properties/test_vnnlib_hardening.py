@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from verirepair.errors import PropertyDimensionError, SpecError
-from verirepair.spec import check_dimensions
-from verirepair.spec.property import Box, HalfSpaces, Property
-from verirepair.spec.sexpr import tokenize
-from verirepair.spec.vnnlib import parse_vnnlib, parse_vnnlib_bytes, parse_vnnlib_string
-from verirepair.spec.vnnlib_write import write_vnnlib
+from verirepair.properties import check_dimensions
+from verirepair.properties.property import Box, HalfSpaces, Property
+from verirepair.properties.sexpr import tokenize
+from verirepair.properties.vnnlib import parse_vnnlib, parse_vnnlib_bytes, parse_vnnlib_string
+from verirepair.properties.vnnlib_write import write_vnnlib
 
 HEADER = b"(declare-const X_0 Real)\n(declare-const Y_0 Real)\n"   # lines 1-2
 GOOD_BOX = b"(assert (>= X_0 0))\n(assert (<= X_0 1))\n"           # lines 3-4
@@ -233,9 +233,9 @@ def test_784_input_property_roundtrips_through_the_writer() -> None:
 
 def test_disjunct_boxes_share_the_common_part_instead_of_copying_it() -> None:
     """``(and BIG (or d_1 .. d_K))``: each conjunct holds the same sealed BIG segment."""
-    from verirepair.spec import vnnlib
-    from verirepair.spec.formula import Scope
-    from verirepair.spec.sexpr import Source, check_structure, read
+    from verirepair.properties import vnnlib
+    from verirepair.properties.formula import Scope
+    from verirepair.properties.sexpr import Source, check_structure, read
 
     n = 784
     text = linf_ball_text(n, [np.full(n, 0.5)], [0.1]).replace("(assert (and", "(assert (and (or "

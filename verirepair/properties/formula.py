@@ -1,6 +1,6 @@
 """Linear terms and Boolean formulas of VNN-LIB asserts, reduced to DNF as they are read.
 
-Pipeline position: the middle stage of :func:`verirepair.spec.vnnlib.parse_vnnlib`.
+Pipeline position: the middle stage of :func:`verirepair.properties.vnnlib.parse_vnnlib`.
 :mod:`.sexpr` feeds the tokens of each list of an ``assert`` to one of the
 frames below, and each frame reduces its list when it closes: a term frame to a
 linear term, a comparison to its atoms, ``and``/``or`` to a disjunctive normal
@@ -35,8 +35,8 @@ import math
 from collections.abc import Callable
 from itertools import pairwise
 
-from verirepair.spec.conjunct import Atoms, Conjunct, Conjunction, Row
-from verirepair.spec.sexpr import Frame, Source, is_number, quote
+from verirepair.properties.conjunct import Atoms, Conjunct, Conjunction, Row
+from verirepair.properties.sexpr import Frame, Source, is_number, quote
 
 #: A VNN-LIB file whose asserts expand to more conjuncts than this is refused,
 #: rather than silently exhausting memory: each conjunct becomes one

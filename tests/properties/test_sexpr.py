@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from verirepair.errors import SpecError
-from verirepair.spec.sexpr import Source, TokenKind, check_structure, read, tokenize
+from verirepair.properties.sexpr import Source, TokenKind, check_structure, read, tokenize
 
 
 class Recorder:

@@ -1,6 +1,6 @@
 """Decoding, tokenizer and iterative s-expression reader for VNN-LIB (SMT-LIB 2 subset) text.
 
-Pipeline position: the first stage of :func:`verirepair.spec.vnnlib.parse_vnnlib`.
+Pipeline position: the first stage of :func:`verirepair.properties.vnnlib.parse_vnnlib`.
 This module knows nothing about the meaning of a file.  It decodes the bytes,
 checks the parentheses, and feeds the tokens of each parenthesised list to a
 :class:`Frame` chosen by the enclosing frame.  Each frame reduces its list to a

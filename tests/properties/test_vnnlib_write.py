@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from verirepair.spec.property import Box, HalfSpaces, Property
-from verirepair.spec.vnnlib import parse_vnnlib, parse_vnnlib_string, save_vnnlib, write_vnnlib
+from verirepair.properties.property import Box, HalfSpaces, Property
+from verirepair.properties.vnnlib import parse_vnnlib, parse_vnnlib_string, save_vnnlib, write_vnnlib
 
 
 def roundtrip(props, name: str = "p") -> list[Property]:
