@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from verirepair.network.model import AffineLayer, Network, random_network
@@ -48,3 +50,8 @@ def lp_property(name: str = "lp") -> tuple[Network, Property]:
     x_best, _ = pgd_attack(net, probe, starts, lo, hi, steps=200)
     top = float((net.forward(x_best) @ row.T).max())
     return net, Property((box,), (HalfSpaces(-row, np.array([-top - 0.1])),), name)
+
+
+def stuck_worker(*args: object) -> None:
+    """A branch-and-bound worker that ignores its deadline (for the kill backstop test)."""
+    time.sleep(60.0)

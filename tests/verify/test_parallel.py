@@ -14,8 +14,8 @@ import time
 import numpy as np
 import pytest
 
-from hard_instances import hard_property, lp_property
-from verirepair.spec.property import HalfSpaces, Property
+from hard_instances import hard_property, lp_property, stuck_worker
+from verirepair.properties.property import HalfSpaces, Property
 from verirepair.verify import bab, parallel, verify
 from verirepair.verify.result import Verdict, VerifyConfig
 
@@ -83,3 +83,34 @@ def test_lp_calls_are_summed_over_the_workers(monkeypatch: pytest.MonkeyPatch) -
     assert sequential.lp_calls > 100
     assert spread.lp_calls == sequential.lp_calls
     assert spread.subproblems == sequential.subproblems
+
+
+class _DyingPool(cf.ThreadPoolExecutor):
+    """A pool whose workers all die, as a process pool does when one is killed (OOM)."""
+
+    def submit(self, fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        future: cf.Future = cf.Future()
+        future.set_exception(cf.BrokenExecutor("a child process terminated abruptly"))
+        return future
+
+
+def test_a_dead_worker_gives_unknown_not_an_exception(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parallel, "spawn_pool", _DyingPool)
+    monkeypatch.setattr(parallel, "WARMUP_S", 0.0)
+    net, prop = _shifted(2.0)
+    result = verify(net, prop, VerifyConfig(timeout_s=30, workers=2, pgd_steps=0))
+    assert result.verdict is Verdict.UNKNOWN
+    assert "worker process died" in result.message
+
+
+def test_workers_busy_past_the_deadline_are_killed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Real spawned processes running a worker that ignores the deadline.
+    monkeypatch.setattr(parallel, "WARMUP_S", 0.0)
+    monkeypatch.setattr(parallel, "KILL_GRACE_S", 0.5)
+    monkeypatch.setattr(parallel, "_resume", stuck_worker)
+    net, prop = _shifted(2.0)
+    start = time.perf_counter()
+    outcome = bab.search(net, prop, VerifyConfig(timeout_s=2.0, workers=2),
+                         time.perf_counter() + 2.0)
+    assert outcome.verdict is Verdict.TIMEOUT and "still busy" in outcome.message
+    assert time.perf_counter() - start < 2.0 + 0.5 + 1.5

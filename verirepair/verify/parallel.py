@@ -13,7 +13,7 @@ chunk at a time.
 
 Soundness.  The chunks partition the open stack, and every box outside it was
 already excluded, so the property holds iff every chunk's search ends
-``HOLDS``.  A worker's counterexample is confirmed by its own float64 forward
+``HOLDS``; a worker that dies makes the run ``UNKNOWN``.  A worker's counterexample is confirmed by its own float64 forward
 pass, as in the sequential search.  The first ``VIOLATED`` chunk ends the run
 and the other workers are killed; a chunk that ends ``TIMEOUT`` makes the run
 ``TIMEOUT`` (its open boxes are reported), an ``UNKNOWN`` chunk makes it
@@ -30,7 +30,7 @@ import time
 import numpy as np
 
 from verirepair.network.model import Network
-from verirepair.spec.property import Property
+from verirepair.properties.property import Property
 from verirepair.verify import bab
 from verirepair.verify.pool import shutdown_pool, spawn_pool
 from verirepair.verify.result import Verdict, VerifyConfig
@@ -40,6 +40,10 @@ from verirepair.verify.search_state import BoxStack, SearchOutcome
 WARMUP_S = 3.0
 #: Chunks handed out per worker (more chunks balance the load better).
 CHUNKS_PER_WORKER = 4
+#: Seconds past the deadline after which workers still busy are killed and the
+#: run ends ``TIMEOUT``.  Each worker checks the deadline between its batches,
+#: so this is only a backstop.
+KILL_GRACE_S = 2.0
 
 
 def _deal(stack: BoxStack, n_chunks: int) -> list[tuple[np.ndarray, ...]]:
@@ -97,9 +101,22 @@ def parallel_search(network: Network, prop: Property, config: VerifyConfig, dead
     verdict, messages, opened = Verdict.HOLDS, [], []
     try:
         while pending:
-            done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+            wait_s = max(0.0, deadline + KILL_GRACE_S - time.perf_counter())
+            done, pending = cf.wait(pending, timeout=wait_s, return_when=cf.FIRST_COMPLETED)
+            if not done:
+                verdict = Verdict.TIMEOUT
+                messages.append(f"{len(pending)} worker chunks still busy {KILL_GRACE_S:g} s "
+                                "after the deadline were stopped")
+                break
             for future in done:
-                part = future.result()
+                try:
+                    part = future.result()
+                except cf.BrokenExecutor as exc:
+                    # A worker was killed from outside (out of memory, a signal):
+                    # its sub-boxes are undecided, which is no proof either way.
+                    outcome.verdict = Verdict.UNKNOWN
+                    outcome.message = f"a branch-and-bound worker process died ({exc})"
+                    return outcome
                 outcome.subproblems += part.subproblems
                 outcome.splits += part.splits
                 outcome.lp_calls += part.lp_calls
