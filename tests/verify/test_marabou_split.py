@@ -194,3 +194,27 @@ def test_agrees_with_own_engine_on_random_nets(seed):
         theirs = verify_marabou_split(net, prop, CONFIG, SplitConfig(initial_splits=2))
         assert ours.verdict in (Verdict.HOLDS, Verdict.VIOLATED)
         assert theirs.verdict is ours.verdict
+
+
+class _DyingExecutor:
+    """A worker pool whose processes are all dead (as after an OOM kill)."""
+
+    def __init__(self, workers: int) -> None:
+        self.killed = None
+
+    def submit(self, fn, *args):  # noqa: ANN001, ANN002
+        import concurrent.futures as cf
+
+        future: cf.Future = cf.Future()
+        future.set_exception(cf.BrokenExecutor("a child process terminated abruptly"))
+        return future
+
+    def shutdown(self, kill: bool) -> None:
+        self.killed = kill
+
+
+def test_a_dead_worker_gives_unknown_not_an_exception(monkeypatch):
+    monkeypatch.setattr(marabou_split, "_PoolExecutor", _DyingExecutor)
+    result = verify_marabou_split(abs_net(), _abs_prop(1.5), CONFIG,
+                                  SplitConfig(initial_splits=2, workers=2))
+    assert result.verdict is Verdict.UNKNOWN and "worker process died" in result.message

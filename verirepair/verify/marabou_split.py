@@ -346,7 +346,14 @@ class _Run:
                 break
             for future in done:
                 piece, budget = running.pop(future)
-                verdict, cexs, message, seconds = future.result()
+                try:
+                    verdict, cexs, message, seconds = future.result()
+                except cf.BrokenExecutor as exc:
+                    # A worker was killed from outside (or Marabou crashed it):
+                    # the pool is gone, its pieces are undecided.
+                    self.overrun = True
+                    self.open_pieces.extend([piece, *(p for p, _ in running.values())])
+                    return Verdict.UNKNOWN, [], f"a Marabou worker process died ({exc})"
                 if verdict is Verdict.VIOLATED:
                     self.overrun = bool(running)
                     return Verdict.VIOLATED, cexs, ""
