@@ -35,6 +35,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from verirepair.counterexamples import densify
+from verirepair.localize.config import LocalizeMethod
 from verirepair.localize.result import Localization
 from verirepair.network.model import Network
 from verirepair.outcome import RoundKind, RoundRecord
@@ -111,7 +112,8 @@ def _candidate_layers(network: Network, task: RepairTask, pool: np.ndarray, conf
     from verirepair.localize.samples import sample_correct
 
     lconfig = replace(config.localize, seed=config.seed, decision=task.decision)
-    emit("localize", {"text": f"{lconfig.method.value} on {pool.shape[0]} counterexamples"})
+    method = lconfig.method.value if isinstance(lconfig.method, LocalizeMethod) else lconfig.method
+    emit("localize", {"text": f"{method} on {pool.shape[0]} counterexamples"})
     correct = sample_correct(network, task.all_properties, loop.n_localize_correct, rng)
     loc = localize(network, task.all_properties, pool, correct, lconfig)
     if loop.layer is not None:

@@ -33,12 +33,22 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.text import Text
 
 from verirepair import __version__
 from verirepair.errors import VerirepairError
+
+if TYPE_CHECKING:
+    from verirepair.harness.vnncomp_bench import BenchRow
+    from verirepair.network.model import Network
+    from verirepair.outcome import PipelineResult
+    from verirepair.properties.property import Property
+    from verirepair.run_config import RunConfig
+    from verirepair.task import RepairTask
+    from verirepair.verify.result import VerificationResult, VerifyConfig
 
 #: When this module was imported: a run's total budget counts from here, so that
 #: loading the network and parsing the properties are inside ``--timeout`` too.
@@ -96,19 +106,19 @@ def _existing_file(path_text: str) -> Path:
     return path
 
 
-def _load_network(path_text: str):
+def _load_network(path_text: str) -> Network:
     from verirepair.network import load_network
 
     return load_network(_existing_file(path_text))
 
 
-def _load_properties(path_text: str):
+def _load_properties(path_text: str) -> list[Property]:
     from verirepair.properties import parse_vnnlib
 
     return parse_vnnlib(_existing_file(path_text))
 
 
-def _check_dimensions(network, props, path_text: str) -> None:
+def _check_dimensions(network: Network, props: Sequence[Property], path_text: str) -> None:
     """A property must speak about as many inputs and outputs as the network has."""
     for prop in props:
         if prop.n_inputs != network.n_inputs or prop.n_outputs != network.n_outputs:
@@ -229,7 +239,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 CHILD_STARTUP_S = 2.0
 
 
-def _verify_killable(network_path: Path, props, engine: str, config):
+def _verify_killable(network_path: Path, props: list[Property], engine: str,
+                     config: VerifyConfig) -> VerificationResult:
     """An external engine (Marabou) in a child process that ``--timeout`` and Ctrl-C can stop.
 
     Marabou's C++ solve holds SIGINT and overruns its own timeout; a child
@@ -273,7 +284,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                   TimeElapsedColumn(), TextColumn("{task.fields[last]}"), console=console) as bar:
         task = bar.add_task("bench", total=total, last="")
 
-        def on_result(row) -> None:
+        def on_result(row: BenchRow) -> None:
             bar.update(task, advance=1,
                        last=f"{row.engine}: {Path(row.onnx).stem} {Path(row.vnnlib).stem} -> {row.verdict}")
 
@@ -339,14 +350,14 @@ REPAIR_CONFIG_OPTIONS: dict[str, tuple[str | None, str]] = {
 }
 
 
-def _config_default(dest: str):
+def _config_default(dest: str) -> Any:
     from verirepair.run_config import SECTIONS, RunConfig, default_of
 
     part, name = REPAIR_CONFIG_OPTIONS[dest]
     return default_of(RunConfig if part is None else SECTIONS[part], name)
 
 
-def run_config_from_args(args: argparse.Namespace):
+def run_config_from_args(args: argparse.Namespace) -> RunConfig:
     """The run's RunConfig: defaults, then ``--config FILE``, then the flags given.
 
     Raises
@@ -374,7 +385,7 @@ def run_config_from_args(args: argparse.Namespace):
         raise ConfigError(" ".join(str(exc).split())) from None
 
 
-def _build_task(args: argparse.Namespace, network_path: Path, network):
+def _build_task(args: argparse.Namespace, network_path: Path, network: Network) -> RepairTask:
     """The repair task named by ``--task`` (``--acasxu`` is ``--task acasxu``)."""
     from verirepair.task import get_task
 
@@ -415,7 +426,7 @@ def cmd_repair(args: argparse.Namespace) -> int:
     return _print_repair_outcome(result)
 
 
-def _print_repair_outcome(result) -> int:
+def _print_repair_outcome(result: PipelineResult) -> int:
     """Summary table, where things went, and the exit code of a repair run."""
     from verirepair.pipeline import PipelineStatus
     from verirepair.render import repair_summary_table
@@ -438,7 +449,7 @@ def _print_repair_outcome(result) -> int:
     return EXIT_REPAIR_FAILED if result.status is PipelineStatus.FAILED else EXIT_NOT_CERTIFIED
 
 
-def _run_with_progress(job: Callable[[Callable[[str, dict], None]], object]):
+def _run_with_progress(job: Callable[[Callable[[str, dict], None]], PipelineResult]) -> PipelineResult:
     """Run a pipeline job, showing its stage events in a live status line.
 
     On a terminal the status line (stage, latest event, elapsed time) is
@@ -584,7 +595,7 @@ def _print_help_and_fail(parser: argparse.ArgumentParser, kind: str, choices: Se
     return EXIT_BAD_INPUT
 
 
-def _add_repair_parser(sub) -> None:
+def _add_repair_parser(sub: Any) -> None:
     """The ``repair`` command: defaults from the config dataclasses, choices from the registries."""
     from verirepair.decision import list_decision_rules
     from verirepair.repair.config import NORMS

@@ -41,7 +41,9 @@ class KeepRows:
 class DecisionRule(Protocol):
     """What a decision rule provides (see the module docstring)."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The rule's registry name."""
 
     def decide(self, y: np.ndarray) -> np.ndarray:
         """Labels of outputs ``y`` (n, m) -> (n,)."""

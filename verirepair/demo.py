@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from verirepair.network.model import Network, random_network
+from verirepair.task import RepairTask
 from verirepair.properties.property import Box, HalfSpaces, Property
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -59,7 +60,7 @@ def demo_paths() -> tuple[Path, list[Path]]:
 DEMO_DECISION = "argmin"
 
 
-def demo_task(network: Network) -> "RepairTask":  # noqa: F821 - import is lazy
+def demo_task(network: Network) -> RepairTask:
     """The demo's repair task: its two property files, arg-min decisions, the properties' bounding box."""
     from verirepair.tasks.vnnlib import build_vnnlib_task
 

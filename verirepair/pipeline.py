@@ -32,7 +32,7 @@ from verirepair.outcome import (UNCERTIFIED_NAME, FidelityReport, PipelineResult
                                 PropertyOutcome, VerdictRecord, WeightChange)
 from verirepair.run_config import RunConfig
 from verirepair.task import RepairTask
-from verirepair.verify.result import Verdict
+from verirepair.verify.result import Verdict, VerificationResult
 
 __all__ = ["UNCERTIFIED_NAME", "PipelineResult", "PipelineStatus", "check_outputs", "run_pipeline"]
 
@@ -186,7 +186,8 @@ class _Delivery:
             if temp is not None:
                 temp.unlink(missing_ok=True)
 
-    def _save_and_reverify(self, state: LoopOutcome):
+    def _save_and_reverify(self, state: LoopOutcome
+                           ) -> tuple[Path | None, Network, dict[str, VerificationResult]]:
         """``(temp file or None, network read back from it, verdicts of what is delivered)``."""
         from verirepair.network import load_network, save_onnx
 

@@ -15,6 +15,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from verirepair.localize.result import Localization
 from verirepair.network.model import Network
 from verirepair.outcome import PipelineResult, VerdictRecord
 from verirepair.properties.property import HalfSpaces, Property
@@ -133,7 +134,7 @@ def disagreement_table(disagreements: Sequence, engines: Sequence[str]) -> Table
     return table
 
 
-def localization_table(loc, top: int) -> Table:
+def localization_table(loc: Localization, top: int) -> Table:
     """The top-ranked neurons of a localization, with layer scores in the caption."""
     table = Table(title=f"Fault localization ({loc.method}, K={loc.k_values}, "
                         f"{loc.n_counterexamples} counterexamples, {loc.n_correct} correct inputs)",

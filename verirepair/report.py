@@ -251,7 +251,7 @@ def write_report(result: PipelineResult, original: Network, task: RepairTask, co
     return folder
 
 
-def _json_default(value):
+def _json_default(value: object) -> object:
     if isinstance(value, (np.floating, np.integer)):
         return value.item()
     if isinstance(value, np.ndarray):

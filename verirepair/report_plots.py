@@ -12,11 +12,16 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from verirepair.atomic import write_bytes_atomic
 from verirepair.tolerances import PATCH_ZERO_TOL
+
+if TYPE_CHECKING:
+    from matplotlib.colors import Colormap
+    from matplotlib.figure import Figure
 
 #: Resolution of the report's PNG files.
 _DPI = 110
@@ -26,7 +31,7 @@ _DPI = 110
 _MAX_OUTLINED = 400
 
 
-def save_figure(fig, path: Path) -> Path:
+def save_figure(fig: Figure, path: Path) -> Path:
     """Render ``fig`` as PNG into memory and write it to ``path`` atomically.
 
     Returns
@@ -39,7 +44,7 @@ def save_figure(fig, path: Path) -> Path:
 
 
 def figure_violation_scores(network_name: str, panels: Sequence[tuple[str, np.ndarray, np.ndarray]],
-                            after_label: str = "after"):
+                            after_label: str = "after") -> Figure:
     """Histograms of the violation score before and after, one panel per property.
 
     The count axis is logarithmic: a repair typically leaves a few dozen
@@ -95,7 +100,7 @@ def figure_violation_scores(network_name: str, panels: Sequence[tuple[str, np.nd
     return fig
 
 
-def _changed_colormap():
+def _changed_colormap() -> Colormap:
     """RdBu_r without its pale middle: the smallest change still gets a clear colour."""
     from matplotlib import colormaps
     from matplotlib.colors import ListedColormap
@@ -118,7 +123,7 @@ def _decade_ticks(smallest: float, largest: float, per_side: int = 4) -> list[fl
 
 
 def figure_weight_change(network_name: str, layer_index: int, delta_weight: np.ndarray,
-                         delta_bias: np.ndarray, title_prefix: str = "Weight change"):
+                         delta_bias: np.ndarray, title_prefix: str = "Weight change") -> Figure:
     """Heat map of a patch, on which every changed parameter is visible.
 
     A linear colour scale symmetric about 0 draws a change 700 times smaller
@@ -177,7 +182,8 @@ def figure_weight_change(network_name: str, layer_index: int, delta_weight: np.n
     return fig
 
 
-def figure_fidelity(network_name: str, bars: Sequence[tuple[str, float]], subject: str = "repaired network"):
+def figure_fidelity(network_name: str, bars: Sequence[tuple[str, float]],
+                    subject: str = "repaired network") -> Figure:
     """Horizontal bars of the fidelity measures in percent.
 
     Labels sit inside long bars and just right of short ones, so none runs

@@ -139,7 +139,7 @@ class LoopConfig:
             raise ValueError(f"LoopConfig.guilty_neurons must be at least 1 or None, got {self.guilty_neurons}")
         for name in ("margin_growth", "undecided_margin_growth"):
             value = getattr(self, name)
-            if not (isinstance(value, numbers.Real) and math.isfinite(value) and value >= 1):
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 1):
                 raise ValueError(f"LoopConfig.{name} must be a finite number >= 1, got {value}")
         if self.fallback_preserve_penalty is not None:
             _check_positive("LoopConfig", "fallback_preserve_penalty", self.fallback_preserve_penalty)
@@ -245,7 +245,7 @@ def _value_of(value: Any) -> Any:
 
 def config_dict(config: Any) -> dict:
     """A (nested) config dataclass as a JSON-ready dict (enums by value)."""
-    out = {}
+    out: dict[str, Any] = {}
     for item in dataclasses.fields(config):
         value = getattr(config, item.name)
         if dataclasses.is_dataclass(value):

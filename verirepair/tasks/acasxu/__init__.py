@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from verirepair.network.model import Network
 from verirepair.properties.property import Box
 from verirepair.task import NamedProperties, RepairTask
@@ -55,7 +57,7 @@ def acasxu_domain(network: Network) -> Box:
     if own is not None:
         return own
     norm = load_normalization(default_properties_dir() / NORMALIZATION_FILE)
-    return Box(norm.normalize_inputs(norm.input_min), norm.normalize_inputs(norm.input_max))
+    return Box(norm.normalize_inputs(np.asarray(norm.input_min)), norm.normalize_inputs(np.asarray(norm.input_max)))
 
 
 def build_acasxu_task(network_path: Path, network: Network, property_paths: Sequence[Path],
