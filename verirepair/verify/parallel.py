@@ -42,8 +42,10 @@ WARMUP_S = 3.0
 CHUNKS_PER_WORKER = 4
 #: Seconds past the deadline after which workers still busy are killed and the
 #: run ends ``TIMEOUT``.  Each worker checks the deadline between its batches,
-#: so this is only a backstop.
-KILL_GRACE_S = 2.0
+#: so this is only a backstop; it must cover a worker's start-up (importing
+#: the package takes 1-3 s on a loaded machine), as a chunk that starts after
+#: the deadline still has to report back.
+KILL_GRACE_S = 5.0
 
 
 def _deal(stack: BoxStack, n_chunks: int) -> list[tuple[np.ndarray, ...]]:
@@ -66,6 +68,76 @@ def _resume(network: Network, prop: Property, config: VerifyConfig, deadline_mon
     outcome = search.run(stack)
     outcome.subproblems -= done_before
     return outcome
+
+
+def _fold(outcome: SearchOutcome, part: SearchOutcome) -> None:
+    """Add a finished chunk's effort counters to ``outcome``."""
+    outcome.subproblems += part.subproblems
+    outcome.splits += part.splits
+    outcome.lp_calls += part.lp_calls
+    outcome.max_depth = max(outcome.max_depth, part.max_depth)
+
+
+def _gather(chunk_of: dict[cf.Future, tuple[np.ndarray, ...]], deadline: float,
+            outcome: SearchOutcome
+            ) -> tuple[Verdict | None, list[str], list[tuple[np.ndarray, np.ndarray]]]:
+    """Wait for the chunks' searches and fold them into ``outcome``.
+
+    At the deadline, chunks no worker has started are cancelled (their boxes
+    are open as they are); workers still busy :data:`KILL_GRACE_S` later are
+    given up (the caller kills them) and their chunks count as open too.
+
+    Returns
+    -------
+    verdict : Verdict or None
+        HOLDS, UNKNOWN or TIMEOUT over all chunks; None when ``outcome`` is
+        already final (a confirmed violation, or a worker process that died).
+    messages : list of str
+    opened : list of (lower, upper) arrays -- boxes left open
+    """
+    pending = set(chunk_of)
+    verdict, messages, opened = Verdict.HOLDS, [], []
+    while pending:
+        now = time.perf_counter()
+        if now > deadline:
+            cancelled = [f for f in pending if f.cancel()]
+            if cancelled:
+                pending.difference_update(cancelled)
+                verdict = Verdict.TIMEOUT
+                messages.append(f"{len(cancelled)} worker chunks not started by the deadline")
+                opened.extend(chunk_of[future][:2] for future in cancelled)
+            if not pending:
+                break
+        limit = deadline if now <= deadline else deadline + KILL_GRACE_S
+        done, pending = cf.wait(pending, timeout=max(0.0, limit - now),
+                                return_when=cf.FIRST_COMPLETED)
+        if not done and time.perf_counter() > deadline + KILL_GRACE_S:
+            verdict = Verdict.TIMEOUT
+            messages.append(f"{len(pending)} worker chunks still busy {KILL_GRACE_S:g} s "
+                            "after the deadline were stopped")
+            opened.extend(chunk_of[future][:2] for future in pending)
+            break
+        for future in done:
+            try:
+                part = future.result()
+            except cf.BrokenExecutor as exc:
+                # A worker was killed from outside (out of memory, a signal):
+                # its sub-boxes are undecided, which is no proof either way.
+                outcome.verdict = Verdict.UNKNOWN
+                outcome.message = f"a branch-and-bound worker process died ({exc})"
+                return None, [], []
+            _fold(outcome, part)
+            if part.verdict is Verdict.VIOLATED:
+                outcome.verdict, outcome.counterexamples = Verdict.VIOLATED, part.counterexamples
+                return None, [], []
+            if part.verdict is Verdict.TIMEOUT:
+                verdict = Verdict.TIMEOUT
+                opened.append((part.open_lower, part.open_upper))
+            elif part.verdict is Verdict.UNKNOWN and verdict is Verdict.HOLDS:
+                verdict = Verdict.UNKNOWN
+            if part.message:
+                messages.append(part.message)
+    return verdict, messages, opened
 
 
 def parallel_search(network: Network, prop: Property, config: VerifyConfig, deadline: float
@@ -96,43 +168,14 @@ def parallel_search(network: Network, prop: Property, config: VerifyConfig, dead
     # origin is not guaranteed to be), and a chunk that waited in the queue
     # must not get a fresh budget.
     deadline_monotonic = time.monotonic() + (deadline - time.perf_counter())
-    pending = {pool.submit(_resume, network, prop, config, deadline_monotonic, chunk, done_before)
-               for chunk in chunks}
-    verdict, messages, opened = Verdict.HOLDS, [], []
+    chunk_of = {pool.submit(_resume, network, prop, config, deadline_monotonic, chunk,
+                            done_before): chunk for chunk in chunks}
     try:
-        while pending:
-            wait_s = max(0.0, deadline + KILL_GRACE_S - time.perf_counter())
-            done, pending = cf.wait(pending, timeout=wait_s, return_when=cf.FIRST_COMPLETED)
-            if not done:
-                verdict = Verdict.TIMEOUT
-                messages.append(f"{len(pending)} worker chunks still busy {KILL_GRACE_S:g} s "
-                                "after the deadline were stopped")
-                break
-            for future in done:
-                try:
-                    part = future.result()
-                except cf.BrokenExecutor as exc:
-                    # A worker was killed from outside (out of memory, a signal):
-                    # its sub-boxes are undecided, which is no proof either way.
-                    outcome.verdict = Verdict.UNKNOWN
-                    outcome.message = f"a branch-and-bound worker process died ({exc})"
-                    return outcome
-                outcome.subproblems += part.subproblems
-                outcome.splits += part.splits
-                outcome.lp_calls += part.lp_calls
-                outcome.max_depth = max(outcome.max_depth, part.max_depth)
-                if part.verdict is Verdict.VIOLATED:
-                    outcome.verdict, outcome.counterexamples = Verdict.VIOLATED, part.counterexamples
-                    return outcome
-                if part.verdict is Verdict.TIMEOUT:
-                    verdict = Verdict.TIMEOUT
-                    opened.append((part.open_lower, part.open_upper))
-                elif part.verdict is Verdict.UNKNOWN and verdict is Verdict.HOLDS:
-                    verdict = Verdict.UNKNOWN
-                if part.message:
-                    messages.append(part.message)
+        verdict, messages, opened = _gather(chunk_of, deadline, outcome)
     finally:
         shutdown_pool(pool, kill=True)
+    if verdict is None:                  # a violation, or a dead worker: outcome is final
+        return outcome
     outcome.verdict = verdict
     outcome.message = "; ".join(messages[:4])
     if opened:
