@@ -290,6 +290,8 @@ def test_messages_name_what_is_wrong(files, tmp_path, capsys, monkeypatch):
         "repair-report-is-file": "--report",
         "verify-latin1-number": "latin1_number.vnnlib",
         "verify-unsupported-op": "Softsign",
+        "no-command": "repair",
+        "properties-no-action": "export",
     }
     for name, needle in expectations.items():
         try:
