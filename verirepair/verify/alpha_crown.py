@@ -164,6 +164,8 @@ def optimize_spec_lower(network: Network, pre_lower: list[np.ndarray],
             better = bound > best
             best = np.where(better, bound, best)
             best_coef = np.where(better[:, :, None], coef, best_coef)
+        if step == steps:                  # the last bound needs no step after it
+            break
         for alpha, grad in zip(alphas, grads):
             np.clip(alpha + ALPHA_LR * np.sign(grad), 0.0, 1.0, out=alpha)
     return best, best_coef
