@@ -13,8 +13,9 @@ chunk at a time.
 
 Soundness.  The chunks partition the open stack, and every box outside it was
 already excluded, so the property holds iff every chunk's search ends
-``HOLDS``; a worker that dies makes the run ``UNKNOWN``.  A worker's counterexample is confirmed by its own float64 forward
-pass, as in the sequential search.  The first ``VIOLATED`` chunk ends the run
+``HOLDS``; a worker that dies makes the run ``UNKNOWN``.  A worker's
+counterexample is confirmed by its own float64 forward pass, as in the
+sequential search.  The first ``VIOLATED`` chunk ends the run
 and the other workers are killed; a chunk that ends ``TIMEOUT`` makes the run
 ``TIMEOUT`` (its open boxes are reported), an ``UNKNOWN`` chunk makes it
 ``UNKNOWN``.  Every chunk shares the caller's deadline, measured again
