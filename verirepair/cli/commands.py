@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from verirepair.verify.result import VerificationResult, VerifyConfig
 
 from verirepair.cli.common import (
-    BENCH_ENGINES,
     CLI_START,
     EXIT_OK,
     PLOT_SUFFIXES,
@@ -29,6 +28,7 @@ from verirepair.cli.common import (
     load_network_file,
     load_property_file,
 )
+from verirepair.verify.engine import list_verifiers
 
 
 # ----------------------------------------------------------------------------- commands
@@ -155,8 +155,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     instances = read_instances(existing_file(args.instances))
     engines = args.compare.split(",") if args.compare else [args.engine]
-    if args.compare and (len(engines) != 2 or any(e not in BENCH_ENGINES for e in engines)):
-        raise BadInput(f"--compare takes two engine names out of {', '.join(BENCH_ENGINES)}, "
+    if args.compare and (len(engines) != 2 or any(e not in list_verifiers() for e in engines)):
+        raise BadInput(f"--compare takes two engine names out of {', '.join(list_verifiers())}, "
                         f"e.g. --compare own,marabou; got {args.compare!r}")
     check_output(args.out, "--out", inputs=(args.instances,))
     if args.limit is not None:

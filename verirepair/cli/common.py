@@ -38,9 +38,6 @@ EXIT_CODES_HELP = ("exit codes: 0 done (repair: certified), 2 bad input (one lin
 console = Console(highlight=False)
 
 
-#: Engines of ``bench`` (and of ``--compare``).
-BENCH_ENGINES = ("own", "marabou")
-
 #: File types ``--plot`` can write (matplotlib picks the format from the suffix).
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 

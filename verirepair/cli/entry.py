@@ -16,8 +16,8 @@ from verirepair.errors import VerirepairError
 if TYPE_CHECKING:
     pass
 
-from verirepair.cli.common import EXIT_BAD_INPUT, EXIT_SIGINT, EXIT_SIGTERM, BadInput, Terminated, print_error
 from verirepair.cli import parser as cli_parser
+from verirepair.cli.common import EXIT_BAD_INPUT, EXIT_SIGINT, EXIT_SIGTERM, BadInput, Terminated, print_error
 from verirepair.cli.parser import build_parser, print_help_and_fail
 
 #: Thread-count variables of the BLAS/OpenMP libraries under numpy and torch.

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     pass
 
 from verirepair.cli.commands import cmd_bench, cmd_info, cmd_localize, cmd_properties_export, cmd_spec, cmd_verify
-from verirepair.cli.common import BENCH_ENGINES, EXIT_BAD_INPUT, EXIT_CODES_HELP, print_error
+from verirepair.cli.common import EXIT_BAD_INPUT, EXIT_CODES_HELP, print_error
 from verirepair.cli.repair_commands import cmd_demo, cmd_repair, config_default
 
 # ----------------------------------------------------------------------------- parser
@@ -215,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run every instance of a VNN-COMP instances.csv (onnx,vnnlib,timeout "
                                    "rows, paths relative to the CSV) and summarise.")
     p.add_argument("instances", metavar="INSTANCES.csv")
-    p.add_argument("--engine", default="own", choices=BENCH_ENGINES, help="verifier (default own)")
+    p.add_argument("--engine", default="own", choices=list_verifiers(), help="verifier (default own)")
     p.add_argument("--compare", metavar="A,B", help="run two engines and report every disagreement")
     p.add_argument("--jobs", type=positive_int, default=1, metavar="N",
                    help="parallel worker processes (default 1)")

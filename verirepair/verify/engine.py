@@ -21,7 +21,7 @@ from verirepair.network.model import Network
 from verirepair.properties.property import Property
 from verirepair.verify import bab
 from verirepair.verify.falsify import falsify
-from verirepair.verify.result import VerificationResult, Verdict, VerifyConfig, VerifyStats
+from verirepair.verify.result import Verdict, VerificationResult, VerifyConfig, VerifyStats
 from verirepair.verify.search_state import SearchOutcome
 
 Verifier = Callable[[Network, Sequence[Property], VerifyConfig], VerificationResult]
@@ -60,8 +60,9 @@ def verify_own(network: Network, props: Sequence[Property], config: VerifyConfig
     deadline = start + config.timeout_s
     names = ",".join(p.name for p in props)
 
-    def result(verdict: Verdict, outcomes: list[SearchOutcome], cexs=(), message="",
-               decided_by="bab", falsify_s=0.0, open_boxes=()) -> VerificationResult:
+    def result(verdict: Verdict, outcomes: list[SearchOutcome], cexs: Sequence[Counterexample] = (),
+               message: str = "", decided_by: str = "bab", falsify_s: float = 0.0,
+               open_boxes: tuple[tuple[np.ndarray, np.ndarray], ...] = ()) -> VerificationResult:
         stats = VerifyStats(
             time_s=time.perf_counter() - start,
             subproblems=sum(o.subproblems for o in outcomes),
@@ -89,9 +90,8 @@ def verify_own(network: Network, props: Sequence[Property], config: VerifyConfig
             return result(Verdict.VIOLATED, outcomes, outcome.counterexamples,
                           falsify_s=falsify_s)
         if outcome.verdict is Verdict.TIMEOUT:
-            boxes = () if outcome.open_lower is None else zip(outcome.open_lower, outcome.open_upper)
             return result(Verdict.TIMEOUT, outcomes, message=f"{prop.name}: {outcome.message}",
-                          falsify_s=falsify_s, open_boxes=boxes)
+                          falsify_s=falsify_s, open_boxes=outcome.open_boxes())
         if outcome.verdict is Verdict.UNKNOWN:
             unknown_messages.append(f"{prop.name}: {outcome.message}")
     if unknown_messages:
@@ -132,6 +132,15 @@ def _verify_marabou_split(network: Network, props: Sequence[Property], config: V
 
 _REGISTRY: dict[str, Verifier] = {"own": verify_own, "marabou": _verify_marabou,
                                   "marabou-split": _verify_marabou_split}
+
+
+def register_verifier(name: str, verifier: Verifier) -> None:
+    """Make ``verify(..., engine=name)`` use ``verifier`` (a callable ``(network, props, config)``).
+
+    The verifier must keep the contract of :class:`VerificationResult`: HOLDS
+    only with a proof, VIOLATED only with a confirmed counterexample.
+    """
+    _REGISTRY[name] = verifier
 
 
 def list_verifiers() -> list[str]:
