@@ -69,15 +69,7 @@ HARNESS_IMPORTERS = ("verirepair.cli",)
 #: Module import edges (importer, imported) that close a cycle today; the
 #: cycle test ignores them.  Each is the edge that points the wrong way.
 #: being removed by issue 10 (owner: lead)
-KNOWN_CYCLE_EDGES: frozenset[tuple[str, str]] = frozenset({
-    # bab.py:442 dispatches to parallel_search; parallel.py:34 runs bab.
-    ("verirepair.verify.bab", "verirepair.verify.parallel"),
-    # each backend registers itself in the registry (cbc.py:21, gurobi.py,
-    # highs.py), and registry.py:87 imports the backends to get them registered.
-    ("verirepair.solvers.cbc", "verirepair.solvers.registry"),
-    ("verirepair.solvers.gurobi", "verirepair.solvers.registry"),
-    ("verirepair.solvers.highs", "verirepair.solvers.registry"),
-})
+KNOWN_CYCLE_EDGES: frozenset[tuple[str, str]] = frozenset()
 
 #: Top-level package edges (importer, imported) that close a package cycle today.
 #: being removed by issue 10 (owner: lead)

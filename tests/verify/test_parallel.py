@@ -17,6 +17,7 @@ import pytest
 from hard_instances import hard_property, lp_property, stuck_worker
 from verirepair.properties.property import HalfSpaces, Property
 from verirepair.verify import bab, parallel, verify
+from verirepair.verify.parallel import parallel_search
 from verirepair.verify.result import Verdict, VerifyConfig
 
 
@@ -31,7 +32,7 @@ def test_parallel_search_explores_the_same_tree(monkeypatch: pytest.MonkeyPatch)
     net, prop = _shifted(2.0)                       # about 6000 sub-boxes, a few seconds
     monkeypatch.setattr(parallel, "WARMUP_S", 0.5)
     sequential = bab.search(net, prop, VerifyConfig(timeout_s=60), time.perf_counter() + 60)
-    spread = bab.search(net, prop, VerifyConfig(timeout_s=60, workers=2), time.perf_counter() + 60)
+    spread = parallel_search(net, prop, VerifyConfig(timeout_s=60, workers=2), time.perf_counter() + 60)
     assert sequential.verdict is spread.verdict is Verdict.HOLDS
     assert spread.subproblems == sequential.subproblems > 1000
     assert spread.max_depth == sequential.max_depth
@@ -40,14 +41,14 @@ def test_parallel_search_explores_the_same_tree(monkeypatch: pytest.MonkeyPatch)
 def test_easy_instances_never_start_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     net, prop = _shifted(50.0)
     monkeypatch.setattr(parallel.cf, "ProcessPoolExecutor", None)   # would fail if used
-    outcome = bab.search(net, prop, VerifyConfig(timeout_s=30, workers=2), time.perf_counter() + 30)
+    outcome = parallel_search(net, prop, VerifyConfig(timeout_s=30, workers=2), time.perf_counter() + 30)
     assert outcome.verdict is Verdict.HOLDS
 
 
 def test_a_worker_finds_and_confirms_the_violation(monkeypatch: pytest.MonkeyPatch) -> None:
     net, prop = _shifted(-0.3)                      # the attack's best point is 0.25 inside
     monkeypatch.setattr(parallel, "WARMUP_S", 0.0)  # the whole search runs in a worker
-    outcome = bab.search(net, prop, VerifyConfig(timeout_s=60, workers=2), time.perf_counter() + 60)
+    outcome = parallel_search(net, prop, VerifyConfig(timeout_s=60, workers=2), time.perf_counter() + 60)
     assert outcome.verdict is Verdict.VIOLATED and outcome.counterexamples
     box = prop.input_boxes[0]
     for cex in outcome.counterexamples:
@@ -77,7 +78,7 @@ def test_lp_calls_are_summed_over_the_workers(monkeypatch: pytest.MonkeyPatch) -
     net, prop = lp_property()
     config = VerifyConfig(timeout_s=60, use_lp=True)
     sequential = bab.search(net, prop, config, time.perf_counter() + 60)
-    spread = bab.search(net, prop, VerifyConfig(timeout_s=60, use_lp=True, workers=2),
+    spread = parallel_search(net, prop, VerifyConfig(timeout_s=60, use_lp=True, workers=2),
                         time.perf_counter() + 60)
     assert sequential.verdict is spread.verdict is Verdict.HOLDS
     assert sequential.lp_calls > 100
@@ -110,7 +111,7 @@ def test_workers_busy_past_the_deadline_are_killed(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(parallel, "_resume", stuck_worker)
     net, prop = _shifted(2.0)
     start = time.perf_counter()
-    outcome = bab.search(net, prop, VerifyConfig(timeout_s=2.0, workers=2),
+    outcome = parallel_search(net, prop, VerifyConfig(timeout_s=2.0, workers=2),
                          time.perf_counter() + 2.0)
     assert outcome.verdict is Verdict.TIMEOUT and "still busy" in outcome.message
     assert time.perf_counter() - start < 2.0 + 0.5 + 1.5

@@ -29,12 +29,22 @@ import numpy as np
 import scipy.sparse as sp
 
 from verirepair.repair.config import RepairConfig
-from verirepair.repair.constraints import (EscapeTargets, add_disjunctions, choose_cheapest,
-                                           output_change_family, preservation_family)
-from verirepair.repair.encoding import (FixedPatternModel, ProblemBuilder, RowFamily,
-                                        add_norm_objective, pattern_families)
-from verirepair.solvers.model import SolveStatus
-from verirepair.solvers.registry import Backend
+from verirepair.repair.constraints import (
+    EscapeTargets,
+    add_disjunctions,
+    choose_cheapest,
+    output_change_family,
+    preservation_family,
+)
+from verirepair.repair.encoding import (
+    FixedPatternModel,
+    ProblemBuilder,
+    RowFamily,
+    add_norm_objective,
+    pattern_families,
+)
+from verirepair.solvers.backend import Backend
+from verirepair.solvers.model import LinearProblem, SolveStatus
 from verirepair.tolerances import FEAS_TOL
 
 logger = logging.getLogger(__name__)
@@ -43,6 +53,11 @@ logger = logging.getLogger(__name__)
 #: (ten times the solvers' primal feasibility tolerance, so rows the solver
 #: already satisfies up to its own tolerance are not re-added forever).
 LAZY_TOL = 10 * FEAS_TOL
+
+#: The exact disjunct encoding's data: coefficient rows (sparse, one per disjunct row),
+#: their constants and their lower bounds over the allowed change (see :func:`_exact_rows`).
+ExactRows = tuple[sp.csr_matrix, np.ndarray, np.ndarray]
+
 #: Preservation rows in the first round (the ones with the least original slack).
 INITIAL_PRESERVE_ROWS = 1000
 #: At most this many violated rows (the most violated) are added per round.
@@ -89,12 +104,13 @@ class _RowPool:
         family.added[idx] = True
         rows, const = self.model.coefficient_rows(family.samples[idx], family.layer, family.c[idx])
         if self.slack is not None:
-            rows = self._with_slack(rows, family, idx)
+            rows = self._with_slack(rows, family, idx, self.slack)
         self.blocks.append((rows, family.lower[idx] - const, family.upper[idx] - const))
 
-    def _with_slack(self, rows: sp.csr_matrix, family: RowFamily, idx: np.ndarray) -> sp.csr_matrix:
+    def _with_slack(self, rows: sp.csr_matrix, family: RowFamily, idx: np.ndarray,
+                    slack: tuple[int, int]) -> sp.csr_matrix:
         """Append each preservation row's slack: ``+s`` on ``>=`` rows, ``-s`` on ``<=`` rows."""
-        first, n_cex = self.slack
+        first, n_cex = slack
         samples = family.samples[idx]
         lower_only = np.isfinite(family.lower[idx]) & ~np.isfinite(family.upper[idx])
         upper_only = np.isfinite(family.upper[idx]) & ~np.isfinite(family.lower[idx])
@@ -131,7 +147,7 @@ def _initial_preserve_rows(model: FixedPatternModel, family: RowFamily) -> np.nd
     return np.argsort(-slack)[:count]
 
 
-def _exact_rows(model: FixedPatternModel, targets: EscapeTargets, max_delta: float) -> tuple:
+def _exact_rows(model: FixedPatternModel, targets: EscapeTargets, max_delta: float) -> ExactRows:
     """Coefficient rows, constants and lower bounds of every disjunct (LP encoding)."""
     out_layer = model.network.n_layers - 1
     rows, const = model.coefficient_rows(targets.samples, out_layer, targets.A)
@@ -195,7 +211,7 @@ def solve_lp_encoding(model: FixedPatternModel, n_cex: int, targets: EscapeTarge
         logger.debug("repair LP round %d (%s rule): %d rows, %s, objective %s, %.2f s",
                      round_index, rule, outcome.n_constraints, solution.status.value,
                      solution.objective, solution.time_s)
-        if not solution.status.has_solution:
+        if not solution.status.has_solution or solution.x is None:
             return outcome
         outcome.d, outcome.objective = solution.x[:n_delta], solution.objective
         start = time.perf_counter()
@@ -212,7 +228,7 @@ def solve_lp_encoding(model: FixedPatternModel, n_cex: int, targets: EscapeTarge
 
 
 def _make_pool(model: FixedPatternModel, n_cex: int, targets: EscapeTargets,
-               config: RepairConfig, rule: str) -> tuple[_RowPool, tuple | None]:
+               config: RepairConfig, rule: str) -> tuple[_RowPool, ExactRows | None]:
     """All row families, with the first round's rows added; plus exact-disjunct data."""
     out_layer = model.network.n_layers - 1
     n_all = model.n_samples
@@ -220,7 +236,7 @@ def _make_pool(model: FixedPatternModel, n_cex: int, targets: EscapeTargets,
     if config.preserve_penalty is not None and n_cex < model.n_samples:
         slack = (_norm_columns(model.layout.n_vars, config.norm), n_cex)
     pool = _RowPool(model, slack)
-    exact = None
+    exact: ExactRows | None = None
     if config.disjunct == "cheapest":
         chosen = choose_cheapest(model, targets, config.norm, rule)
         pool.add_family(chosen, np.arange(chosen.samples.shape[0]))
@@ -245,12 +261,14 @@ def _norm_columns(n_delta: int, norm: str) -> int:
 
 
 def _assemble(pool: _RowPool, model: FixedPatternModel, targets: EscapeTargets,
-              exact: tuple | None, config: RepairConfig, round_index: int) -> tuple:
+              exact: ExactRows | None, config: RepairConfig, round_index: int
+              ) -> tuple[LinearProblem, int]:
     """Build the whole current problem; returns (problem, n_binaries)."""
     builder = ProblemBuilder()
     add_norm_objective(builder, model.layout.n_vars, config.norm, config.mix_weight,
                        config.max_delta)
     if pool.slack is not None:
+        assert config.preserve_penalty is not None, "slack columns exist only for soft preservation"
         first = builder.add_columns(model.n_samples - pool.slack[1], 0.0, np.inf,
                                     cost=config.preserve_penalty)
         if first != pool.slack[0]:

@@ -22,14 +22,18 @@ import scipy.sparse as sp
 
 from verirepair.network.model import Network
 from verirepair.repair.config import RepairConfig
-from verirepair.repair.constraints import (EscapeTargets, add_disjunctions, choose_cheapest,
-                                           output_change_family, preservation_family)
-from verirepair.repair.encoding import (FixedPatternModel, ProblemBuilder, RowFamily,
-                                        add_norm_objective)
+from verirepair.repair.constraints import (
+    EscapeTargets,
+    add_disjunctions,
+    choose_cheapest,
+    output_change_family,
+    preservation_family,
+)
+from verirepair.repair.encoding import FixedPatternModel, ProblemBuilder, RowFamily, add_norm_objective
 from verirepair.repair.lp_repair import LAZY_TOL, SolveOutcome
 from verirepair.repair.patch import Patch, apply_patch
+from verirepair.solvers.backend import Backend
 from verirepair.solvers.model import LinearProblem, SolveStatus
-from verirepair.solvers.registry import Backend
 
 #: Preservation points encoded from the start (those with the smallest gap).
 INITIAL_MILP_PRESERVE = 20
@@ -217,7 +221,7 @@ def solve_milp_encoding(network: Network, model: FixedPatternModel, n_cex: int,
         solution = backend.solve(problem, remaining)
         outcome.solve_time_s += solution.time_s
         outcome.status, outcome.message = solution.status, solution.message
-        if not solution.status.has_solution:
+        if not solution.status.has_solution or solution.x is None:
             return outcome
         outcome.d = solution.x[:model.layout.n_vars]
         outcome.objective = solution.objective

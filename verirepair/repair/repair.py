@@ -9,6 +9,7 @@ input domain and the layer chosen by fault localization; the returned
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -16,15 +17,16 @@ from collections.abc import Sequence
 import numpy as np
 
 from verirepair.network.model import Network
+from verirepair.properties.property import Property
 from verirepair.repair.config import RepairConfig, RepairResult, RepairStats, RepairStatus
-from verirepair.repair.constraints import escape_targets
+from verirepair.repair.constraints import EscapeTargets, escape_targets
 from verirepair.repair.encoding import DeltaLayout, FixedPatternModel
 from verirepair.repair.lp_repair import SolveOutcome, solve_lp_encoding
 from verirepair.repair.milp import solve_milp_encoding
 from verirepair.repair.patch import Patch, apply_patch
+from verirepair.solvers.backend import Backend
 from verirepair.solvers.model import SolveStatus
 from verirepair.solvers.registry import get_backend
-from verirepair.properties.property import Property
 
 logger = logging.getLogger(__name__)
 
@@ -171,8 +173,8 @@ def repair_layer(network: Network, props: Sequence[Property], cex_x: np.ndarray,
     return _finish(network, props, cex_x, preserve_x, layout, config, outcome, stats, setup_s)
 
 
-def _solve(network: Network, model: FixedPatternModel, n_cex: int, targets, config: RepairConfig,
-           backend, deadline: float) -> SolveOutcome:
+def _solve(network: Network, model: FixedPatternModel, n_cex: int, targets: EscapeTargets,
+           config: RepairConfig, backend: Backend, deadline: float) -> SolveOutcome:
     """Run the configured encoding; "cheapest" retries once with the other row rule.
 
     The smallest-slack rule goes first: on ACAS Xu N2,1 / prop 2 (300
@@ -199,22 +201,22 @@ def _finish(network: Network, props: Sequence[Property], cex_x: np.ndarray,
             preserve_x: np.ndarray, layout: DeltaLayout, config: RepairConfig,
             outcome: SolveOutcome, stats: RepairStats, setup_s: float) -> RepairResult:
     """Turn a solver outcome into a checked :class:`RepairResult`."""
-    fields = dict(solver=config.solver, solver_status=outcome.status.value,
-                  n_vars=outcome.n_vars, n_constraints=outcome.n_constraints,
-                  n_binaries=outcome.n_binaries, build_time_s=outcome.build_time_s + setup_s,
-                  solve_time_s=outcome.solve_time_s, rounds=outcome.rounds,
-                  n_counterexamples=stats.n_counterexamples, n_preserve=stats.n_preserve)
+    solved = RepairStats(solver=config.solver, solver_status=outcome.status.value,
+                         n_vars=outcome.n_vars, n_constraints=outcome.n_constraints,
+                         n_binaries=outcome.n_binaries, build_time_s=outcome.build_time_s + setup_s,
+                         solve_time_s=outcome.solve_time_s, rounds=outcome.rounds,
+                         n_counterexamples=stats.n_counterexamples, n_preserve=stats.n_preserve)
     if outcome.d is None or not outcome.status.has_solution:
         status = _SOLVE_TO_REPAIR.get(outcome.status, RepairStatus.SOLVER_FAILED)
         message = {RepairStatus.INFEASIBLE: "no change within max_delta satisfies the "
                    f"{config.encoding} encoding ({outcome.message})"}.get(status, outcome.message)
-        return RepairResult(status, None, None, RepairStats(**fields), message)
+        return RepairResult(status, None, None, solved, message)
     dw, db = layout.to_matrices(outcome.d)
     patch = Patch(layout.layer_index, dw, db)
     fixed, agreement = check_patch(network, patch, props, cex_x, preserve_x, config.decision)
     changes = _pattern_changes(network, patch, np.vstack([cex_x, preserve_x]))
-    stats = RepairStats(**fields, cex_fixed=fixed, preserve_agreement=agreement,
-                        pattern_changes=changes)
+    stats = dataclasses.replace(solved, cex_fixed=fixed, preserve_agreement=agreement,
+                                pattern_changes=changes)
     proven = ("" if outcome.status is SolveStatus.OPTIMAL
               else f" (not proven minimal: {outcome.message})")
     summary = (f"{fixed}/{cex_x.shape[0]} counterexamples fixed, preservation agreement "

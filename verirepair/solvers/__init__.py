@@ -5,8 +5,9 @@ Backends are obtained by name with :func:`get_backend` (``"cbc"``, the default,
 ``"highs"``, ``"gurobi"``); :func:`list_backends` tells which are usable here.
 """
 
+from verirepair.solvers.backend import Backend
 from verirepair.solvers.model import LinearProblem, Solution, SolveStatus, problem_from_inequalities
-from verirepair.solvers.registry import Backend, get_backend, list_backends, register_backend
+from verirepair.solvers.registry import get_backend, list_backends, register_backend
 
 __all__ = [
     "Backend",

@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import time
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from verirepair.solvers.backend import Backend
 from verirepair.solvers.model import LinearProblem, Solution, SolveStatus
-from verirepair.solvers.registry import Backend, register_backend
+
+if TYPE_CHECKING:  # PuLP is imported lazily, by the functions that solve (it has no types: Any)
+    import pulp
 
 # PuLP's numeric codes (pulp.constants), kept here so nothing else sees them.
 _LP_STATUS_OPTIMAL, _LP_STATUS_NOT_SOLVED = 1, 0
@@ -56,7 +60,7 @@ def _finite_or_none(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
 
 
-def build_pulp_problem(problem: LinearProblem) -> tuple[object, list]:
+def build_pulp_problem(problem: LinearProblem) -> tuple[pulp.LpProblem, list[pulp.LpVariable]]:
     """Translate ``problem`` into a ``pulp.LpProblem``; returns it and its variables."""
     import pulp
 
@@ -65,7 +69,7 @@ def build_pulp_problem(problem: LinearProblem) -> tuple[object, list]:
         pulp.LpVariable(f"x{j}", _finite_or_none(lo), _finite_or_none(hi),
                         pulp.LpInteger if integer else pulp.LpContinuous)
         for j, (lo, hi, integer) in enumerate(zip(problem.col_lower, problem.col_upper,
-                                                  problem.integrality))
+                                                  problem.integrality, strict=True))
     ]
     nz = np.flatnonzero(problem.c)
     prob.setObjective(pulp.LpAffineExpression([(variables[j], float(problem.c[j])) for j in nz]))
@@ -73,7 +77,7 @@ def build_pulp_problem(problem: LinearProblem) -> tuple[object, list]:
     for i in range(problem.n_constraints):
         cols = A.indices[A.indptr[i]:A.indptr[i + 1]]
         vals = A.data[A.indptr[i]:A.indptr[i + 1]]
-        terms = [(variables[j], float(v)) for j, v in zip(cols, vals)]
+        terms = [(variables[j], float(v)) for j, v in zip(cols, vals, strict=True)]
         lo, hi = problem.row_lower[i], problem.row_upper[i]
         if lo == hi:
             prob.addConstraint(pulp.LpConstraint(pulp.LpAffineExpression(terms),
@@ -127,5 +131,3 @@ class CbcBackend(Backend):
             objective = float(problem.c @ x)
         return Solution(status, x, objective, time.perf_counter() - start, message)
 
-
-register_backend("cbc", CbcBackend)

@@ -12,12 +12,16 @@ with a message that names the free alternatives.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from verirepair.errors import SolverUnavailableError
+from verirepair.solvers.backend import Backend
 from verirepair.solvers.model import LinearProblem, Solution, SolveStatus
-from verirepair.solvers.registry import Backend, register_backend
+
+if TYPE_CHECKING:  # gurobipy is optional and imported only inside this adapter's methods
+    import gurobipy
 
 #: Gurobi error numbers that mean "this licence cannot solve this model".
 _LICENCE_ERRORS = {10009: "the Gurobi licence is expired or invalid",
@@ -89,7 +93,7 @@ class GurobiBackend(Backend):
                             f"GurobiError {getattr(exc, 'errno', '?')}: {exc}")
 
     @staticmethod
-    def _solve_in(model: object, problem: LinearProblem, time_limit_s: float | None,
+    def _solve_in(model: gurobipy.Model, problem: LinearProblem, time_limit_s: float | None,
                   start: float) -> Solution:
         import gurobipy
 
@@ -118,5 +122,3 @@ class GurobiBackend(Backend):
         return Solution(status, values, objective, time.perf_counter() - start,
                         f"gurobi status {model.Status}")
 
-
-register_backend("gurobi", GurobiBackend)

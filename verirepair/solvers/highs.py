@@ -9,13 +9,17 @@ building the model costs no Python loop over constraints.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 
+from verirepair.solvers.backend import Backend, Session
 from verirepair.solvers.model import LinearProblem, Solution, SolveStatus
 from verirepair.solvers.quiet import quiet_highs
-from verirepair.solvers.registry import Backend, Session, register_backend
+
+if TYPE_CHECKING:  # highspy is imported lazily, by the functions that solve
+    import highspy
 
 #: LPs with at least this many rows start with the interior-point solver (plus
 #: crossover to a vertex).  Measured on a 26,739-row, 237k-nonzero repair LP of
@@ -25,7 +29,7 @@ from verirepair.solvers.registry import Backend, Session, register_backend
 IPM_MIN_ROWS = 5000
 
 
-def _build_lp(problem: LinearProblem) -> object:
+def _build_lp(problem: LinearProblem) -> highspy.HighsLp:
     """Translate ``problem`` into a ``highspy.HighsLp``."""
     import highspy
 
@@ -86,7 +90,7 @@ class HighsBackend(Backend):
             return False
         return True
 
-    def _run(self, problem: LinearProblem, time_limit_s: float | None) -> tuple[object, str]:
+    def _run(self, problem: LinearProblem, time_limit_s: float | None) -> tuple[highspy.Highs, str]:
         solver = quiet_highs()
         if time_limit_s is not None:
             solver.setOptionValue("time_limit", float(max(time_limit_s, 1e-3)))
@@ -108,7 +112,7 @@ class HighsBackend(Backend):
                             f"highspy failed: {exc}")
         return self._read(solver, status_name, problem, time_limit_s, start)
 
-    def _read(self, solver: object, status_name: str, problem: LinearProblem,
+    def _read(self, solver: highspy.Highs, status_name: str, problem: LinearProblem,
               time_limit_s: float | None, start: float) -> Solution:
         """Translate the state of a finished ``Highs`` run into a :class:`Solution`."""
         import highspy
@@ -225,5 +229,3 @@ class HighsSession(Session):
         problem = self._current_problem() if ambiguous else self._problem
         return self._backend._read(self._solver, status_name, problem, time_limit_s, start)
 
-
-register_backend("highs", HighsBackend)

@@ -21,7 +21,10 @@ import os
 import sys
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # highspy is imported lazily, when a solver is built
+    import highspy
 
 _FIRST_HIGHS_LOCK = threading.Lock()
 _first_highs_done = False
@@ -51,7 +54,7 @@ def stdout_silenced() -> Iterator[None]:
         os.close(devnull)
 
 
-def quiet_highs() -> Any:
+def quiet_highs() -> highspy.Highs:
     """A new ``highspy.Highs`` that prints nothing, not even the banner.
 
     Returns

@@ -1,77 +1,18 @@
 """Registry of LP/MILP backends (CONVENTIONS.md, 6).
 
 Pipeline position: the repair stage asks :func:`get_backend` for the solver
-named in its :class:`~verirepair.repair.config.RepairConfig`.  Each backend
-module registers itself here; optional solver packages are imported only inside
-the adapter's methods, so a missing package never breaks ``import verirepair``.
+named in its :class:`~verirepair.repair.config.RepairConfig`.  The built-in
+adapters are listed in :data:`BUILTIN_BACKENDS` and imported when first asked
+for; others call :func:`register_backend`.  Optional solver packages are
+imported only inside the adapters' methods.
 """
 
 from __future__ import annotations
 
-import abc
 from collections.abc import Callable
 
-import numpy as np
-import scipy.sparse as sp
-
 from verirepair.errors import SolverUnavailableError
-from verirepair.solvers.model import LinearProblem, Solution
-
-
-class Backend(abc.ABC):
-    """An LP/MILP solver adapter."""
-
-    #: Registry name, e.g. ``"highs"``.
-    name: str = ""
-
-    @abc.abstractmethod
-    def available(self) -> bool:
-        """Whether the solver can be imported (and, if relevant, is licensed)."""
-
-    @abc.abstractmethod
-    def solve(self, problem: LinearProblem, time_limit_s: float | None = None) -> Solution:
-        """Solve ``problem`` (a minimisation).
-
-        Parameters
-        ----------
-        problem : LinearProblem
-        time_limit_s : float or None
-            Wall-clock budget in seconds; None means no limit.
-
-        Returns
-        -------
-        Solution
-            With a :class:`~verirepair.solvers.model.SolveStatus`; solver
-            failures are reported as ``ERROR``, never raised.
-
-        Raises
-        ------
-        SolverUnavailableError
-            If the solver is missing or its licence does not allow this problem.
-        """
-
-
-    def open_session(self, problem: LinearProblem) -> Session | None:
-        """Start an incremental session on ``problem``, or None if unsupported.
-
-        A session lets a caller add rows and re-solve with a warm start (row
-        generation); backends without that ability return None and the caller
-        re-solves from scratch.
-        """
-        return None
-
-
-class Session(abc.ABC):
-    """A solver instance that keeps its model (and basis) between solves."""
-
-    @abc.abstractmethod
-    def add_rows(self, rows: sp.csr_matrix, lower: np.ndarray, upper: np.ndarray) -> None:
-        """Append rows ``lower <= rows @ x <= upper``; ``rows`` has shape (r, n_vars)."""
-
-    @abc.abstractmethod
-    def solve(self, time_limit_s: float | None = None) -> Solution:
-        """Re-solve the current model (same contract as :meth:`Backend.solve`)."""
-
+from verirepair.solvers.backend import Backend
 
 _FACTORIES: dict[str, Callable[[], Backend]] = {}
 
@@ -81,10 +22,22 @@ def register_backend(name: str, factory: Callable[[], Backend]) -> None:
     _FACTORIES[name.lower()] = factory
 
 
+#: The built-in adapters: name -> (module, class).  Imported by name when first
+#: asked for, so that this module imports none of them (no import circle) and a
+#: missing solver package never breaks ``import verirepair``.
+BUILTIN_BACKENDS: dict[str, tuple[str, str]] = {
+    "cbc": ("verirepair.solvers.cbc", "CbcBackend"),
+    "highs": ("verirepair.solvers.highs", "HighsBackend"),
+    "gurobi": ("verirepair.solvers.gurobi", "GurobiBackend"),
+}
+
+
 def _ensure_builtin() -> None:
-    # Importing the adapter modules registers them; none of them imports its
-    # solver package at module level.
-    from verirepair.solvers import cbc, gurobi, highs  # noqa: F401
+    import importlib
+
+    for name, (module, cls) in BUILTIN_BACKENDS.items():
+        if name not in _FACTORIES:
+            _FACTORIES[name] = getattr(importlib.import_module(module), cls)
 
 
 def get_backend(name: str) -> Backend:

@@ -430,7 +430,9 @@ def search(network: Network, prop: Property, config: VerifyConfig, deadline: flo
     ----------
     network : Network
     prop : Property
-    config : VerifyConfig -- ``batch_size``, ``use_lp`` and ``workers`` are used
+    config : VerifyConfig -- ``batch_size`` and ``use_lp`` are used (one process;
+        :func:`verirepair.verify.parallel.parallel_search` spreads a search over
+        ``workers`` processes, and :func:`verirepair.verify.engine.verify_own` picks one)
     deadline : float -- ``time.perf_counter()`` value at which to stop
 
     Returns
@@ -438,8 +440,4 @@ def search(network: Network, prop: Property, config: VerifyConfig, deadline: flo
     SearchOutcome
         Verdict, confirmed counterexamples (when VIOLATED) and effort counters.
     """
-    if config.workers > 1:
-        from verirepair.verify.parallel import parallel_search
-
-        return parallel_search(network, prop, config, deadline)
     return BranchAndBound(network, prop, config, deadline).run()

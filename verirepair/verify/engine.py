@@ -16,12 +16,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
+import numpy as np
+
 from verirepair.errors import SolverUnavailableError
 from verirepair.network.model import Network
 from verirepair.properties.property import Property
 from verirepair.verify import bab
+from verirepair.verify.parallel import parallel_search
 from verirepair.verify.falsify import falsify
-from verirepair.verify.result import Verdict, VerificationResult, VerifyConfig, VerifyStats
+from verirepair.verify.result import Counterexample, Verdict, VerificationResult, VerifyConfig, VerifyStats
 from verirepair.verify.search_state import SearchOutcome
 
 Verifier = Callable[[Network, Sequence[Property], VerifyConfig], VerificationResult]
@@ -84,7 +87,10 @@ def verify_own(network: Network, props: Sequence[Property], config: VerifyConfig
     outcomes: list[SearchOutcome] = []
     unknown_messages = []
     for prop in props:
-        outcome = bab.search(network, prop, config, deadline)
+        # Several workers: the parallel search (it starts like bab.search and hands
+        # a search still open after a warm-up to worker processes).
+        outcome = (parallel_search(network, prop, config, deadline) if config.workers > 1
+                   else bab.search(network, prop, config, deadline))
         outcomes.append(outcome)
         if outcome.verdict is Verdict.VIOLATED:
             return result(Verdict.VIOLATED, outcomes, outcome.counterexamples,

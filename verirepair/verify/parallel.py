@@ -1,6 +1,6 @@
 """Branch and bound on several processes (``VerifyConfig.workers > 1``).
 
-Pipeline position: :func:`verirepair.verify.bab.search` calls
+Pipeline position: :func:`verirepair.verify.engine.verify_own` calls
 :func:`parallel_search` when ``config.workers > 1``.
 
 Algorithm.  The search first runs in this process for :data:`WARMUP_S`
