@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from verirepair.network.model import Network, random_network
-from verirepair.task import RepairTask
 from verirepair.properties.property import Box, HalfSpaces, Property
+from verirepair.task import RepairTask
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 NETWORK_FILE = "demo.onnx"
@@ -133,7 +133,7 @@ def generate_demo(directory: Path = DATA_DIR) -> list[Path]:
 
     network, _ = build_demo_network()
     written = [save_onnx(network, Path(directory) / NETWORK_FILE)]
-    for prop, name in zip(demo_properties(), PROPERTY_FILES):
+    for prop, name in zip(demo_properties(), PROPERTY_FILES, strict=True):
         path = Path(directory) / name
         save_vnnlib([prop], path)
         written.append(path)

@@ -28,8 +28,15 @@ import numpy as np
 
 from verirepair.certify_loop import CertifyLoop, EventCallback, LoopOutcome, verify_all
 from verirepair.network.model import Network
-from verirepair.outcome import (UNCERTIFIED_NAME, FidelityReport, PipelineResult, PipelineStatus,
-                                PropertyOutcome, VerdictRecord, WeightChange)
+from verirepair.outcome import (
+    UNCERTIFIED_NAME,
+    FidelityReport,
+    PipelineResult,
+    PipelineStatus,
+    PropertyOutcome,
+    VerdictRecord,
+    WeightChange,
+)
 from verirepair.run_config import RunConfig
 from verirepair.task import RepairTask
 from verirepair.verify.result import Verdict, VerificationResult
@@ -208,7 +215,7 @@ class _Delivery:
             raise
         results = state.results
         same = all(np.array_equal(a.weight, b.weight) and np.array_equal(a.bias, b.bias)
-                   for a, b in zip(delivered.layers, state.current.layers))
+                   for a, b in zip(delivered.layers, state.current.layers, strict=True))
         if not same:
             # The file does not hold exactly what we verified: verify the file itself.
             self.emit("verify", {"text": "re-verifying the delivered file", "log": True})

@@ -57,7 +57,7 @@ def network_table(network: Network, path: str) -> Table:
 
 def _halfspace_text(poly: HalfSpaces) -> str:
     rows = []
-    for a_row, b_value in zip(poly.A, poly.b):
+    for a_row, b_value in zip(poly.A, poly.b, strict=True):
         terms = []
         for j, coef in enumerate(a_row):
             if coef == 0:

@@ -155,13 +155,13 @@ def build_report_dict(result: PipelineResult, original: Network, task: RepairTas
                       candidate_written=candidate is not None and candidate.is_file())
     return {
         "tool": {"name": "verirepair", "version": __version__, "python": platform.python_version()},
-        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "status": result.status.value,
         "certified": verdict.certified,
         "headline": verdict.headline,
         "time_s": result.time_s,
         "input": {**_file_entry(source_path), "network": original.name,
-                  "layers": [list(l.weight.shape) for l in original.layers]},
+                  "layers": [list(layer.weight.shape) for layer in original.layers]},
         "output": _file_entry(result.output_path),
         "candidate": ({**_file_entry(candidate), "certified": False} if candidate is not None else None),
         "task": {"name": task.name, "decision": task.decision, "description": task.description},

@@ -69,7 +69,7 @@ def figure_violation_scores(network_name: str, panels: Sequence[tuple[str, np.nd
 
     fig = Figure(figsize=(9.5, 0.6 + 2.9 * len(panels)), layout="constrained")
     axes = np.atleast_1d(fig.subplots(len(panels), 1, squeeze=False)[:, 0])
-    for ax, (name, before, after) in zip(axes, panels):
+    for ax, (name, before, after) in zip(axes, panels, strict=True):
         both = np.concatenate([before, after])
         low, high = float(both.min()), float(both.max())
         # Bins that straddle 0 exactly, so no bar mixes safe and unsafe samples.
@@ -167,7 +167,7 @@ def figure_weight_change(network_name: str, layer_index: int, delta_weight: np.n
         bar.minorticks_off()
         bar.set_label("change (symmetric log scale)")
         if changed.sum() <= _MAX_OUTLINED:
-            for row, col in zip(*np.nonzero(changed)):
+            for row, col in zip(*np.nonzero(changed), strict=True):
                 ax.add_patch(Rectangle((col - 0.5, row - 0.5), 1, 1, fill=False, edgecolor="k", lw=0.8))
         summary = f"{int(changed.sum())} of {delta.size} parameters changed, |change| {smallest:.2g} to {largest:.2g}"
     else:

@@ -84,7 +84,7 @@ class OneLineArgumentParser(argparse.ArgumentParser):
     gets one line naming the command, the option and what was expected.
     """
 
-    def error(self, message: str) -> "typing.NoReturn":  # noqa: F821 - string annotation
+    def error(self, message: str) -> typing.NoReturn:  # noqa: F821 - string annotation
         print_error(f"{self.prog}: {message} (see {self.prog} --help)")
         raise SystemExit(EXIT_BAD_INPUT)
 
@@ -187,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     psub = p.add_subparsers(dest="action", metavar="ACTION")
     pe = psub.add_parser("export", help="compile properties/*.toml to vnnlib/acasxu/prop_N.vnnlib",
                          description="Compile the physical-unit properties to normalised VNN-LIB files.")
-    pe.add_argument("--src", help="folder of phi*.toml files (default: the ACAS Xu task's data/properties in the package)")
+    pe.add_argument("--src",
+                    help="folder of phi*.toml files (default: the ACAS Xu task's data/properties in the package)")
     pe.add_argument("--dest", help="output folder (default: the ACAS Xu task's data/vnnlib in the package)")
     pe.set_defaults(func=cmd_properties_export)
     properties_parser = p
