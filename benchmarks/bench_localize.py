@@ -29,16 +29,15 @@ from pathlib import Path
 
 import numpy as np
 
-from verirepair.tasks.acasxu import networks as acasxu_nets
 from verirepair.atomic import write_text_atomic
 from verirepair.harness.planted_faults import FaultKind, fault_candidates, plant_fault
-from verirepair.localize import (LocalizeConfig, localize, pgd_counterexamples, sample_correct,
-                                 sample_counterexamples)
+from verirepair.localize import LocalizeConfig, localize, pgd_counterexamples, sample_correct, sample_counterexamples
 from verirepair.localize.scoring import violating
 from verirepair.network.loader import load_network
 from verirepair.network.model import Network, random_network
 from verirepair.properties.property import Box, HalfSpaces, Property
 from verirepair.properties.vnnlib import parse_vnnlib
+from verirepair.tasks.acasxu import networks as acasxu_nets
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"

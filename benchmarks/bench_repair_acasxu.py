@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import io
 import statistics
 import sys
-import dataclasses
 import tempfile
 import time
 from pathlib import Path
@@ -32,8 +32,8 @@ import pytest
 from verirepair.atomic import write_text_atomic
 from verirepair.network import load_network
 from verirepair.pipeline import run_pipeline
-from verirepair.run_config import DeliveryConfig, RunConfig, default_of
 from verirepair.properties import parse_vnnlib
+from verirepair.run_config import DeliveryConfig, RunConfig, default_of
 from verirepair.tasks.acasxu import build_acasxu_task
 from verirepair.tasks.acasxu import networks as acasxu_nets
 from verirepair.tasks.acasxu.physical import default_vnnlib_dir

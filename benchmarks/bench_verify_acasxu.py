@@ -34,9 +34,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from verirepair.tasks.acasxu import networks as acasxu_nets
 from verirepair.atomic import write_text_atomic
 from verirepair.properties import parse_vnnlib
+from verirepair.tasks.acasxu import networks as acasxu_nets
 from verirepair.verify import Verdict, VerifyConfig, verify
 
 

@@ -89,7 +89,7 @@ def write_disjunction(path: Path, target_bytes: int, seed: int = 0,
             shift = rng.uniform(-eps / 2, eps / 2, n_inputs)
             lo, hi = centre + shift - eps / 4, centre + shift + eps / 4
             atoms = [f"(>= X_{i} {_num(a)}) (<= X_{i} {_num(b)})"
-                     for i, (a, b) in enumerate(zip(lo, hi))]
+                     for i, (a, b) in enumerate(zip(lo, hi, strict=True))]
             out.write(f"  (and {' '.join(atoms)} (>= Y_{1 + k % (N_OUTPUTS - 1)} Y_0))\n")
             k += 1
         out.write("))\n")

@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import itertools
 import re
 import sys
 import tempfile
@@ -78,7 +79,7 @@ def acasxu_like_model(seed: int = 0, widths: tuple[int, ...] = (5, 8, 8, 8, 5)) 
     nodes = [helper.make_node("Sub", ["input", "input_AvgImg"], ["input_Sub"], name="input_Sub"),
              helper.make_node("Flatten", ["input_Sub"], ["flat"], name="flatten", axis=1)]
     current = "flat"
-    for k, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:]), start=1):
+    for k, (fan_in, fan_out) in enumerate(itertools.pairwise(widths), start=1):
         weight, bias = f"W{k}", f"B{k}"
         inits[weight] = rng.normal(0, 1 / np.sqrt(fan_in), (fan_in, fan_out)).astype(f32)
         inits[bias] = rng.normal(0, 0.1, fan_out).astype(f32)
@@ -103,8 +104,8 @@ def base_model(kind: str) -> tuple[str, bytes]:
     """``(label, serialized model)``: the ACAS Xu N1,1 file when ``kind`` is
     ``"acasxu"`` and the data is present, else the generated ACAS Xu-shaped network."""
     if kind == "acasxu":
-        from verirepair.tasks.acasxu import networks as acasxu_nets
         from verirepair.errors import DataMissingError
+        from verirepair.tasks.acasxu import networks as acasxu_nets
 
         try:
             return "acasxu N1,1", acasxu_nets.onnx_path((1, 1)).read_bytes()
@@ -522,7 +523,7 @@ def ort_outputs(data: bytes, x: np.ndarray) -> tuple[list[np.ndarray] | None, st
             size = prod(shape)
             if size > x.shape[1]:
                 return None, f"input of {size} values is too large to feed"
-            for feeds, row in zip(feeds_per_row, x):
+            for feeds, row in zip(feeds_per_row, x, strict=True):
                 feeds[value.name] = row[:size].astype(dtype).reshape(shape)
         return [np.asarray(session.run(None, feeds)[0], np.float64).reshape(-1)
                 for feeds in feeds_per_row], ""
@@ -546,10 +547,10 @@ def float64_copy(data: bytes) -> bytes:
 
 
 def _agrees(ours: np.ndarray, theirs: list[np.ndarray] | None, rtol: float) -> bool:
-    if theirs is None or any(t.shape != o.shape for t, o in zip(theirs, ours)):
+    if theirs is None or any(t.shape != o.shape for t, o in zip(theirs, ours, strict=True)):
         return False
     return all(np.all(np.abs(o - t) <= rtol * max(1.0, float(np.abs(t).max(initial=0.0))))
-               for o, t in zip(ours, theirs))
+               for o, t in zip(ours, theirs, strict=True))
 
 
 # ================================================================== campaign
@@ -630,7 +631,7 @@ def judge(kind: str, description: str, data: bytes, path: Path, rng: np.random.G
         campaign.note("float32-only differences", label)
     else:
         worst = max(float(np.abs(o - t).max()) if o.shape == t.shape else float("inf")
-                    for o, t in zip(ours, theirs))
+                    for o, t in zip(ours, theirs, strict=True))
         campaign.note("agreement failures", f"{label}: max |ours - ort| = {worst:.3g}")
 
 

@@ -18,17 +18,15 @@ from pathlib import Path
 import pytest
 
 from verirepair import certify_loop, pipeline
-from verirepair.demo import demo_paths
+from verirepair.demo import demo_paths, demo_task
 from verirepair.errors import OutputError
 from verirepair.network import load_network
-from verirepair.demo import demo_task
 from verirepair.pipeline import UNCERTIFIED_NAME, PipelineStatus, run_pipeline
 from verirepair.task import RepairTask, bounding_box
 from verirepair.verify.result import Verdict, VerificationResult
 
 sys.path.insert(0, str(Path(__file__).parent / "verify"))
 from hard_instances import hard_property  # noqa: E402
-
 from pipeline_helpers import run_config  # noqa: E402
 
 NET_PATH, PROP_PATHS = demo_paths()

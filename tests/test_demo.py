@@ -20,7 +20,7 @@ def test_shipped_demo_network_matches_generator():
 
 def test_shipped_properties_match_generator():
     _, prop_paths = demo_paths()
-    for path, expected in zip(prop_paths, demo_properties()):
+    for path, expected in zip(prop_paths, demo_properties(), strict=True):
         (parsed,) = parse_vnnlib(path)
         assert parsed.canonical() == expected.canonical()
 

@@ -8,17 +8,16 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from verirepair.demo import demo_paths
-from verirepair.errors import VerirepairError
-from verirepair.network import load_network
+from pipeline_helpers import run_config
 from verirepair.atomic import sha256_file
 from verirepair.counterexamples import read_counterexamples
-from verirepair.demo import demo_task
-from verirepair.pipeline import PipelineStatus, run_pipeline
-from verirepair.tasks.vnnlib import build_vnnlib_task
+from verirepair.demo import demo_paths, demo_task
+from verirepair.errors import VerirepairError
+from verirepair.network import load_network
 from verirepair.outcome import RoundKind
-from pipeline_helpers import run_config
+from verirepair.pipeline import PipelineStatus, run_pipeline
 from verirepair.properties import parse_vnnlib
+from verirepair.tasks.vnnlib import build_vnnlib_task
 from verirepair.verify import verify
 from verirepair.verify.result import Verdict, VerifyConfig
 
@@ -90,7 +89,7 @@ def test_repaired_file_runs_in_onnxruntime_like_our_forward(repaired):
 def test_change_is_confined_to_one_layer_and_reported(repaired):
     result, _, _, _ = repaired
     original = load_network(NET_PATH)
-    changed = [i for i, (a, b) in enumerate(zip(original.layers, result.network.layers))
+    changed = [i for i, (a, b) in enumerate(zip(original.layers, result.network.layers, strict=True))
                if not (np.array_equal(a.weight, b.weight) and np.array_equal(a.bias, b.bias))]
     assert changed == [result.change.layer_index]
     layer = changed[0]

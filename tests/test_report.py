@@ -20,22 +20,29 @@ import numpy as np
 import pytest
 from rich.console import Console
 
+from pipeline_helpers import run_config
 from verirepair.atomic import sha256_file
 from verirepair.demo import demo_paths
 from verirepair.network import load_network, save_onnx
-from verirepair.outcome import (UNCERTIFIED_NAME, CareFidelity, FidelityReport, PipelineResult, PipelineStatus,
-                                PropertyOutcome, RoundRecord, VerdictRecord, WeightChange)
-from verirepair.repair.config import RepairStatus
-from verirepair.task import RepairTask, bounding_box
-from verirepair.verify.result import Verdict
+from verirepair.outcome import (
+    UNCERTIFIED_NAME,
+    CareFidelity,
+    FidelityReport,
+    PipelineResult,
+    PipelineStatus,
+    PropertyOutcome,
+    RoundRecord,
+    VerdictRecord,
+    WeightChange,
+)
+from verirepair.properties import parse_vnnlib
 from verirepair.render import repair_summary_table
+from verirepair.repair.config import RepairStatus
 from verirepair.repair.patch import Patch, apply_patch
 from verirepair.report import certify, write_report
 from verirepair.report_plots import figure_fidelity, figure_violation_scores, figure_weight_change
-from verirepair.properties import parse_vnnlib
-
-
-from pipeline_helpers import run_config  # noqa: E402
+from verirepair.task import RepairTask, bounding_box
+from verirepair.verify.result import Verdict
 
 CONFIG = run_config(solver="highs", cross_check=None, seed=3)
 OUT = Path("deliver") / "fixed.onnx"

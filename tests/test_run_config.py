@@ -9,8 +9,15 @@ import pytest
 from verirepair.cli import EXIT_BAD_INPUT, main
 from verirepair.demo import demo_paths
 from verirepair.localize.config import LocalizeMethod
-from verirepair.run_config import (ConfigError, DeliveryConfig, LoopConfig, RunConfig, config_to_toml,
-                                   default_of, load_run_config)
+from verirepair.run_config import (
+    ConfigError,
+    DeliveryConfig,
+    LoopConfig,
+    RunConfig,
+    config_to_toml,
+    default_of,
+    load_run_config,
+)
 
 NET, PROPS = demo_paths()
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from verirepair.tasks.acasxu import networks as acasxu_nets
 from verirepair.network.model import AffineLayer, Network, random_network
 from verirepair.properties.property import Box, HalfSpaces, Property
+from verirepair.tasks.acasxu import networks as acasxu_nets
 
 
 def culprit_network() -> Network:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from verirepair.tasks.acasxu import networks as acasxu_nets
-
 from localize_helpers import acasxu_folder
 from verirepair.harness.planted_faults import plant_fault
 from verirepair.localize import LocalizeConfig, localize, sample_correct, sample_counterexamples
 from verirepair.localize.scoring import combined_scores
 from verirepair.network.loader import load_network
 from verirepair.properties.vnnlib import parse_vnnlib
+from verirepair.tasks.acasxu import networks as acasxu_nets
 
 
 @pytest.mark.acasxu

@@ -24,7 +24,7 @@ def test_planted_fault_produces_a_violating_network(kind):
     assert np.all(violating(props, fault.cex_x, fault.network.forward(fault.cex_x)))
     assert not np.any(violating(props, fault.cex_x, net.forward(fault.cex_x)))
     # only the planted neuron's row and bias changed, and the original is untouched
-    for index, (old, new) in enumerate(zip(net.layers, fault.network.layers)):
+    for index, (old, new) in enumerate(zip(net.layers, fault.network.layers, strict=True)):
         rows = np.flatnonzero(np.any(old.weight != new.weight, axis=1) | (old.bias != new.bias))
         assert list(rows) == ([unit] if index == 2 else [])
     assert fault.scale > 1.0

@@ -12,8 +12,14 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from verirepair.localize import (LocalizeConfig, localize, pgd_counterexamples, sample_correct,
-                                 sample_counterexamples, samples)
+from verirepair.localize import (
+    LocalizeConfig,
+    localize,
+    pgd_counterexamples,
+    sample_correct,
+    sample_counterexamples,
+    samples,
+)
 from verirepair.localize.scoring import violating
 from verirepair.network.model import random_network
 from verirepair.properties.property import Box, HalfSpaces, Property

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from verirepair.tasks.acasxu import networks as acasxu_nets
 import numpy as np
 import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
+
+from verirepair.tasks.acasxu import networks as acasxu_nets
 
 
 def acasxu_folder() -> Path:
@@ -187,13 +188,13 @@ def assert_same_graph_new_values(original: onnx.ModelProto, saved: onnx.ModelPro
     assert saved.graph.input == original.graph.input
     assert saved.graph.output == original.graph.output
     assert len(saved.graph.node) == len(original.graph.node)
-    for new, old in zip(saved.graph.node, original.graph.node):
+    for new, old in zip(saved.graph.node, original.graph.node, strict=True):
         assert (new.op_type, new.name, new.input, new.output) == (old.op_type, old.name, old.input,
                                                                  old.output)
         if new.op_type != "Constant":  # a Constant node's value may carry a parameter
             assert new == old
     assert [(t.name, tuple(t.dims), t.data_type) for t in saved.graph.initializer] == \
         [(t.name, tuple(t.dims), t.data_type) for t in original.graph.initializer]
-    changed = [a.name for a, b in zip(saved.graph.initializer, original.graph.initializer)
+    changed = [a.name for a, b in zip(saved.graph.initializer, original.graph.initializer, strict=True)
                if not np.array_equal(numpy_helper.to_array(a), numpy_helper.to_array(b))]
     assert changed, "no initializer changed"

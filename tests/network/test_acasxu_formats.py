@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from verirepair.tasks.acasxu import networks as acasxu_nets
 import numpy as np
 import onnx
 import pytest
 
 from network_helpers import assert_same_graph_new_values, float64_copy, ort_forward
 from verirepair.network import load_nnet, load_onnx, save_onnx
+from verirepair.tasks.acasxu import networks as acasxu_nets
 from verirepair.tolerances import FLOAT32_FORWARD_TOL, FORWARD_AGREE_TOL
 
 pytestmark = pytest.mark.acasxu
@@ -70,7 +70,7 @@ def test_all_45_nnet_networks_load_and_match_their_onnx_twins(acasxu_dir: Path) 
         assert (norm.input_mean, norm.input_range) == (INPUT_MEAN, INPUT_RANGE)
         assert (norm.output_mean, norm.output_range) == (OUTPUT_MEAN, OUTPUT_RANGE)
         assert [layer.relu for layer in network.layers] == [layer.relu for layer in twin.layers]
-        for ours, theirs in zip(network.layers, twin.layers):
+        for ours, theirs in zip(network.layers, twin.layers, strict=True):
             # the ONNX file holds the float32 rounding of the .nnet decimals, exactly
             np.testing.assert_array_equal(ours.weight.astype(np.float32), theirs.weight)
             np.testing.assert_array_equal(ours.bias.astype(np.float32), theirs.bias)
@@ -94,7 +94,7 @@ def test_acas_save_round_trip_through_onnxruntime(acasxu_dir: Path, tmp_path: Pa
     out = save_onnx(changed, tmp_path / "repaired.onnx")
     assert_same_graph_new_values(onnx.load(str(path)), onnx.load(str(out)))
     reloaded = load_onnx(out)
-    for new, old in zip(reloaded.layers, changed.layers):
+    for new, old in zip(reloaded.layers, changed.layers, strict=True):
         np.testing.assert_array_equal(new.weight, old.weight)
         np.testing.assert_array_equal(new.bias, old.bias)
     x = _points(99)[:200]

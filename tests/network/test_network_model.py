@@ -66,7 +66,7 @@ def test_parameters_are_read_only_copies() -> None:
 def test_random_network_is_deterministic_and_chains() -> None:
     a, b = random_network([3, 4, 2], seed=7), random_network([3, 4, 2], seed=7)
     assert [layer.relu for layer in a.layers] == [True, False]
-    for la, lb in zip(a.layers, b.layers):
+    for la, lb in zip(a.layers, b.layers, strict=True):
         np.testing.assert_array_equal(la.weight, lb.weight)
     with pytest.raises(ValueError, match="expects 5 inputs"):
         Network((AffineLayer(np.ones((4, 3)), np.zeros(4), True),

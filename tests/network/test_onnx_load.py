@@ -7,7 +7,12 @@ import pytest
 from onnx import helper
 
 from network_helpers import (
-    assert_matches_ort, float32_points, gemm_model, make_model, save_model, shape_ops_model,
+    assert_matches_ort,
+    float32_points,
+    gemm_model,
+    make_model,
+    save_model,
+    shape_ops_model,
     value_info,
 )
 from verirepair.errors import NetworkFormatError, UnsupportedOperatorError
@@ -34,7 +39,7 @@ def test_shape_ops_constants_and_negation(opset, rng, tmp_path) -> None:
     network = load_onnx(save_model(model, tmp_path))
     assert network.n_inputs == 6 and network.n_outputs == 3
     assert [layer.relu for layer in network.layers] == [True, True]  # no trailing identity layer
-    for layer, (weight, bias) in zip(network.layers, expected):
+    for layer, (weight, bias) in zip(network.layers, expected, strict=True):
         np.testing.assert_allclose(layer.weight, weight, rtol=0, atol=1e-12)
         np.testing.assert_allclose(layer.bias, bias, rtol=0, atol=1e-12)
     assert_matches_ort(network, model, float32_points(rng, 40, 6))

@@ -11,8 +11,16 @@ import pytest
 from onnx import helper, numpy_helper
 
 from network_helpers import (
-    assert_matches_ort, assert_same_graph_new_values, float32_points, float64_copy, gemm_model,
-    make_model, ort_forward, save_model, shape_ops_model, value_info,
+    assert_matches_ort,
+    assert_same_graph_new_values,
+    float32_points,
+    float64_copy,
+    gemm_model,
+    make_model,
+    ort_forward,
+    save_model,
+    shape_ops_model,
+    value_info,
 )
 from verirepair.errors import NetworkFormatError, VerirepairError
 from verirepair.network import Network, load_nnet, load_onnx, random_network, save_onnx
@@ -68,7 +76,7 @@ def test_float32_representable_changes_round_trip_exactly(case, rng, tmp_path) -
     model = gemm_model(*case, rng)[0]
     changed = _perturb(load_onnx(save_model(model, tmp_path)), rng, float32_exact=True)
     reloaded = load_onnx(save_onnx(changed, tmp_path / "repaired.onnx"))
-    for new, old in zip(reloaded.layers, changed.layers):
+    for new, old in zip(reloaded.layers, changed.layers, strict=True):
         np.testing.assert_array_equal(new.weight, old.weight)
         np.testing.assert_array_equal(new.bias, old.bias)
     x = float32_points(rng, 40, changed.n_inputs)
@@ -143,7 +151,7 @@ def test_clean_graph_for_a_network_without_source(rng, tmp_path) -> None:
     assert [n.op_type for n in model.graph.node] == ["Gemm", "Relu", "Gemm", "Relu", "Gemm"]
     assert all(t.data_type == onnx.TensorProto.FLOAT for t in model.graph.initializer)
     reloaded = load_onnx(out)
-    for new, old in zip(reloaded.layers, network.layers):
+    for new, old in zip(reloaded.layers, network.layers, strict=True):
         np.testing.assert_array_equal(new.weight, old.weight.astype(np.float32))
         assert new.relu == old.relu
     x = float32_points(rng, 50, 4)
@@ -181,7 +189,7 @@ def test_float64_model_keeps_float64_parameters_exactly(rng, tmp_path) -> None:
     saved = onnx.load(str(save_onnx(changed, tmp_path / "repaired.onnx")))
     assert {t.data_type for t in saved.graph.initializer} == {onnx.TensorProto.DOUBLE}
     reloaded = load_onnx(tmp_path / "repaired.onnx")
-    for new, old in zip(reloaded.layers, changed.layers):
+    for new, old in zip(reloaded.layers, changed.layers, strict=True):
         # stored as W / alpha and b / beta (0.5 and 2): exact in binary floating point
         np.testing.assert_array_equal(new.weight, old.weight)
         np.testing.assert_array_equal(new.bias, old.bias)

@@ -21,8 +21,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from network_helpers import f32, make_model, save_model, value_info
 from verirepair.errors import NetworkFormatError, UnsupportedOperatorError, VerirepairError
-from verirepair.network import load_network, load_nnet, load_onnx
-from verirepair.network import onnx_ops
+from verirepair.network import load_network, load_nnet, load_onnx, onnx_ops
 from verirepair.network.onnx_check import MIN_OPSET, max_opset, one_line, plain
 from verirepair.network.onnx_ops import input_arity, output_arity, supported_ops
 

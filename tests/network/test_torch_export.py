@@ -51,6 +51,6 @@ def test_torch_onnx_export_of_to_torch_loads_back_unchanged(tmp_path) -> None:
                       input_names=["x"], dynamic_axes={"x": {0: "batch"}})
     loaded = load_onnx(tmp_path / "t.onnx")
     assert [layer.relu for layer in loaded.layers] == [True, False]
-    for new, old in zip(loaded.layers, network.layers):
+    for new, old in zip(loaded.layers, network.layers, strict=True):
         np.testing.assert_array_equal(new.weight, old.weight.astype(np.float32))
         np.testing.assert_array_equal(new.bias, old.bias.astype(np.float32))

@@ -153,7 +153,7 @@ def linf_ball_text(n: int, centres: list[np.ndarray], eps: list[float]) -> str:
     lines = [f"(declare-const X_{i} Real)" for i in range(n)]
     lines += [f"(declare-const Y_{j} Real)" for j in range(10)]
     boxes = []
-    for c, e in zip(centres, eps):
+    for c, e in zip(centres, eps, strict=True):
         atoms = [f"(>= X_{i} {float(c[i] - e)!r}) (<= X_{i} {float(c[i] + e)!r})"
                  for i in range(n)]
         boxes.append("(and " + " ".join(atoms) + ")")

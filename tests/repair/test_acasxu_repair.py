@@ -12,8 +12,8 @@ pytestmark = pytest.mark.acasxu
 
 @pytest.fixture(scope="module")
 def n21_prop2():
-    from verirepair.tasks.acasxu import networks as acasxu_nets
     from verirepair.properties import parse_vnnlib
+    from verirepair.tasks.acasxu import networks as acasxu_nets
 
     acasxu_nets.data_or_skip(("onnx",))
     net = acasxu_nets.load_acasxu((2, 1))

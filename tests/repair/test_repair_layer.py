@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 
 from verirepair.network.model import random_network
+from verirepair.properties.property import Box, HalfSpaces, Property
 from verirepair.repair import RepairConfig, RepairStatus, apply_patch, repair_layer
 from verirepair.solvers import list_backends
-from verirepair.properties.property import Box, HalfSpaces, Property
-
 from verirepair.tolerances import MARGIN
 
 #: Leaving the row -y0 + y1 <= 0 (norm sqrt 2) by MARGIN in Euclidean distance.

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from verirepair.network.model import AffineLayer, Network
-from verirepair.repair import RepairConfig, RepairStatus, apply_patch, repair_layer
 from verirepair.properties.property import Box, HalfSpaces, Property
+from verirepair.repair import RepairConfig, RepairStatus, apply_patch, repair_layer
 
 
 def _toy():

@@ -8,8 +8,7 @@ import pytest
 import scipy.sparse as sp
 
 from verirepair.errors import SolverUnavailableError
-from verirepair.solvers import (LinearProblem, SolveStatus, get_backend, list_backends,
-                                problem_from_inequalities)
+from verirepair.solvers import LinearProblem, SolveStatus, get_backend, list_backends, problem_from_inequalities
 from verirepair.solvers.cbc import translate_pulp_status
 from verirepair.solvers.gurobi import licence_error, translate_gurobi_status
 from verirepair.solvers.highs import translate_highs_status

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from verirepair.tasks.acasxu import networks as acasxu_nets
 from verirepair.errors import DataMissingError
+from verirepair.tasks.acasxu import networks as acasxu_nets
 
 
 def katz_applies(number: int, x: int, y: int) -> bool:

@@ -10,13 +10,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from verirepair.tasks.acasxu import networks as acasxu_nets
 from verirepair.errors import SpecError
-from verirepair.tasks.acasxu.infix import InfixError, parse_constraint, parse_value
-from verirepair.tasks.acasxu.physical import (compile_property, default_properties_dir,
-                                      default_vnnlib_dir, export_properties,
-                                      load_normalization, load_physical_properties)
 from verirepair.properties.vnnlib import parse_vnnlib
+from verirepair.tasks.acasxu import networks as acasxu_nets
+from verirepair.tasks.acasxu.infix import InfixError, parse_constraint, parse_value
+from verirepair.tasks.acasxu.physical import (
+    compile_property,
+    default_properties_dir,
+    default_vnnlib_dir,
+    export_properties,
+    load_normalization,
+    load_physical_properties,
+)
 
 PROPS_DIR = default_properties_dir()
 NORM = load_normalization(PROPS_DIR / "normalization.toml")
@@ -67,7 +72,7 @@ def test_compiled_property_equals_vnncomp_file(physical, acasxu_data, number: in
     ours_boxes = sorted(ours.input_boxes, key=key)
     theirs_boxes = sorted(theirs.input_boxes, key=key)
     assert len(ours_boxes) == len(theirs_boxes)
-    for a, b in zip(ours_boxes, theirs_boxes):
+    for a, b in zip(ours_boxes, theirs_boxes, strict=True):
         # VNN-COMP rounds bounds to 9 decimals; we keep full precision.
         np.testing.assert_allclose(a.lower, b.lower, rtol=0, atol=1e-9)
         np.testing.assert_allclose(a.upper, b.upper, rtol=0, atol=1e-9)
@@ -85,7 +90,7 @@ def test_normalization_file_matches_every_nnet_header() -> None:
     for path in paths:
         lines = [ln for ln in path.read_text().splitlines() if not ln.startswith("//")]
         header = [np.array([float(v) for v in ln.split(",") if v.strip()]) for ln in lines[3:7]]
-        for got, want in zip(header, expected):
+        for got, want in zip(header, expected, strict=True):
             np.testing.assert_array_equal(got, want, err_msg=path.name)
 
 
@@ -118,7 +123,7 @@ def test_committed_vnnlib_files_equal_a_fresh_export(tmp_path) -> None:
 
 
 def test_exported_files_parse_back_to_the_compiled_properties(physical, tmp_path) -> None:
-    for path, pp in zip(export_properties(PROPS_DIR, tmp_path), physical):
+    for path, pp in zip(export_properties(PROPS_DIR, tmp_path), physical, strict=True):
         assert parse_vnnlib(path) == [compile_property(pp, NORM)]
 
 

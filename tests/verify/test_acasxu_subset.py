@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from verirepair.tasks.acasxu import networks as acasxu_nets
 from verirepair.properties import parse_vnnlib
+from verirepair.tasks.acasxu import networks as acasxu_nets
 from verirepair.verify import Verdict, VerifyConfig, verify
 
 pytestmark = pytest.mark.acasxu

@@ -50,7 +50,7 @@ def test_slope_gradient_matches_finite_differences(seed: int) -> None:
     h = 1e-6
     checked = 0
     for j, alpha in enumerate(alphas):
-        for index in zip(*np.nonzero(np.broadcast_to(relax[j].unstable, alpha.shape))):
+        for index in zip(*np.nonzero(np.broadcast_to(relax[j].unstable, alpha.shape)), strict=True):
             up = [a.copy() for a in alphas]
             down = [a.copy() for a in alphas]
             up[j][index] += h
@@ -113,8 +113,8 @@ def test_verify_never_imports_torch() -> None:
 @pytest.mark.acasxu
 def test_acasxu_n19_phi7_is_violated_within_five_seconds() -> None:
     """At 5 s this used to time out (alpha-CROWN skipped); at 6 s it was violated in 2 s."""
-    from verirepair.tasks.acasxu import networks as acasxu_nets
     from verirepair.properties import parse_vnnlib
+    from verirepair.tasks.acasxu import networks as acasxu_nets
 
     acasxu_nets.data_or_skip(("onnx",))
     net = acasxu_nets.load_acasxu((1, 9))

@@ -53,7 +53,7 @@ def milp_best_margin(net: Network, box: Box, poly: HalfSpaces) -> float:
         h = nxt
     t = pulp.LpVariable("t")
     prob += t
-    for row, b in zip(poly.A, poly.b):
+    for row, b in zip(poly.A, poly.b, strict=True):
         prob += t <= b - pulp.lpSum(row[m] * h[m] for m in range(len(h)))
     prob.solve(pulp.PULP_CBC_CMD(msg=False))
     assert pulp.LpStatus[prob.status] == "Optimal" and prob.sol_status == 1

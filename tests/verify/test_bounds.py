@@ -77,7 +77,7 @@ def test_sampled_outputs_inside_all_bounds(seed: int) -> None:
     C = rng.normal(size=(4, 3))
     x = _samples(rng, lower, upper, 64)
     acts = net.forward_all(x.reshape(-1, sizes[0]))
-    pre = [a @ layer.weight.T + layer.bias for a, layer in zip(acts[:-1], net.layers)]
+    pre = [a @ layer.weight.T + layer.bias for a, layer in zip(acts[:-1], net.layers, strict=True)]
     cy = (acts[-1] @ C.T).reshape(16, 64, 4)
     results = [interval_bounds(net, lower, upper, C)]
     results += [symbolic_bounds(net, lower, upper, C, intermediate=m) for m in MODES]
@@ -148,7 +148,7 @@ def test_lp_tightened_bounds_sound_and_not_looser(seed: int) -> None:
     pre_l = [a[0] for a in sb.pre_lower]
     pre_u = [a[0] for a in sb.pre_upper]
     new_l, new_u, calls = tighten_box(net, lower[0], upper[0], pre_l, pre_u)
-    unstable = sum(int(((l < 0) & (u > 0)).sum()) for l, u in zip(pre_l[1:-1], pre_u[1:-1]))
+    unstable = sum(int(((lo < 0) & (hi > 0)).sum()) for lo, hi in zip(pre_l[1:-1], pre_u[1:-1], strict=True))
     assert calls <= 2 * unstable
     x = _samples(rng, lower, upper, 2000)[0]
     acts = net.forward_all(x)

@@ -81,7 +81,7 @@ def test_timeout_reports_open_boxes_inside_the_region() -> None:
     for lower, upper in result.open_boxes:
         assert np.all(box.lower <= lower) and np.all(lower <= upper) and np.all(upper <= box.upper)
     # Open boxes are undecided sub-boxes, not the whole region.
-    widths = np.array([u - l for l, u in result.open_boxes])
+    widths = np.array([hi - lo for lo, hi in result.open_boxes])
     assert widths.sum(axis=1).min() < box.width.sum()
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from verirepair.errors import VerirepairError
-from verirepair.verify.result import Counterexample, VerificationResult, Verdict
+from verirepair.verify.result import Counterexample, Verdict, VerificationResult
 from verirepair.verify.vnncomp_io import format_result, parse_result, write_result
 
 

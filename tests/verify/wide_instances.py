@@ -36,7 +36,7 @@ def linf_vnnlib(x0: np.ndarray, eps: float, true_class: int) -> str:
     lower, upper = np.clip(x0 - eps, 0.0, 1.0), np.clip(x0 + eps, 0.0, 1.0)
     lines = [f"(declare-const X_{i} Real)" for i in range(x0.shape[0])]
     lines += [f"(declare-const Y_{j} Real)" for j in range(N_CLASSES)]
-    for i, (lo, hi) in enumerate(zip(lower, upper)):
+    for i, (lo, hi) in enumerate(zip(lower, upper, strict=True)):
         lines.append(f"(assert (<= X_{i} {float(hi)!r}))")
         lines.append(f"(assert (>= X_{i} {float(lo)!r}))")
     others = " ".join(f"(and (>= Y_{j} Y_{true_class}))" for j in range(N_CLASSES)

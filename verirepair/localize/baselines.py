@@ -96,7 +96,7 @@ def _grad_times_act(network: Network, props: Sequence[Property],
     total = torch.where(finite, score, torch.zeros_like(score)).sum()
     grads = torch.autograd.grad(total, [kept[i] for i in hidden], allow_unused=True)
     out = {}
-    for index, grad in zip(hidden, grads):
+    for index, grad in zip(hidden, grads, strict=True):
         grad = torch.zeros_like(kept[index]) if grad is None else grad
         out[index] = (grad * kept[index]).mean(dim=0).detach().numpy()
     return out

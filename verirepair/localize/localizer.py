@@ -133,18 +133,19 @@ def localize(network: Network, props: Sequence[Property], cex_x: np.ndarray,
     rng = np.random.default_rng(config.seed)
     cex_x = _subsample(_as_inputs(cex_x, network, "cex_x"), config.max_samples, rng)
     correct_x = _subsample(_as_inputs(correct_x, network, "correct_x"), config.max_samples, rng)
-    method = config.method.value
+    # The config holds a LocalizeMethod after __post_init__ (a str is accepted when building it).
+    method = LocalizeMethod(config.method)
     if cex_x.shape[0] == 0:
-        return Localization((), (0.0,) * network.n_layers, None, (), method, config.k_values,
+        return Localization((), (0.0,) * network.n_layers, None, (), method.value, config.k_values,
                             0, int(correct_x.shape[0]), config.seed,
                             time.perf_counter() - start, config.collateral_weight)
     outside = ~region_mask(props, cex_x).any(axis=1)
     if outside.any():
         raise ValueError(
             f"{int(outside.sum())} counterexample(s) lie outside every property region")
-    effects = METHODS[config.method](network, props, cex_x, correct_x, config)
+    effects = METHODS[method](network, props, cex_x, correct_x, config)
     ranking = _rank(effects, config.collateral_weight, config.tie_rtol)
     layer_scores, layer, units = _suggest(network, ranking, config)
-    return Localization(ranking, layer_scores, layer, units, method, config.k_values,
+    return Localization(ranking, layer_scores, layer, units, method.value, config.k_values,
                         int(cex_x.shape[0]), int(correct_x.shape[0]), config.seed,
                         time.perf_counter() - start, config.collateral_weight)

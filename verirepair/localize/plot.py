@@ -10,12 +10,16 @@ import io
 import math
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from verirepair.atomic import write_bytes_atomic
 from verirepair.errors import VerirepairError
 from verirepair.localize.result import Localization
+
+if TYPE_CHECKING:  # matplotlib is imported lazily, when a figure is drawn
+    from matplotlib.figure import Figure
 
 #: Image formats :func:`plot_localization` writes, chosen by the file's suffix.
 PLOT_SUFFIXES = (".png", ".pdf", ".svg")
@@ -67,7 +71,7 @@ def _count(n: int, noun: str) -> str:
 
 
 def figure_localization(loc: Localization, top_k: int = 10, *, network_name: str | None = None,
-                        property_name: str | None = None) -> "matplotlib.figure.Figure":  # noqa: F821
+                        property_name: str | None = None) -> Figure:
     """Bar chart of the ``top_k`` effects and a layer-by-neuron heat map.
 
     Tick labels are thinned so that none overlap, also on ACAS Xu N1,9
@@ -86,7 +90,7 @@ def figure_localization(loc: Localization, top_k: int = 10, *, network_name: str
     matplotlib Figure (not attached to pyplot; the caller saves or discards it)
     """
     from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
     fig = Figure(figsize=(11, 4.6), layout="constrained")
     fig.suptitle(figure_title(loc, network_name, property_name), fontsize=11)
@@ -113,7 +117,8 @@ def figure_localization(loc: Localization, top_k: int = 10, *, network_name: str
         heat.xaxis.set_major_locator(MaxNLocator(nbins=_MAX_UNIT_TICKS - 1, integer=True))
         heat.set_xlim(-0.5, matrix.shape[1] - 0.5)
         bar = fig.colorbar(image, ax=heat, label="effect on violation score")
-        bar.formatter.set_powerlimits((-2, 3))
+        if isinstance(bar.formatter, ScalarFormatter):  # a linear colour scale's default formatter
+            bar.formatter.set_powerlimits((-2, 3))
     else:
         heat.text(0.5, 0.5, "no counterexamples: nothing to localize", ha="center",
                   va="center", transform=heat.transAxes)

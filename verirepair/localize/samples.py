@@ -31,7 +31,7 @@ SEED_CHUNK_VALUES = 1 << 22
 def _draw(props: Sequence[Property], rng: np.random.Generator, n: int) -> np.ndarray:
     """``n`` points, split evenly between the properties' regions; (n, d)."""
     counts = rng.multinomial(n, np.full(len(props), 1.0 / len(props)))
-    parts = [prop.sample_inputs(rng, int(k)) for prop, k in zip(props, counts) if k]
+    parts = [prop.sample_inputs(rng, int(k)) for prop, k in zip(props, counts, strict=True) if k]
     return np.vstack(parts)
 
 
@@ -152,7 +152,7 @@ def pgd_counterexamples(network: Network, props: Sequence[Property], n: int,
     for prop in props:
         singles = [Property(prop.input_boxes, (poly,), prop.name) for poly in prop.unsafe]
         for single, starts in zip(singles, _best_seeds(network, prop, singles, rng,
-                                                       n_seed_samples, restarts)):
+                                                       n_seed_samples, restarts), strict=True):
             lower, upper = nearest_box_bounds(single, starts)
             iterates = adam_attack(network, single, starts, lower, upper, steps, lr)
             # Keep only the confirmed points of each attack: all iterates of

@@ -11,10 +11,14 @@ input is the maximum over the properties whose input region contains it, and
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from verirepair.properties.property import Property, violation_score_torch
+
+if TYPE_CHECKING:  # torch is imported lazily, by the functions that need it
+    import torch
 
 
 def region_mask(props: Sequence[Property], x: np.ndarray) -> np.ndarray:
@@ -77,8 +81,8 @@ def violating(props: Sequence[Property], x: np.ndarray, y: np.ndarray) -> np.nda
     return hit
 
 
-def masked_scores_torch(props: Sequence[Property], y: "torch.Tensor",  # noqa: F821
-                        mask: np.ndarray) -> "torch.Tensor":  # noqa: F821
+def masked_scores_torch(props: Sequence[Property], y: torch.Tensor,
+                        mask: np.ndarray) -> torch.Tensor:
     """Differentiable twin of :func:`masked_scores` for ``y`` of shape (n, m); (n,)."""
     import torch
 

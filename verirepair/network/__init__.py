@@ -3,7 +3,7 @@
 from verirepair.network.loader import load_network
 from verirepair.network.model import AffineLayer, Network, Normalization, SourceGraph, random_network
 from verirepair.network.nnet import load_nnet
-from verirepair.network.onnx_io import save_onnx, load_onnx
+from verirepair.network.onnx_io import load_onnx, save_onnx
 from verirepair.network.onnx_ops import SUPPORTED_OPS
 from verirepair.network.torch_export import to_torch
 

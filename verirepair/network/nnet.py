@@ -19,6 +19,7 @@ emits raw outputs; the header goes into :class:`Normalization`.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -97,10 +98,10 @@ def _sizes(lines: _Lines) -> list[int]:
     if len(head) < 3 or any(v != int(v) or v < 1 for v in head[:3]):
         raise lines.error("the sizes line must start with three positive integers")
     n_layers, n_inputs, n_outputs = (int(v) for v in head[:3])
-    sizes = lines.row(n_layers + 1, "the layer sizes")
-    if any(v != int(v) or v < 1 for v in sizes):
+    values = lines.row(n_layers + 1, "the layer sizes")
+    if any(v != int(v) or v < 1 for v in values):
         raise lines.error("layer sizes must be positive integers")
-    sizes = [int(v) for v in sizes]
+    sizes = [int(v) for v in values]
     if sizes[0] != n_inputs or sizes[-1] != n_outputs:
         raise lines.error(f"layer sizes {sizes} disagree with {n_inputs} inputs and "
                           f"{n_outputs} outputs")
@@ -172,7 +173,7 @@ def _parse(text: str, path: Path, where: str) -> Network:
     sizes = _sizes(lines)
     normalization = _normalization(lines, sizes[0])
     layers = []
-    for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for index, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
         weight = [lines.row(fan_in, f"layer {index} weight row {r}") for r in range(fan_out)]
         bias = [lines.row(1, f"layer {index} bias {r}")[0] for r in range(fan_out)]
         layers.append(AffineLayer(np.array(weight), np.array(bias), relu=index < len(sizes) - 2))

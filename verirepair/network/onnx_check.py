@@ -28,7 +28,11 @@ from onnx import TensorProto, helper, numpy_helper
 
 from verirepair.errors import NetworkFormatError, UnsupportedOperatorError
 from verirepair.network.onnx_ops import (
-    ConstRef, input_arity, node_label, output_arity, supported_ops,
+    ConstRef,
+    input_arity,
+    node_label,
+    output_arity,
+    supported_ops,
 )
 
 __all__ = ["MIN_OPSET", "MAX_MESSAGE_CHARS", "check_tensor", "collect_constants", "max_opset",
@@ -48,7 +52,7 @@ _SUPPORTED_DTYPES = frozenset({
     TensorProto.UINT8, TensorProto.UINT16, TensorProto.UINT32, TensorProto.UINT64,
 })
 #: The typed field that holds a tensor's values when ``raw_data`` is not used.
-_TYPED_FIELD = {
+_TYPED_FIELD: dict[int, str] = {
     TensorProto.FLOAT: "float_data", TensorProto.DOUBLE: "double_data",
     TensorProto.INT64: "int64_data", TensorProto.UINT32: "uint64_data",
     TensorProto.UINT64: "uint64_data",

@@ -27,10 +27,21 @@ from verirepair.atomic import write_bytes_atomic
 from verirepair.errors import NetworkFormatError, VerirepairError
 from verirepair.network.model import Network, SourceGraph
 from verirepair.network.onnx_check import (
-    collect_constants, one_line, plain, read_model, show_path, validate_model,
+    collect_constants,
+    one_line,
+    plain,
+    read_model,
+    show_path,
+    validate_model,
 )
 from verirepair.network.onnx_ops import (
-    ConstRef, LinearStep, Step, TraceState, get_converter, node_label,
+    ConstRef,
+    LinearStep,
+    OffsetStep,
+    Step,
+    TraceState,
+    get_converter,
+    node_label,
 )
 
 __all__ = ["OnnxPayload", "OverwriteSourceError", "load_onnx", "save_onnx", "CLEAN_OPSET"]
@@ -307,16 +318,25 @@ def _write_back(network: Network, payload: OnnxPayload) -> onnx.ModelProto:
     return model
 
 
-def _split(steps: tuple[Step, ...], layer_index: int, changed_weight: bool) -> int:
-    """Index of the single linear step (-1 when there is none)."""
-    linear = [i for i, step in enumerate(steps) if isinstance(step, LinearStep)]
+def _offsets(steps: tuple[Step, ...]) -> tuple[OffsetStep, ...]:
+    return tuple(step for step in steps if isinstance(step, OffsetStep))
+
+
+def _split(steps: tuple[Step, ...], layer_index: int, changed_weight: bool
+           ) -> tuple[tuple[OffsetStep, ...], LinearStep | None, tuple[OffsetStep, ...]]:
+    """The offsets before the single linear step, that step (None when there is none; then
+    every step counts as after it), and the offsets after it."""
+    linear = [(i, step) for i, step in enumerate(steps) if isinstance(step, LinearStep)]
     if len(linear) > 1:
         raise NetworkFormatError(f"layer {layer_index} composes {len(linear)} MatMul/Gemm nodes; "
                                  "its parameters cannot be written back")
     if not linear and changed_weight:
         raise NetworkFormatError(f"layer {layer_index} has no weight constant in the original "
                                  "graph, so its new weight cannot be written back")
-    return linear[0] if linear else -1
+    if not linear:
+        return (), None, _offsets(steps)
+    j, step = linear[0]
+    return _offsets(steps[:j]), step, _offsets(steps[j + 1:])
 
 
 def _solve_layer(layer_index: int, steps: tuple[Step, ...],
@@ -334,16 +354,15 @@ def _solve_layer(layer_index: int, steps: tuple[Step, ...],
     """
     new_weight, new_bias = new
     changed_weight = not np.array_equal(new_weight, old[0])
-    j = _split(steps, layer_index, changed_weight)
+    pre, linear, post = _split(steps, layer_index, changed_weight)
     s_pre, u = 1.0, np.zeros(new_weight.shape[1])
-    for step in steps[:max(j, 0)]:
+    for step in pre:
         s_pre, u = step.sign_in * s_pre, step.sign_in * u + step.coef * step.vector
-    post = steps[j + 1:]
     signs_after = [float(np.prod([s.sign_in for s in post[k + 1:]])) for k in range(len(post))]
     s_post = float(np.prod([s.sign_in for s in post])) if post else 1.0
     updates: dict[ConstRef, np.ndarray] = {}
     if changed_weight:
-        linear = steps[j]
+        assert linear is not None, "_split raises when a changed weight has no linear step"
         matrix = new_weight / (s_post * s_pre * linear.alpha)
         updates[linear.ref] = matrix.T if linear.transposed else matrix
     v_new = new_bias - s_pre * (new_weight @ u)

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from math import prod
+from typing import Any
 
 import numpy as np
 import onnx
@@ -185,8 +186,12 @@ def node_label(node: onnx.NodeProto, index: int) -> str:
     return node.name or f"#{index}"
 
 
-def get_attr(node: onnx.NodeProto, name: str, default):
-    """Return the value of attribute ``name`` of ``node`` (or ``default``)."""
+def get_attr(node: onnx.NodeProto, name: str, default: object) -> Any:
+    """Return the value of attribute ``name`` of ``node`` (or ``default``).
+
+    The type depends on the attribute's ONNX type (float, int, string, tensor or a
+    list of them), so callers convert it (``float(get_attr(node, "alpha", 1.0))``).
+    """
     for attribute in node.attribute:
         if attribute.name == name:
             return onnx.helper.get_attribute_value(attribute)

@@ -6,8 +6,7 @@ physical units are the ACAS Xu task's (:mod:`verirepair.tasks.acasxu.physical`).
 Imports here are explicit re-exports of the public API; nothing runs at import.
 """
 
-from verirepair.properties.property import (Box, HalfSpaces, Property, check_dimensions,
-                                      violation_score_torch)
+from verirepair.properties.property import Box, HalfSpaces, Property, check_dimensions, violation_score_torch
 from verirepair.properties.vnnlib import parse_vnnlib, parse_vnnlib_bytes, parse_vnnlib_string
 from verirepair.properties.vnnlib_write import save_vnnlib, write_vnnlib
 

@@ -15,11 +15,15 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from verirepair.errors import PropertyDimensionError
 from verirepair.tolerances import CEX_TOL
+
+if TYPE_CHECKING:  # torch is imported lazily, by the functions that need it
+    import torch
 
 
 def format_number(value: float) -> str:
@@ -261,7 +265,7 @@ class Property:
         """
         weights = self.box_weights()
         counts = rng.multinomial(n, weights)
-        parts = [box.sample(rng, int(k)) for box, k in zip(self.input_boxes, counts) if k]
+        parts = [box.sample(rng, int(k)) for box, k in zip(self.input_boxes, counts, strict=True) if k]
         return np.vstack(parts) if parts else np.zeros((0, self.n_inputs))
 
     def canonical(self) -> tuple:
@@ -304,7 +308,7 @@ def check_dimensions(properties: Sequence[Property], n_inputs: int, n_outputs: i
                                          None if network is None else str(network))
 
 
-def violation_score_torch(prop: Property, y: "torch.Tensor") -> "torch.Tensor":  # noqa: F821
+def violation_score_torch(prop: Property, y: torch.Tensor) -> torch.Tensor:
     """Differentiable twin of :meth:`Property.violation_score` for torch tensors.
 
     Parameters

@@ -337,4 +337,4 @@ def _group(pairs: list[tuple[Box, HalfSpaces]], stem: str) -> list[Property]:
         entry[0].append(box)
     groups = list(by_unsafe.values())
     names = [stem] if len(groups) == 1 else [f"{stem}[{k}]" for k in range(len(groups))]
-    return [Property(tuple(boxes), unsafe, name) for (boxes, unsafe), name in zip(groups, names)]
+    return [Property(tuple(boxes), unsafe, name) for (boxes, unsafe), name in zip(groups, names, strict=True)]

@@ -45,13 +45,13 @@ def _row_atom(a: np.ndarray, b: float) -> str:
 
 def _box_atoms(box: Box) -> list[str]:
     atoms = []
-    for i, (lo, hi) in enumerate(zip(box.lower, box.upper)):
+    for i, (lo, hi) in enumerate(zip(box.lower, box.upper, strict=True)):
         atoms += [f"(>= X_{i} {_num(lo)})", f"(<= X_{i} {_num(hi)})"]
     return atoms
 
 
 def _poly_atoms(poly: HalfSpaces) -> list[str]:
-    return [_row_atom(a, b) for a, b in zip(poly.A, poly.b)]
+    return [_row_atom(a, b) for a, b in zip(poly.A, poly.b, strict=True)]
 
 
 def _disjunction(conjuncts: list[list[str]]) -> str:

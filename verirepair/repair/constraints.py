@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from verirepair.repair.encoding import FixedPatternModel, ProblemBuilder, RowFamily
 from verirepair.properties.property import Property
+from verirepair.repair.encoding import FixedPatternModel, ProblemBuilder, RowFamily
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +67,7 @@ def escape_targets(props: Sequence[Property], cex_x: np.ndarray,
     margins = np.broadcast_to(np.asarray(margin, dtype=float), (len(props),))
     samples, rows, rhs, group = [], [], [], []
     n_groups = 0
-    for prop, prop_margin in zip(props, margins):
+    for prop, prop_margin in zip(props, margins, strict=True):
         inside = np.flatnonzero(prop.in_region(cex_x))
         for poly in prop.unsafe:
             norms = np.linalg.norm(poly.A, axis=1)
@@ -105,11 +105,11 @@ def choose_cheapest(model: FixedPatternModel, targets: EscapeTargets, norm: str,
             score = np.where(need <= 0, need, np.where(dual > 0, need / dual, np.inf))
     else:
         score = need / np.maximum(np.linalg.norm(targets.A, axis=1), 1e-300)
-    chosen = []
+    picked: list[int] = []
     for g in range(targets.n_groups):
         members = np.flatnonzero(targets.group == g)
-        chosen.append(members[np.argmin(score[members])])
-    chosen = np.array(chosen, dtype=np.int64)
+        picked.append(int(members[np.argmin(score[members])]))
+    chosen = np.array(picked, dtype=np.int64)
     return RowFamily(out_layer, targets.samples[chosen], targets.A[chosen], targets.rhs[chosen],
                      np.full(chosen.shape[0], np.inf))
 

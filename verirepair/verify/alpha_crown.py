@@ -154,18 +154,16 @@ def optimize_spec_lower(network: Network, pre_lower: list[np.ndarray],
     relax = _relaxations(network, pre_lower, pre_upper)
     alphas = [np.repeat(r.fixed, k, axis=1) for r in relax]   # CROWN's adaptive start
     Cn = np.broadcast_to(C, (n, k, C.shape[1]))
-    best = best_coef = None
-    for step in range(steps + 1):
+    bound, coef, grads = _bound_and_slope_gradients(network, relax, alphas, Cn, lower, upper,
+                                                    want_grad=steps > 0)
+    best, best_coef = bound.copy(), coef.copy()
+    for step in range(1, steps + 1):
+        for alpha, grad in zip(alphas, grads, strict=True):
+            np.clip(alpha + ALPHA_LR * np.sign(grad), 0.0, 1.0, out=alpha)
+        # the last bound needs no gradient: no step comes after it
         bound, coef, grads = _bound_and_slope_gradients(network, relax, alphas, Cn, lower,
                                                         upper, want_grad=step < steps)
-        if best is None:
-            best, best_coef = bound.copy(), coef.copy()
-        else:
-            better = bound > best
-            best = np.where(better, bound, best)
-            best_coef = np.where(better[:, :, None], coef, best_coef)
-        if step == steps:                  # the last bound needs no step after it
-            break
-        for alpha, grad in zip(alphas, grads):
-            np.clip(alpha + ALPHA_LR * np.sign(grad), 0.0, 1.0, out=alpha)
+        better = bound > best
+        best = np.where(better, bound, best)
+        best_coef = np.where(better[:, :, None], coef, best_coef)
     return best, best_coef

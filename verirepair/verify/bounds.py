@@ -114,7 +114,7 @@ def _check_spec(network: Network, C: np.ndarray | None, n: int) -> np.ndarray | 
     return C
 
 
-def _interval_step(layer, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _interval_step(layer: AffineLayer, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Interval image ``W [lo, hi] + b`` in centre/radius form; shapes (n, in) -> (n, out)."""
     mid, rad = (lo + hi) / 2.0, (hi - lo) / 2.0
     z_mid = mid @ layer.weight.T + layer.bias
@@ -193,6 +193,7 @@ def relu_relaxation(lower: np.ndarray, upper: np.ndarray, lower_slope: str = "ad
     denom = np.where(unstable, upper - lower, 1.0)
     s = np.where(unstable, upper / denom, active.astype(np.float64))
     t = np.where(unstable, -s * lower, 0.0)
+    slope: np.ndarray | float
     if lower_slope == "adaptive":
         slope = (upper > -lower).astype(np.float64)
     else:

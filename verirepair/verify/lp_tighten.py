@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,6 +33,9 @@ from verirepair.errors import SolverUnavailableError
 from verirepair.network.model import Network
 from verirepair.solvers.quiet import quiet_highs
 from verirepair.tolerances import LP_BOUND_TOL
+
+if TYPE_CHECKING:  # highspy is imported lazily, when an LP is built
+    import highspy
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +55,8 @@ class PolytopeLpResult:
     x: np.ndarray | None
 
 
-def _highs():
+def _highs() -> tuple[ModuleType, highspy.Highs]:
+    """The ``highspy`` module (for its enums and constants) and a quiet solver."""
     try:
         import highspy
     except ImportError as exc:  # pragma: no cover - highspy is a hard dependency

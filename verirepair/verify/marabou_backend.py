@@ -44,13 +44,13 @@ import numpy as np
 
 from verirepair.errors import SolverUnavailableError
 from verirepair.network.model import Network
-from verirepair.solvers.quiet import stdout_silenced
 from verirepair.properties.property import Box, HalfSpaces, Property
+from verirepair.solvers.quiet import stdout_silenced
 from verirepair.verify.confirm import confirm
 from verirepair.verify.result import (
     Counterexample,
-    VerificationResult,
     Verdict,
+    VerificationResult,
     VerifyConfig,
     VerifyStats,
 )
@@ -128,7 +128,7 @@ def _unsafe_rows(poly: HalfSpaces,
     negative right-hand side); trivially true rows are dropped.
     """
     rows = []
-    for a_row, b_i in zip(poly.A, poly.b - margin * np.linalg.norm(poly.A, axis=1)):
+    for a_row, b_i in zip(poly.A, poly.b - margin * np.linalg.norm(poly.A, axis=1), strict=True):
         # Zero coefficients carry no information, and Marabou rejects them in
         # single-variable disjuncts.
         terms = [(float(c), j) for j, c in enumerate(a_row) if c != 0.0]
@@ -197,12 +197,12 @@ def _encode_network(core: Any, query: Any, network: Network, box: Box) -> list[i
             # parsers): Marabou only recognises the layered network, and so only
             # runs its DeepPoly bound tightening, when the defined variable has
             # coefficient -1.
-            terms = [(w, h) for w, h in zip(layer.weight[j], current) if w != 0.0] + [(-1.0, z)]
+            terms = [(w, h) for w, h in zip(layer.weight[j], current, strict=True) if w != 0.0] + [(-1.0, z)]
             query.addEquation(_equation(core, "eq", terms, -layer.bias[j]))
         if layer.relu:
             post = list(range(next_var, next_var + layer.out_features))
             next_var += layer.out_features
-            for z, h in zip(pre, post):
+            for z, h in zip(pre, post, strict=True):
                 core.addReluConstraint(query, z, h)
                 query.setLowerBound(h, 0.0)
             current = post

@@ -41,21 +41,23 @@ import concurrent.futures as cf
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
 from verirepair.network.model import Network
 from verirepair.properties.property import Box, Property
+
 # The per-box query and its float64 confirm path are the plain Marabou backend's own,
 # so the two engines cannot drift apart in how they read Marabou's answers.
 from verirepair.verify.marabou_backend import check_box, import_marabou
 from verirepair.verify.pool import shutdown_pool, spawn_pool
 from verirepair.verify.result import (
     Counterexample,
-    VerificationResult,
     Verdict,
+    VerificationResult,
     VerifyConfig,
     VerifyStats,
 )
@@ -195,11 +197,15 @@ def _solve_piece(network: Network, prop: Property, box: Box, budget_s: int,
     return verdict, cexs, message, time.monotonic() - start
 
 
+_T = TypeVar("_T")
+
+
 class _InlineExecutor:
     """The executor interface, solving immediately in this process (``workers=0``)."""
 
-    def submit(self, fn, *args) -> cf.Future:  # noqa: ANN001 - mirrors Executor.submit
-        future: cf.Future = cf.Future()
+    def submit(self, fn: Callable[..., _T], *args: object) -> cf.Future[_T]:
+        """Run ``fn(*args)`` now and return a future that already holds its result."""
+        future: cf.Future[_T] = cf.Future()
         future.set_result(fn(*args))
         return future
 
@@ -213,7 +219,8 @@ class _PoolExecutor:
     def __init__(self, workers: int) -> None:
         self._pool = spawn_pool(workers)
 
-    def submit(self, fn, *args) -> cf.Future:  # noqa: ANN001 - mirrors Executor.submit
+    def submit(self, fn: Callable[..., _T], *args: object) -> cf.Future[_T]:
+        """Run ``fn(*args)`` in a worker (as :meth:`concurrent.futures.Executor.submit`)."""
         return self._pool.submit(fn, *args)
 
     def shutdown(self, kill: bool) -> None:

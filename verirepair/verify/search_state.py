@@ -39,6 +39,12 @@ class SearchOutcome:
     open_lower: np.ndarray | None = None
     open_upper: np.ndarray | None = None
 
+    def open_boxes(self) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+        """The undecided sub-boxes as ``(lower, upper)`` pairs, shapes (d,); () when none were kept."""
+        if self.open_lower is None or self.open_upper is None:
+            return ()
+        return tuple(zip(self.open_lower, self.open_upper, strict=True))
+
 
 @dataclass(slots=True)
 class SpecRows:
@@ -141,4 +147,4 @@ class BoxStack:
         self.size -= count - need
         if len(taken) == 1:
             return taken[0]
-        return tuple(np.concatenate(parts) for parts in zip(*taken))
+        return tuple(np.concatenate(parts) for parts in zip(*taken, strict=True))

@@ -27,7 +27,7 @@ import numpy as np
 
 from verirepair.atomic import write_text_atomic
 from verirepair.errors import VerirepairError
-from verirepair.verify.result import VerificationResult, Verdict
+from verirepair.verify.result import Verdict, VerificationResult
 
 #: The words a result file may start with.
 RESULT_WORDS = ("sat", "unsat", "timeout", "unknown")

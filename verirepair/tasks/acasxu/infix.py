@@ -18,6 +18,7 @@ as in :mod:`.formula`.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -205,7 +206,7 @@ def parse_constraint(text: str, variables: Sequence[str]) -> tuple[Linear, ...]:
     if not ops:
         raise InfixError(text, 0, "expected a comparison such as 'COC >= 1500'")
     atoms: list[Linear] = []
-    for op, left, right in zip(ops, terms, terms[1:]):
+    for op, (left, right) in zip(ops, itertools.pairwise(terms), strict=True):  # len(terms) == len(ops) + 1
         if op in ("<=", "<", "="):
             atoms.append(_combine(left, right, -1.0))
         if op in (">=", ">", "="):

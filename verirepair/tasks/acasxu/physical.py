@@ -29,12 +29,12 @@ from typing import Any
 
 import numpy as np
 
+from verirepair.atomic import write_text_atomic
 from verirepair.errors import SpecError
 from verirepair.network.model import Normalization
-from verirepair.tasks.acasxu.infix import InfixError, Linear, parse_constraint, parse_value
 from verirepair.properties.property import Box, HalfSpaces, Property
-from verirepair.atomic import write_text_atomic
 from verirepair.properties.vnnlib_write import write_vnnlib
+from verirepair.tasks.acasxu.infix import InfixError, Linear, parse_constraint, parse_value
 
 NORMALIZATION_FILE = "normalization.toml"
 _PROPERTY_KEYS = frozenset({"number", "description", "desired", "networks", "input_boxes",
@@ -369,7 +369,7 @@ def _comment(pp: PhysicalProperty, norm: Normalization) -> str:
              f"Networks: {' '.join(pp.networks)}"]
     for k, box in enumerate(pp.input_boxes, start=1):
         parts = [f"{n} in [{lo!r}, {hi!r}] {u}"
-                 for n, u, (lo, hi) in zip(norm.input_names, norm.input_units, box)]
+                 for n, u, (lo, hi) in zip(norm.input_names, norm.input_units, box, strict=True)]
         lines.append(f"Input box {k}: " + "; ".join(parts))
     disjuncts = [" and ".join(dict.fromkeys(c.text for c in conj)) for conj in pp.unsafe]
     lines.append("Unsafe if: " + " | ".join(f"({d})" for d in disjuncts))
