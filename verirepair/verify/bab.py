@@ -33,7 +33,9 @@ Verdicts: ``HOLDS`` when the stack empties with every box proven;
 
 from __future__ import annotations
 
+import itertools
 import time
+
 import numpy as np
 
 from verirepair.network.model import Network
@@ -123,9 +125,9 @@ def smear_scores(network: Network, spec_rows: np.ndarray, open_polys: np.ndarray
         g_lo = (centre - radius).reshape(n, P, -1)
         g_hi = (centre + radius).reshape(n, P, -1)
         if j > 0 and network.layers[j - 1].relu:
-            l, u = pre_l[j - 1][:, None, :], pre_u[j - 1][:, None, :]
-            unstable = (l < 0.0) & (u > 0.0)
-            inactive = u <= 0.0
+            lo, hi = pre_l[j - 1][:, None, :], pre_u[j - 1][:, None, :]
+            unstable = (lo < 0.0) & (hi > 0.0)
+            inactive = hi <= 0.0
             g_lo = np.where(inactive, 0.0, np.where(unstable, np.minimum(g_lo, 0.0), g_lo))
             g_hi = np.where(inactive, 0.0, np.where(unstable, np.maximum(g_hi, 0.0), g_hi))
     width = upper - lower
@@ -227,7 +229,7 @@ class BranchAndBound:
         self.seconds_per_box = 0.0
 
     def _unpack(self, flat: np.ndarray) -> list[np.ndarray]:
-        return [flat[:, a:b] for a, b in zip(self.offsets[:-1], self.offsets[1:])]
+        return [flat[:, a:b] for a, b in itertools.pairwise(self.offsets)]
 
     def bound(self, batch: _Batch) -> np.ndarray:
         """Tighten the batch's layer bounds and return row margins (n, k).
@@ -273,7 +275,7 @@ class BranchAndBound:
                 break
             pre_l = [a[i] for a in batch.pre_l]
             pre_u = [a[i] for a in batch.pre_u]
-            unstable = sum(int(((l < 0) & (u > 0)).sum()) for l, u in zip(pre_l, pre_u))
+            unstable = sum(int(((lo < 0) & (hi > 0)).sum()) for lo, hi in zip(pre_l, pre_u, strict=True))
             if unstable <= LP_TIGHTEN_MAX_UNSTABLE:
                 pre_l, pre_u, calls = lp_tighten.tighten_box(
                     self.network, batch.lower[i], batch.upper[i], pre_l, pre_u, self.deadline)
@@ -311,7 +313,7 @@ class BranchAndBound:
         margin = self.bound(batch)
         poly_margin, batch.best_row = self.spec.best_rows(margin)
         batch.open_polys = batch.open_polys & ~(poly_margin > 0.0)
-        batch.keep(batch.open_polys.any(axis=1))
+        batch.keep(np.any(batch.open_polys, axis=1))
         if len(batch) == 0:
             return True
         points, owners = _candidates(batch.coef, batch.best_row, batch.open_polys,
@@ -333,7 +335,7 @@ class BranchAndBound:
             self.lp_refine(batch)
             if self.outcome.counterexamples:
                 return False
-            batch.keep(batch.open_polys.any(axis=1))
+            batch.keep(np.any(batch.open_polys, axis=1))
         tiny = (batch.upper - batch.lower).max(axis=1) < MIN_BOX_WIDTH
         self.undecided += int(tiny.sum())
         batch.keep(~tiny)

@@ -22,8 +22,8 @@ from verirepair.errors import SolverUnavailableError
 from verirepair.network.model import Network
 from verirepair.properties.property import Property
 from verirepair.verify import bab
-from verirepair.verify.parallel import parallel_search
 from verirepair.verify.falsify import falsify
+from verirepair.verify.parallel import parallel_search
 from verirepair.verify.result import Counterexample, Verdict, VerificationResult, VerifyConfig, VerifyStats
 from verirepair.verify.search_state import SearchOutcome
 

@@ -79,6 +79,11 @@ def _fold(outcome: SearchOutcome, part: SearchOutcome) -> None:
     outcome.max_depth = max(outcome.max_depth, part.max_depth)
 
 
+def _box_arrays(chunk: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """A chunk's ``(lower, upper)`` arrays, shapes (n, d) (its first two fields)."""
+    return chunk[0], chunk[1]
+
+
 def _gather(chunk_of: dict[cf.Future, tuple[np.ndarray, ...]], deadline: float,
             outcome: SearchOutcome
             ) -> tuple[Verdict | None, list[str], list[tuple[np.ndarray, np.ndarray]]]:
@@ -97,7 +102,9 @@ def _gather(chunk_of: dict[cf.Future, tuple[np.ndarray, ...]], deadline: float,
     opened : list of (lower, upper) arrays -- boxes left open
     """
     pending = set(chunk_of)
-    verdict, messages, opened = Verdict.HOLDS, [], []
+    verdict: Verdict = Verdict.HOLDS
+    messages: list[str] = []
+    opened: list[tuple[np.ndarray, np.ndarray]] = []
     while pending:
         now = time.perf_counter()
         if now > deadline:
@@ -106,7 +113,7 @@ def _gather(chunk_of: dict[cf.Future, tuple[np.ndarray, ...]], deadline: float,
                 pending.difference_update(cancelled)
                 verdict = Verdict.TIMEOUT
                 messages.append(f"{len(cancelled)} worker chunks not started by the deadline")
-                opened.extend(chunk_of[future][:2] for future in cancelled)
+                opened.extend(_box_arrays(chunk_of[future]) for future in cancelled)
             if not pending:
                 break
         limit = deadline if now <= deadline else deadline + KILL_GRACE_S
@@ -116,7 +123,7 @@ def _gather(chunk_of: dict[cf.Future, tuple[np.ndarray, ...]], deadline: float,
             verdict = Verdict.TIMEOUT
             messages.append(f"{len(pending)} worker chunks still busy {KILL_GRACE_S:g} s "
                             "after the deadline were stopped")
-            opened.extend(chunk_of[future][:2] for future in pending)
+            opened.extend(_box_arrays(chunk_of[future]) for future in pending)
             break
         for future in done:
             try:
@@ -133,7 +140,8 @@ def _gather(chunk_of: dict[cf.Future, tuple[np.ndarray, ...]], deadline: float,
                 return None, [], []
             if part.verdict is Verdict.TIMEOUT:
                 verdict = Verdict.TIMEOUT
-                opened.append((part.open_lower, part.open_upper))
+                if part.open_lower is not None and part.open_upper is not None:
+                    opened.append((part.open_lower, part.open_upper))
             elif part.verdict is Verdict.UNKNOWN and verdict is Verdict.HOLDS:
                 verdict = Verdict.UNKNOWN
             if part.message:
