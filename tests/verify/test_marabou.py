@@ -11,12 +11,12 @@ import pytest
 
 pytest.importorskip("maraboupy")
 
-from hard_instances import abs_net  # noqa: E402
-from verirepair.network.model import AffineLayer, Network, random_network  # noqa: E402
-from verirepair.properties.property import Box, HalfSpaces, Property  # noqa: E402
-from verirepair.verify import marabou_backend  # noqa: E402
-from verirepair.verify.marabou_backend import marabou_available, verify_marabou  # noqa: E402
-from verirepair.verify.result import Verdict, VerifyConfig  # noqa: E402
+from hard_instances import abs_net
+from verirepair.network.model import AffineLayer, Network, random_network
+from verirepair.properties.property import Box, HalfSpaces, Property
+from verirepair.verify import marabou_backend
+from verirepair.verify.marabou_backend import marabou_available, verify_marabou
+from verirepair.verify.result import Verdict, VerifyConfig
 
 pytestmark = [pytest.mark.marabou, pytest.mark.usefixtures("in_tmp_cwd")]
 

@@ -9,19 +9,19 @@ import pytest
 
 pytest.importorskip("maraboupy")
 
-from hard_instances import abs_net, hard_property  # noqa: E402
-from verirepair.errors import SolverUnavailableError  # noqa: E402
-from verirepair.network.model import random_network  # noqa: E402
-from verirepair.properties.property import Box, HalfSpaces, Property  # noqa: E402
-from verirepair.verify import marabou_split  # noqa: E402
-from verirepair.verify.engine import list_verifiers, verify  # noqa: E402
-from verirepair.verify.marabou_split import (  # noqa: E402
+from hard_instances import abs_net, hard_property
+from verirepair.errors import SolverUnavailableError
+from verirepair.network.model import random_network
+from verirepair.properties.property import Box, HalfSpaces, Property
+from verirepair.verify import marabou_split
+from verirepair.verify.engine import list_verifiers, verify
+from verirepair.verify.marabou_split import (
     SplitConfig,
     bisect,
     initial_cover,
     verify_marabou_split,
 )
-from verirepair.verify.result import Verdict, VerifyConfig  # noqa: E402
+from verirepair.verify.result import Verdict, VerifyConfig
 
 pytestmark = [pytest.mark.marabou, pytest.mark.usefixtures("in_tmp_cwd")]
 
@@ -202,7 +202,7 @@ class _DyingExecutor:
     def __init__(self, workers: int) -> None:
         self.killed = None
 
-    def submit(self, fn, *args):  # noqa: ANN001, ANN002
+    def submit(self, fn, *args):
         import concurrent.futures as cf
 
         future: cf.Future = cf.Future()

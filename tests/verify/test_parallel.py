@@ -89,7 +89,7 @@ def test_lp_calls_are_summed_over_the_workers(monkeypatch: pytest.MonkeyPatch) -
 class _DyingPool(cf.ThreadPoolExecutor):
     """A pool whose workers all die, as a process pool does when one is killed (OOM)."""
 
-    def submit(self, fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+    def submit(self, fn, *args, **kwargs):
         future: cf.Future = cf.Future()
         future.set_exception(cf.BrokenExecutor("a child process terminated abruptly"))
         return future

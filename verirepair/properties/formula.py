@@ -415,6 +415,8 @@ class _AndFrame:
         raise not_a_formula(self.scope.source, word, offset)
 
     def value(self, value: object, offset: int) -> None:
+        # ``value`` is what a child from formula_frame() closed with, a Formula; the
+        # Frame protocol (one reader for every frame kind) can only type it object.
         self.conjoiner.add(value, offset)  # type: ignore[arg-type]
 
     def close(self, offset: int) -> Formula:
@@ -436,6 +438,7 @@ class _OrFrame:
         raise not_a_formula(self.scope.source, word, offset)
 
     def value(self, value: object, offset: int) -> None:
+        # ``value`` is a child formula frame's Formula (see _AndFrame.value)
         source = self.scope.source
         if self.first is None and not self.dnf:
             self.first = value  # type: ignore[assignment]

@@ -192,7 +192,7 @@ class _FileFrame:
                                       "Real) or (assert ...)")
 
     def value(self, value: object, offset: int) -> None:
-        if value is not None:
+        if value is not None:  # an assert's Formula (declarations and ignored commands give None)
             self.conjoiner.add(value, offset)  # type: ignore[arg-type]
 
     def close(self, offset: int) -> None:
