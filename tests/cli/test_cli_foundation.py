@@ -88,7 +88,7 @@ def test_readme_test_command_is_what_ci_runs():
     root = Path(__file__).resolve().parents[2]
     readme = (root / "README.md").read_text()
     ci = (root / ".ci" / "run").read_text()
-    block = readme.split("**Run the tests**", 1)[1].split("```bash", 1)[1].split("```", 1)[0].strip()
+    block = readme.split("**Run the checks and the tests**", 1)[1].split("```bash", 1)[1].split("```", 1)[0].strip()
     assert block and block in ci, "the README's test command must be exactly the one .ci/run runs"
 
 
