@@ -80,7 +80,7 @@ def check_outputs(out_path: Path, report_dir: Path, source_path: Path | None) ->
 
 def run_pipeline(network: Network, task: RepairTask, config: RunConfig, out_path: Path,
                  report_dir: Path, source_path: Path | None = None,
-                 on_event: EventCallback | None = None) -> PipelineResult:
+                 on_event: EventCallback | None = None, started: float | None = None) -> PipelineResult:
     """Repair ``network`` until every property of ``task`` is proven, and deliver the results.
 
     The whole run, cross-check, fidelity and report included, ends within
@@ -98,6 +98,8 @@ def run_pipeline(network: Network, task: RepairTask, config: RunConfig, out_path
     report_dir : Path -- receives report.json, report.md, certificate.json, config.toml and plots
     source_path : Path or None -- the input file, hashed into the report
     on_event : callable(stage, info) or None -- progress callback
+    started : float or None -- ``time.perf_counter()`` value from which ``config.timeout_s``
+        counts (the CLI passes its own start, so that loading is inside the budget); default: now
 
     Returns
     -------
@@ -108,7 +110,7 @@ def run_pipeline(network: Network, task: RepairTask, config: RunConfig, out_path
     OutputError -- before any work, when an output cannot be written
     """
     emit = on_event or (lambda stage, info: None)
-    started = time.perf_counter()
+    started = time.perf_counter() if started is None else started
     deadline = started + config.timeout_s
     check_outputs(Path(out_path), Path(report_dir), source_path)
     rng = np.random.default_rng(config.seed)

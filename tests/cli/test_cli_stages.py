@@ -81,6 +81,12 @@ def test_repair_end_to_end_writes_network_and_report(tmp_path, capsys):
     assert json.loads((report / "certificate.json").read_text())["all_properties_hold"] is True
     config = json.loads((report / "report.json").read_text())["config"]
     assert config["verify"]["timeout_s"] == 42.0 and config["loop"]["guilty_neurons"] == 3
+    # config.toml records the run as given (the budget too), so --config on it repeats the run
+    from verirepair.run_config import config_dict, load_run_config
+
+    again = load_run_config(report / "config.toml")
+    assert again.timeout_s == 300.0 and again.repair.solver == "highs" and again.delivery.cross_check is None
+    assert config_dict(again) == config
 
 
 def test_repair_without_properties_is_bad_input(capsys):

@@ -84,7 +84,7 @@ class OneLineArgumentParser(argparse.ArgumentParser):
     gets one line naming the command, the option and what was expected.
     """
 
-    def error(self, message: str) -> typing.NoReturn:  # noqa: F821 - string annotation
+    def error(self, message: str) -> typing.NoReturn:
         print_error(f"{self.prog}: {message} (see {self.prog} --help)")
         raise SystemExit(EXIT_BAD_INPUT)
 

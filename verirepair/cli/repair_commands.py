@@ -118,12 +118,10 @@ def cmd_repair(args: argparse.Namespace) -> int:
     layer = config.loop.layer
     if layer is not None and layer >= network.n_layers:
         raise BadInput(f"--layer {layer} is out of range: the network has layers 0..{network.n_layers - 1}")
-    import dataclasses
-
-    # The total budget counts from the command's start (loading included).
-    config = dataclasses.replace(config, timeout_s=max(0.5, config.timeout_s - (time.perf_counter() - CLI_START)))
+    # The total budget counts from the command's start (loading included); the
+    # configuration is recorded as given, so that its config.toml repeats the run.
     result = run_with_progress(lambda cb: run_pipeline(network, task, config, out, report_dir,
-                                                        source_path=network_path, on_event=cb))
+                                                       source_path=network_path, on_event=cb, started=CLI_START))
     return print_repair_outcome(result)
 
 
