@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from verirepair.harness.vnncomp_bench import BenchRow
+    from verirepair.network.model import Network
     from verirepair.properties.property import Property
     from verirepair.verify.result import VerificationResult, VerifyConfig
 
@@ -66,6 +67,14 @@ def cmd_properties_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _network_and_property(args: argparse.Namespace) -> tuple[Network, list[Property]]:
+    """``args.network`` and ``args.property``, read and checked against each other."""
+    network = load_network_file(args.network)
+    props = load_property_file(args.property)
+    check_property_dimensions(network, props, args.property)
+    return network, props
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     """Verify one property file on one network."""
     from verirepair.render import verdict_style
@@ -73,9 +82,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from verirepair.verify.result import VerifyConfig
     from verirepair.verify.vnncomp_io import write_result
 
-    network = load_network_file(args.network)
-    props = load_property_file(args.property)
-    check_property_dimensions(network, props, args.property)
+    network, props = _network_and_property(args)
     check_output(args.out, "--out", inputs=(args.network, args.property))
     config = VerifyConfig(timeout_s=args.timeout, seed=args.seed, use_lp=args.lp,
                           workers=args.workers if args.engine == "own" else 1)
@@ -187,9 +194,7 @@ def cmd_localize(args: argparse.Namespace) -> int:
     from verirepair.counterexamples import localize_network
     from verirepair.render import localization_table
 
-    network = load_network_file(args.network)
-    props = load_property_file(args.property)
-    check_property_dimensions(network, props, args.property)
+    network, props = _network_and_property(args)
     cex_path = existing_file(args.cex) if args.cex else None
     check_output(args.plot, "--plot", suffixes=PLOT_SUFFIXES, inputs=(args.network, args.property))
     with console.status("finding counterexamples and localizing ...") if not args.json else NullContext():

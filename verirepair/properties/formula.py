@@ -170,8 +170,8 @@ def leaf(word: str, offset: int, scope: Scope) -> Term:
     return Term({code: 1.0}, 0.0)
 
 
-class _TermFrame:
-    """``(op t1 t2 ...)`` for an arithmetic ``op``."""
+class _TermsFrame:
+    """A list whose arguments are terms (arithmetic or comparison); subclasses say what it closes to."""
 
     __slots__ = ("scope", "op", "offset", "terms")
 
@@ -188,6 +188,12 @@ class _TermFrame:
     def value(self, value: object, offset: int) -> None:
         assert isinstance(value, Term)
         self.terms.append(value)
+
+
+class _TermFrame(_TermsFrame):
+    """``(op t1 t2 ...)`` for an arithmetic ``op``."""
+
+    __slots__ = ()
 
     def close(self, offset: int) -> Term:
         op, terms, source = self.op, self.terms, self.scope.source
@@ -309,24 +315,10 @@ def _atom(left: Term, right: Term, scope: Scope, offset: int, rank: int,
         atoms[1].append(row)
 
 
-class _ComparisonFrame:
+class _ComparisonFrame(_TermsFrame):
     """``(op t1 t2 ...)`` for a comparison ``op``; its value is :data:`Atoms`."""
 
-    __slots__ = ("scope", "op", "offset", "terms")
-
-    def __init__(self, scope: Scope, op: str, offset: int) -> None:
-        self.scope, self.op, self.offset = scope, op, offset
-        self.terms: list[Term] = []
-
-    def child(self, head: str | None, open_offset: int, head_offset: int) -> Frame:
-        return term_frame(self.scope, head, open_offset, head_offset)
-
-    def atom(self, word: str, offset: int) -> None:
-        self.terms.append(leaf(word, offset, self.scope))
-
-    def value(self, value: object, offset: int) -> None:
-        assert isinstance(value, Term)
-        self.terms.append(value)
+    __slots__ = ()
 
     def close(self, offset: int) -> Atoms:
         op, terms = self.op, self.terms
