@@ -106,6 +106,13 @@ def properties(draw) -> Property:
     return Property(tuple(boxes), tuple(polys), "h")
 
 
+def test_signed_zeros_compare_and_hash_equal() -> None:
+    a, b = Box(np.array([-0.0]), np.array([0.0])), Box(np.array([0.0]), np.array([0.0]))
+    assert a == b and hash(a) == hash(b) and len({a, b}) == 1
+    h, k = HalfSpaces(np.array([[-0.0]]), np.array([0.0])), HalfSpaces(np.array([[0.0]]), np.array([-0.0]))
+    assert h == k and hash(h) == hash(k)
+
+
 @settings(max_examples=60, deadline=None)
 @given(properties())
 def test_roundtrip_random_properties(prop: Property) -> None:

@@ -72,7 +72,8 @@ class Box:
                 and np.array_equal(self.upper, other.upper))
 
     def __hash__(self) -> int:
-        return hash((self.lower.tobytes(), self.upper.tobytes()))
+        # ``+ 0.0`` maps -0.0 to 0.0: the two compare equal, so they must hash equal.
+        return hash(((self.lower + 0.0).tobytes(), (self.upper + 0.0).tobytes()))
 
     @property
     def dim(self) -> int:
@@ -157,7 +158,8 @@ class HalfSpaces:
                 and np.array_equal(self.b, other.b))
 
     def __hash__(self) -> int:
-        return hash((self.A.tobytes(), self.b.tobytes()))
+        # ``+ 0.0`` maps -0.0 to 0.0: the two compare equal, so they must hash equal.
+        return hash(((self.A + 0.0).tobytes(), (self.b + 0.0).tobytes()))
 
     def normalized(self) -> HalfSpaces:
         """Rows scaled to unit norm, sorted and deduplicated (a canonical form)."""
