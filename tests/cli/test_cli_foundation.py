@@ -15,7 +15,11 @@ from verirepair.demo import demo_paths
 DEMO_NET, DEMO_PROPS = demo_paths()
 
 
-def test_info_prints_every_layer_and_parameter_count(capsys):
+def test_info_prints_every_layer_and_parameter_count(capsys, monkeypatch):
+    from verirepair.cli.common import console
+
+    # The table follows the terminal width (COLUMNS=40 wraps its cells); read it wide.
+    monkeypatch.setattr(console, "width", 160)
     assert main(["info", str(DEMO_NET)]) == EXIT_OK
     out = capsys.readouterr().out
     assert "12 x 5" in out and "12 x 12" in out and "5 x 12" in out
