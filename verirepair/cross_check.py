@@ -23,9 +23,9 @@ import multiprocessing
 import multiprocessing.connection
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
+from verirepair.outcome import VerdictRecord
 from verirepair.properties.property import Property
 from verirepair.verify.result import Verdict, VerificationResult, VerifyConfig, VerifyStats
 
@@ -37,27 +37,9 @@ STARTUP_GRACE_S = 10.0
 MIN_BUDGET_S = 1.0
 
 
-@dataclass(frozen=True, slots=True)
-class CrossCheckEntry:
-    """The second engine's answer on one property group.
-
-    Parameters
-    ----------
-    verdict : Verdict
-    engine : str -- the engine's registry name
-    time_s : float -- wall-clock time including the child's start
-    message : str -- why the answer is not a verdict of the engine, if it is not
-    """
-
-    verdict: Verdict
-    engine: str
-    time_s: float
-    message: str = ""
-
-    def to_dict(self) -> dict:
-        """JSON-ready form (as in ``report.json``)."""
-        return {"verdict": self.verdict.value, "engine": self.engine, "time_s": self.time_s,
-                "subproblems": 0, "message": self.message}
+#: The second engine's answer on one property group: a verdict record whose
+#: ``time_s`` includes the child's start.
+CrossCheckEntry = VerdictRecord
 
 
 def _child_main(conn: multiprocessing.connection.Connection, network_path: str,
@@ -152,12 +134,12 @@ def cross_check(network_path: Path, named: Sequence[tuple[str, list[Property]]],
         start = time.perf_counter()
         left = deadline - start
         if left < MIN_BUDGET_S:
-            entry = CrossCheckEntry(Verdict.TIMEOUT, engine, 0.0, "not started: the run's budget ran out")
+            entry = CrossCheckEntry(Verdict.TIMEOUT, engine, 0.0, 0, "not started: the run's budget ran out")
         else:
             budget = min(timeout_s, left)
             hard = min(deadline, start + budget + STARTUP_GRACE_S)
             result = verify_in_child(network_path, props, engine, VerifyConfig(timeout_s=budget, seed=seed), hard)
-            entry = CrossCheckEntry(result.verdict, engine, time.perf_counter() - start, result.message)
+            entry = CrossCheckEntry(result.verdict, engine, time.perf_counter() - start, 0, result.message)
         entries[name] = entry
         if on_verdict is not None:
             on_verdict(name, entry)

@@ -23,7 +23,7 @@ import numpy as np
 from verirepair.decision import get_decision_rule
 from verirepair.network.model import Network
 from verirepair.outcome import CareFidelity
-from verirepair.properties.property import Box, Property
+from verirepair.properties.property import Box, Property, violating_mask
 
 #: Draws per batch and the cap on batches when sampling rare counterexamples.
 _BATCH = 65536
@@ -49,13 +49,8 @@ def advisory_agreement(original: Network, repaired: Network, domain: Box, n: int
     return decision_agreement(original, repaired, domain.sample(rng, n), "argmin")
 
 
-def _violating(prop_list: list[Property], network: Network, x: np.ndarray) -> np.ndarray:
-    y = network.forward(x)
-    bad = np.zeros(x.shape[0], dtype=bool)
-    for prop in prop_list:
-        inside = prop.in_region(x)
-        bad |= inside & prop.is_violated_by(y)
-    return bad
+def _violating(props: list[Property], network: Network, x: np.ndarray) -> np.ndarray:
+    return violating_mask(props, x, network.forward(x))
 
 
 def care_fidelity(original: Network, repaired: Network, name: str, props: list[Property], n: int,

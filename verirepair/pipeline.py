@@ -241,9 +241,8 @@ class _Delivery:
 
         entries = cross_check(temp, self.task.properties, engine, delivery.cross_check_timeout_s,
                               self._work_deadline(), self.config.seed, on_verdict)
-        return {name: dataclasses.replace(o, cross_check=VerdictRecord(
-                    entries[name].verdict, engine, entries[name].time_s, 0, entries[name].message))
-                if name in entries else o for name, o in outcomes.items()}
+        return {name: dataclasses.replace(o, cross_check=entries[name]) if name in entries else o
+                for name, o in outcomes.items()}
 
     def _fidelity(self, state: LoopOutcome, delivered: Network, outcomes: dict[str, PropertyOutcome]
                   ) -> tuple[WeightChange | None, FidelityReport | None]:

@@ -25,26 +25,11 @@ import numpy as np
 
 from verirepair.decision import DecisionRule, get_decision_rule
 from verirepair.network.model import Network
-from verirepair.properties.property import Box, Property
+from verirepair.properties.property import Box, Property, violating_mask
 
 #: Named property groups: one entry per property file (or per named property),
 #: each a list of the file's properties (a VNN-LIB file may hold several).
 NamedProperties = list[tuple[str, list[Property]]]
-
-
-def violating_mask(props: Sequence[Property], x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Rows of ``x`` (n, d) with outputs ``y`` (n, m) that violate a property whose region contains them.
-
-    Returns
-    -------
-    bool array, shape (n,)
-    """
-    bad = np.zeros(x.shape[0], dtype=bool)
-    for prop in props:
-        inside = prop.in_region(x)
-        if inside.any():
-            bad[inside] |= prop.is_violated_by(y[inside])
-    return bad
 
 
 def bounding_box(props: Sequence[Property]) -> Box:

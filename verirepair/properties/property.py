@@ -279,6 +279,21 @@ class Property:
         return boxes, polys
 
 
+def violating_mask(props: Sequence[Property], x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Rows of ``x`` (n, d) with outputs ``y`` (n, m) that violate a property whose region contains them.
+
+    Returns
+    -------
+    bool array, shape (n,)
+    """
+    bad = np.zeros(x.shape[0], dtype=bool)
+    for prop in props:
+        inside = prop.in_region(x)
+        if inside.any():
+            bad[inside] |= prop.is_violated_by(y[inside])
+    return bad
+
+
 def check_dimensions(properties: Sequence[Property], n_inputs: int, n_outputs: int,
                      path: str | os.PathLike[str], network: str | os.PathLike[str] | None = None
                      ) -> None:

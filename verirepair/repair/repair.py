@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from verirepair.network.model import Network
-from verirepair.properties.property import Property
+from verirepair.properties.property import Property, violating_mask
 from verirepair.repair.config import RepairConfig, RepairResult, RepairStats, RepairStatus
 from verirepair.repair.constraints import EscapeTargets, escape_targets
 from verirepair.repair.encoding import DeltaLayout, FixedPatternModel
@@ -54,15 +54,6 @@ def _validate(network: Network, props: Sequence[Property], cex_x: np.ndarray,
     fan_in = network.layers[layer_index].in_features
     if config.inputs is not None and not all(0 <= n < fan_in for n in config.inputs):
         raise ValueError(f"RepairConfig.inputs must lie in 0..{fan_in - 1} for layer {layer_index}")
-
-
-def _violating(network: Network, props: Sequence[Property], x: np.ndarray) -> np.ndarray:
-    """Mask (n,) of inputs that violate some property whose region contains them."""
-    y = network.forward(x)
-    bad = np.zeros(x.shape[0], dtype=bool)
-    for prop in props:
-        bad |= prop.in_region(x) & prop.is_violated_by(y)
-    return bad
 
 
 def check_patch(network: Network, patch: Patch, props: Sequence[Property], cex_x: np.ndarray,
@@ -155,7 +146,7 @@ def repair_layer(network: Network, props: Sequence[Property], cex_x: np.ndarray,
     _validate(network, props, cex_x, preserve_x, layer_index, config)
     stats = RepairStats(config.solver, "not run", n_counterexamples=cex_x.shape[0],
                         n_preserve=preserve_x.shape[0])
-    bad = _violating(network, props, cex_x) if cex_x.shape[0] else np.zeros(0, bool)
+    bad = violating_mask(props, cex_x, network.forward(cex_x)) if cex_x.shape[0] else np.zeros(0, bool)
     if not bad.any():
         return RepairResult(RepairStatus.NOT_NEEDED, None, 0.0, stats,
                             "no counterexample violates a property whose region contains it")
