@@ -408,3 +408,9 @@ def config_to_toml(config: RunConfig) -> str:
                 continue
             lines.append(f"{item.name} = {_toml_value(getattr(part, item.name))}")
     return "\n".join(lines) + "\n"
+
+
+def toml_key_location(path: Path, text: str, section: str | None, key: str) -> str:
+    """``"FILE:LINE: section.key"`` (or ``"FILE: key"`` when the line is not found), for errors
+    about other TOML files read in this style (e.g. campaign specifications)."""
+    return _where(path, text, section, key)

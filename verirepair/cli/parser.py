@@ -17,6 +17,7 @@ from verirepair import __version__
 if TYPE_CHECKING:
     pass
 
+from verirepair.cli.campaign_commands import add_campaign_parser
 from verirepair.cli.commands import cmd_bench, cmd_info, cmd_localize, cmd_properties_export, cmd_spec, cmd_verify
 from verirepair.cli.common import EXIT_BAD_INPUT, EXIT_CODES_HELP, print_error
 from verirepair.cli.repair_commands import cmd_demo, cmd_repair, config_default
@@ -244,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_localize)
 
     add_repair_parser(sub)
+    add_campaign_parser(sub, positive_int, seconds)
 
     p = sub.add_parser("demo", help="run the whole pipeline on the shipped demo network",
                        description="Verify, localize, repair and re-verify the shipped demo network, "
