@@ -164,7 +164,7 @@ def _start_client(scheduler: str | None, workers: int) -> tuple[Any, Any, int]:
                  "distributed.http.proxy"):
         logging.getLogger(name).setLevel(logging.WARNING)
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           scheduler_kwargs={"dashboard": False}, silence_logs=logging.WARNING)
+                           dashboard_address=":0", silence_logs=logging.WARNING)
     return Client(cluster), cluster, workers
 
 
@@ -261,6 +261,9 @@ def run_campaign(spec: CampaignSpec, out_dir: str | Path, scheduler: str | None 
             client.close()
         if cluster is not None:
             cluster.close()
+        # Jobs whose worker wrote result.json after the last one collected here (an interrupt
+        # arrived in between) are finished too: the files on disk are the record.
+        results.update({k: r for k, r in finished_results(spec, out).items() if k not in results})
         write_summary_files(spec, out, results, sessions)
         emit("end", {"interrupted": interrupted})
     return CampaignOutcome(results, tuple(ran), skipped, interrupted, time.perf_counter() - started, n_workers)
