@@ -7,7 +7,9 @@ Pipeline position: the last stage; :func:`write_report` is called by
   output and candidate hashes (absolute paths), per-property verdicts before
   and after (engine, time), rounds, solver statistics, the weight change,
   fidelity, the configuration and seed.
-* ``report.md`` -- the same for people, with the plots beside it.  Its first
+* ``report.md`` -- the same for people, with the plots beside it; ``report.html`` the same
+  again as one self-contained page (plots embedded; :mod:`verirepair.report_html`).  A task
+  may add figures of its own (:meth:`RepairTask.report_figures`; ACAS Xu: policy maps).  Its first
   line says ``# CERTIFIED: ...`` or ``# NOT CERTIFIED: ...``, and every path
   in it is relative to the report folder, so its links work wherever the
   folder is opened from.
@@ -247,8 +249,41 @@ def write_report(result: PipelineResult, original: Network, task: RepairTask, co
     write_text_atomic(folder / "certificate.json", json.dumps(certificate, indent=2, default=_json_default))
     write_text_atomic(folder / "config.toml", config_to_toml(config))
     plots = write_plots(result, original, task.properties, folder, config.seed, certified=report["certified"])
+    plots.update(write_task_figures(result, original, task, folder, config.seed, certified=report["certified"]))
     write_text_atomic(folder / "report.md", render_markdown(report, plots, folder))
+    from verirepair.report_html import render_html
+
+    write_text_atomic(folder / "report.html", render_html(report, plots, folder, relative_link))
     return folder
+
+
+def write_task_figures(result: PipelineResult, original: Network, task: RepairTask, folder: Path, seed: int,
+                       certified: bool = True) -> dict[str, Path]:
+    """The task's own figures (:meth:`RepairTask.report_figures`), saved beside the others; {title: path}.
+
+    Drawn after a repair, for the properties the original violated.  A task figure that fails
+    is logged and left out: the report is written without it.
+    """
+    import logging
+    import re
+
+    from verirepair import report_plots
+
+    if result.patch is None:
+        return {}
+    names = [name for name, o in result.properties.items() if o.before.verdict is Verdict.VIOLATED]
+    try:
+        figures = task.report_figures(original, result.network, names, np.random.default_rng(seed + 3),
+                                      "repaired" if certified else "uncertified candidate") if names else []
+    except Exception:
+        logging.getLogger(__name__).warning("the %s task's report figures failed; the report goes on without them",
+                                            task.name, exc_info=True)
+        return {}
+    saved = {}
+    for index, (title, fig) in enumerate(figures, start=1):
+        slug = re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")[:60] or "figure"
+        saved[title] = report_plots.save_figure(fig, folder / f"task_{index}_{slug}.png")
+    return saved
 
 
 def _json_default(value: object) -> object:

@@ -19,13 +19,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from verirepair.decision import DecisionRule, get_decision_rule
 from verirepair.network.model import Network
 from verirepair.properties.property import Box, Property, violating_mask
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: Named property groups: one entry per property file (or per named property),
 #: each a list of the file's properties (a VNN-LIB file may hold several).
@@ -94,6 +97,24 @@ class RepairTask:
     def fidelity_points(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """Inputs on which the repaired network's decisions are compared with the original's, (n, d)."""
         return self.domain.sample(rng, n)
+
+    def report_figures(self, original: Network, repaired: Network, property_names: Sequence[str],
+                       rng: np.random.Generator, repaired_label: str = "repaired") -> list[tuple[str, Figure]]:
+        """Figures of this task for the report of a repair: ``[(title, matplotlib Figure)]``.
+
+        Called after a repair with the properties the original violated; the report saves
+        each figure beside report.md and embeds it in report.html.  Default: none.  A task adds
+        what its users look at first (the ACAS Xu task: policy maps).
+
+        Parameters
+        ----------
+        original, repaired : Network -- the input network and the delivered (or candidate) one
+        property_names : sequence of str -- names of ``properties`` groups violated before
+        rng : numpy Generator -- seeded by the run
+        repaired_label : str -- how to name the changed network ("repaired", or
+            "uncertified candidate" when nothing was certified)
+        """
+        return []
 
 
 class TaskBuilder(Protocol):

@@ -8,38 +8,11 @@ script, nothing fetched); links are relative, so the folder can be moved or serv
 from __future__ import annotations
 
 import html
-import urllib.parse
 from collections.abc import Sequence
 
 from verirepair.harness.campaign.jobs import JobResult
 from verirepair.harness.campaign.spec import CampaignSpec
-
-#: Colour of a result word (good green, bad red, undecided amber).
-_RESULT_CLASS = {"unsat": "good", "repaired": "good", "not_needed": "good", "sat": "bad", "error": "bad",
-                 "failed": "bad", "partial": "warn", "timeout": "warn", "unknown": "warn"}
-
-STYLE = """
-body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1200px;
-color:#1b1b1b;padding:0 1em}
-table{border-collapse:collapse;margin:0.6em 0 1.4em 0;font-size:0.92em}
-th,td{border:1px solid #ccc;padding:0.3em 0.6em;text-align:left;vertical-align:top}
-th{background:#f1f1f1}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
-.good{color:#0a6b1f;font-weight:600}.bad{color:#b00020;font-weight:600}.warn{color:#9a6700;font-weight:600}
-.banner{padding:0.8em 1em;border-radius:6px;font-size:1.3em;font-weight:700;margin:0.4em 0 1em 0}
-.banner.good{background:#e4f5e8;border:2px solid #0a6b1f}.banner.bad{background:#fde8eb;border:2px solid #b00020}
-.banner.warn{background:#fff4d6;border:2px solid #9a6700}
-code{font-size:0.95em}
-"""
-
-
-def result_class(word: str) -> str:
-    """CSS class of a result word (``good``, ``bad``, ``warn``)."""
-    return _RESULT_CLASS.get(word, "warn")
-
-
-def _link(target: str, text: str) -> str:
-    return f'<a href="{html.escape(urllib.parse.quote(target))}">{html.escape(text)}</a>'
+from verirepair.report_html import STYLE, link, word_class
 
 
 def render_index(spec: CampaignSpec, results: dict[str, JobResult], sessions: Sequence[dict]) -> str:
@@ -60,8 +33,8 @@ def render_index(spec: CampaignSpec, results: dict[str, JobResult], sessions: Se
     for finished in results.values():
         counts[finished.result] = counts.get(finished.result, 0) + 1
     missing = total - len(results)
-    bad = sum(n for word, n in counts.items() if result_class(word) == "bad")
-    state = "bad" if bad else ("warn" if missing or any(result_class(w) == "warn" for w in counts) else "good")
+    bad = sum(n for word, n in counts.items() if word_class(word) == "bad")
+    state = "bad" if bad else ("warn" if missing or any(word_class(w) == "warn" for w in counts) else "good")
     headline = f"{len(results)} of {total} jobs finished" + (f", {missing} not run yet" if missing else "")
     rows = []
     for job in spec.jobs:
@@ -71,13 +44,13 @@ def render_index(spec: CampaignSpec, results: dict[str, JobResult], sessions: Se
                         "<td class='warn'>not run yet</td><td></td><td></td><td></td></tr>")
             continue
         report = r.outputs.get("report_html") or r.outputs.get("report_md") or r.outputs.get("result_file")
-        link = _link(report, "report" if "report" in (report or "") else "result file") if report else "-"
+        anchor = link(report, "report" if "report" in (report or "") else "result file") if report else "-"
         certified = "" if r.certified is None else ("yes" if r.certified else "no")
         rows.append(f"<tr><td>{html.escape(r.network)}</td><td>{html.escape(r.vnnlib or '-')}</td>"
-                    f"<td class='{result_class(r.result)}'>{html.escape(r.result)}</td>"
+                    f"<td class='{word_class(r.result)}'>{html.escape(r.result)}</td>"
                     f"<td>{certified}</td><td class='num'>{r.time_s:.1f}</td>"
-                    f"<td>{link}{' &mdash; ' + html.escape(r.message) if r.message else ''}</td></tr>")
-    summary = "".join(f"<tr><td class='{result_class(w)}'>{html.escape(w)}</td><td class='num'>{n}</td></tr>"
+                    f"<td>{anchor}{' &mdash; ' + html.escape(r.message) if r.message else ''}</td></tr>")
+    summary = "".join(f"<tr><td class='{word_class(w)}'>{html.escape(w)}</td><td class='num'>{n}</td></tr>"
                       for w, n in sorted(counts.items()))
     if missing:
         summary += f"<tr><td class='warn'>not run yet</td><td class='num'>{missing}</td></tr>"
@@ -92,7 +65,7 @@ def render_index(spec: CampaignSpec, results: dict[str, JobResult], sessions: Se
 <style>{STYLE}</style></head><body>
 <div class="banner {state}">{html.escape(headline)}</div>
 <p>Campaign <code>{html.escape(spec.path)}</code> ({html.escape(spec.kind)} jobs).
-Machine-readable: {_link('results.csv', 'results.csv')}, {_link('campaign.json', 'campaign.json')}.</p>
+Machine-readable: {link('results.csv', 'results.csv')}, {link('campaign.json', 'campaign.json')}.</p>
 <h2>Summary</h2>
 <table><tr><th>result</th><th>jobs</th></tr>{summary}</table>
 <h2>Jobs</h2>

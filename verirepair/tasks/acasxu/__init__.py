@@ -15,13 +15,18 @@ Pipeline position: at the edge.  ``verirepair repair NET --task acasxu`` (or
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from verirepair.network.model import Network
 from verirepair.properties.property import Box
 from verirepair.task import NamedProperties, RepairTask
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: The advisory is the output with the lowest score.
 DECISION = "argmin"
@@ -60,6 +65,28 @@ def acasxu_domain(network: Network) -> Box:
     return Box(norm.normalize_inputs(np.asarray(norm.input_min)), norm.normalize_inputs(np.asarray(norm.input_max)))
 
 
+@dataclass(frozen=True)
+class AcasXuTask(RepairTask):
+    """The ACAS Xu repair task: a :class:`RepairTask` whose report adds policy maps.
+
+    ``metadata["network"]`` is the network's label (``"N2,1"``).
+    """
+
+    def report_figures(self, original: Network, repaired: Network, property_names: Sequence[str],
+                       rng: np.random.Generator, repaired_label: str = "repaired") -> list[tuple[str, Figure]]:
+        """One policy map (:mod:`.policy_maps`) per repaired property with an input region to map."""
+        from verirepair.tasks.acasxu.physical import NORMALIZATION_FILE, default_properties_dir, load_normalization
+        from verirepair.tasks.acasxu.policy_maps import policy_map_figures
+
+        wanted = set(property_names)
+        named = [(name, props) for name, props in self.properties if name in wanted]
+        if not named or original.n_inputs != 5 or original.n_outputs != 5:
+            return []
+        norm = load_normalization(default_properties_dir() / NORMALIZATION_FILE)
+        return policy_map_figures(str(self.metadata.get("network", original.name)), original, repaired, named,
+                                  norm, rng, repaired_label)
+
+
 def build_acasxu_task(network_path: Path, network: Network, property_paths: Sequence[Path],
                       decision: str | None) -> RepairTask:
     """Every applicable ACAS Xu property of the network named by ``network_path``, plus any files given."""
@@ -68,6 +95,9 @@ def build_acasxu_task(network_path: Path, network: Network, property_paths: Sequ
     named = acasxu_properties(network_path.stem)
     seen = {name for name, _ in named}
     named += [(name, props) for name, props in read_named_properties(property_paths) if name not in seen]
-    return RepairTask("acasxu", named, decision or DECISION, acasxu_domain(network),
-                      description=f"ACAS Xu {network_path.stem}: " + ", ".join(name for name, _ in named))
+    from verirepair.tasks.acasxu.networks import network_info
+
+    return AcasXuTask("acasxu", named, decision or DECISION, acasxu_domain(network),
+                      description=f"ACAS Xu {network_path.stem}: " + ", ".join(name for name, _ in named),
+                      metadata={"network": network_info(network_path.stem).label})
 

@@ -1,0 +1,21 @@
+#!/bin/bash
+# VNN-COMP prepare script for verirepair: prepare_instance.sh v1 CATEGORY ONNX VNNLIB
+# Stops a leftover run of this tool, decompresses .gz inputs, and checks that the network and the
+# property can be read (an unsupported operator or a malformed file skips the instance).
+# Exit code 0: ready; 1: skip this instance (the reason is on stderr).
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+check_version "$1"
+CATEGORY=$2
+ONNX_FILE=$3
+VNNLIB_FILE=$4
+echo "Preparing $TOOL_NAME for benchmark instance in category '$CATEGORY' with onnx file '$ONNX_FILE' and vnnlib file '$VNNLIB_FILE'"
+
+kill_leftover
+for f in "$ONNX_FILE" "$VNNLIB_FILE"; do
+    [ -f "$f" ] || { echo "no such file: $f" >&2; exit 1; }
+done
+ONNX="$(plain_file "$ONNX_FILE")" || { echo "cannot decompress $ONNX_FILE" >&2; exit 1; }
+VNNLIB="$(plain_file "$VNNLIB_FILE")" || { echo "cannot decompress $VNNLIB_FILE" >&2; exit 1; }
+"$PYTHON" -m verirepair.cli info "$ONNX" > /dev/null || exit 1
+"$PYTHON" -m verirepair.cli spec "$VNNLIB" > /dev/null || exit 1
+exit 0
