@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 
 from campaign_helpers import vnnlib_text, write_abs_onnx
-
 from verirepair.verify.vnncomp_io import parse_result
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "vnncomp"
