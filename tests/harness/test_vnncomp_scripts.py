@@ -89,12 +89,11 @@ def test_bad_input_is_refused_by_prepare_and_gives_unknown_with_exit_1(instance)
 
 
 @pytest.mark.acasxu
-def test_acasxu_instances_give_their_known_answers(tmp_path):
+def test_acasxu_instance_gives_its_known_answer_with_a_confirmed_counterexample(tmp_path):
     from verirepair.tasks.acasxu import networks as acasxu
 
     acasxu.data_or_skip(("onnx",))
-    cases = [(acasxu.onnx_path("N2_1"), acasxu.vnnlib_path(2), "sat"),
-             (acasxu.onnx_path("N1_1"), acasxu.vnnlib_path(3), "unsat")]
+    cases = [(acasxu.onnx_path("N2_1"), acasxu.vnnlib_path(2), "sat")]
     for index, (onnx, vnnlib, expected) in enumerate(cases):
         assert _run("prepare_instance.sh", "v1", "acasxu", str(onnx), str(vnnlib), work=tmp_path).returncode == 0
         result = tmp_path / f"r{index}.txt"
