@@ -159,12 +159,18 @@ def _start_client(scheduler: str | None, workers: int) -> tuple[Any, Any, int]:
         client = Client(scheduler, timeout=30)
         n = len(client.scheduler_info().get("workers", {})) or 1
         return client, None, n
-    # Dask's INFO lines (every worker registering, closing) would drown the campaign's own.
+    # Dask's INFO lines (every worker registering, closing) and its warnings about the tasks an
+    # interrupt cancels would drown the campaign's own; what goes wrong with a job is in its record.
     for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.core",
-                 "distributed.http.proxy"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+                 "distributed.http.proxy", "distributed.worker", "distributed.worker.state_machine"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    import dask
+
+    # A worker holds only the task it runs (no queue of its own): the scheduler keeps the rest,
+    # so a worker that dies takes one job with it, and idle workers always get the next job.
+    dask.config.set({"distributed.scheduler.worker-saturation": 1.0})
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=":0", silence_logs=logging.WARNING)
+                           dashboard_address=":0", silence_logs=logging.ERROR)
     return Client(cluster), cluster, workers
 
 
@@ -284,9 +290,15 @@ def _collect(future: Any, job: Job, out: Path) -> JobResult:
 
 
 def _running(client: Any, keys: set) -> int:
-    """How many of ``keys`` a worker is processing now (0 when the scheduler cannot say)."""
+    """How many of ``keys`` are running now (0 when the scheduler cannot say).
+
+    The scheduler's "processing" also counts tasks queued on a worker behind the one it runs,
+    so each worker counts at most as many as it has threads.
+    """
     try:
         processing = client.processing()
+        threads = client.nthreads()
     except Exception:
         return 0
-    return sum(1 for tasks in processing.values() for key in tasks if key in keys)
+    return sum(min(threads.get(worker, 1), sum(1 for key in tasks if key in keys))
+               for worker, tasks in processing.items())
