@@ -78,6 +78,9 @@ def cmd_campaign(args: argparse.Namespace) -> int:
         print_error(f"interrupted (SIGINT): {done} of {len(spec.jobs)} jobs are finished and kept in {out}; "
                     "run the same command again to do the rest")
         return EXIT_SIGINT
+    # A line of its own: as the table's title it would wrap at the (narrow) table's width.
+    console.print(Text(f"campaign {spec.path}: {len(outcome.results)} of {len(spec.jobs)} jobs finished",
+                       style="bold"), soft_wrap=True)
     console.print(campaign_summary_table(spec, outcome))
     console.print(f"results: [bold]{out / 'results.csv'}[/bold], [bold]{out / 'campaign.json'}[/bold], "
                   f"index: [bold]{out / 'index.html'}[/bold]")
@@ -142,9 +145,8 @@ class CampaignDisplay:
 
 
 def campaign_summary_table(spec: CampaignSpec, outcome: CampaignOutcome) -> Table:
-    """Jobs per result, with this run's share and the wall time."""
-    table = Table(title=f"campaign {spec.path}: {len(outcome.results)} of {len(spec.jobs)} jobs finished",
-                  title_justify="left")
+    """Jobs per result, with this run's share and the wall time (the headline is printed above it)."""
+    table = Table()
     table.add_column("result")
     table.add_column("jobs", justify="right")
     table.add_column("run now", justify="right")
