@@ -208,7 +208,7 @@ def _campaign_process(campaign: Path, out: Path, *options: str) -> subprocess.Po
 
 
 def test_sigint_stops_the_campaign_keeping_finished_results_and_a_rerun_finishes_it(tmp_path, cluster):
-    campaign = write_campaign(tmp_path / "c")
+    campaign = write_campaign(tmp_path / "c", THRESHOLDS[:4])
     spec = read_campaign_spec(campaign)
     out = tmp_path / "out"
     proc = _campaign_process(campaign, out, "--workers", "2")
@@ -240,14 +240,17 @@ def test_sigint_stops_the_campaign_keeping_finished_results_and_a_rerun_finishes
     assert sessions[-1]["ran"] == len(spec.jobs) - len(done_first) and sessions[-1]["status"] == "complete"
 
 
-def test_cli_refuses_a_bad_scheduler_address_in_one_line(tmp_path):
+def test_cli_refuses_a_bad_scheduler_address_in_one_line(tmp_path, capsys):
+    from verirepair.cli import main
+
     campaign = write_campaign(tmp_path / "c", THRESHOLDS[:1])
-    result = subprocess.run([sys.executable, "-m", "verirepair.cli", "campaign", str(campaign), "--out",
-                             str(tmp_path / "o"), "--scheduler", "localhost:8786"],
-                            capture_output=True, text=True, cwd=REPO)
-    assert result.returncode == 2
-    assert result.stderr.count("\n") == 1 and "expected an address like tcp://HOST:PORT" in result.stderr
+    code = main(["campaign", str(campaign), "--out", str(tmp_path / "o"), "--scheduler", "localhost:8786"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "expected an address like tcp://HOST:PORT" in err
     assert not (tmp_path / "o").exists()
+    assert main(["campaign", str(tmp_path / "c" / "missing.toml"), "--out", str(tmp_path / "o")]) == 2
+    assert "no such campaign specification" in capsys.readouterr().err
 
 
 def test_abs_network_helper_matches_the_hand_computed_answers(tmp_path):
