@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
+from campaign_helpers import vnnlib_text, write_abs_onnx
 from verirepair.errors import VerirepairError
 from verirepair.harness.vnncomp_bench import (
     ERROR,
@@ -22,48 +20,15 @@ from verirepair.harness.vnncomp_bench import (
 )
 
 
-def _write_abs_onnx(path) -> None:
-    """y = relu(x) + relu(-x) = |x| as MatMul/Add/Relu, input shape (1, 1)."""
-    inits = [
-        numpy_helper.from_array(np.array([[1.0, -1.0]], dtype=np.float32), "W0"),
-        numpy_helper.from_array(np.zeros(2, dtype=np.float32), "B0"),
-        numpy_helper.from_array(np.array([[1.0], [1.0]], dtype=np.float32), "W1"),
-        numpy_helper.from_array(np.zeros(1, dtype=np.float32), "B1"),
-    ]
-    nodes = [
-        helper.make_node("MatMul", ["x", "W0"], ["m0"]),
-        helper.make_node("Add", ["m0", "B0"], ["a0"]),
-        helper.make_node("Relu", ["a0"], ["h0"]),
-        helper.make_node("MatMul", ["h0", "W1"], ["m1"]),
-        helper.make_node("Add", ["m1", "B1"], ["y"]),
-    ]
-    graph = helper.make_graph(
-        nodes, "abs",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1])],
-        inits,
-    )
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
-
-
-def _vnnlib(threshold: float) -> str:
-    """x in [-1, 1]; unsafe: y >= threshold."""
-    return (
-        "(declare-const X_0 Real)\n(declare-const Y_0 Real)\n"
-        "(assert (>= X_0 -1.0))\n(assert (<= X_0 1.0))\n"
-        f"(assert (>= Y_0 {threshold}))\n"
-    )
-
-
 @pytest.fixture
 def bench_dir(tmp_path, monkeypatch):
     """A tiny benchmark: one net, a holding and a violated property, blank lines."""
     monkeypatch.chdir(tmp_path)  # Marabou may leave log files in the working directory
     (tmp_path / "nets").mkdir()
     (tmp_path / "props").mkdir()
-    _write_abs_onnx(tmp_path / "nets" / "abs.onnx")
-    (tmp_path / "props" / "holds.vnnlib").write_text(_vnnlib(1.5))
-    (tmp_path / "props" / "violated.vnnlib").write_text(_vnnlib(0.5))
+    write_abs_onnx(tmp_path / "nets" / "abs.onnx")
+    (tmp_path / "props" / "holds.vnnlib").write_text(vnnlib_text(1.5))
+    (tmp_path / "props" / "violated.vnnlib").write_text(vnnlib_text(0.5))
     (tmp_path / "instances.csv").write_text(
         "nets/abs.onnx,props/holds.vnnlib,20\n\nnets/abs.onnx,props/violated.vnnlib,20\n"
     )
