@@ -168,9 +168,10 @@ def _start_client(scheduler: str | None, workers: int) -> tuple[Any, Any, int]:
 
     # A worker holds only the task it runs (no queue of its own): the scheduler keeps the rest,
     # so a worker that dies takes one job with it, and idle workers always get the next job.
-    dask.config.set({"distributed.scheduler.worker-saturation": 1.0})
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=":0", silence_logs=logging.ERROR)
+    # (The scheduler reads the setting when it starts: set for that moment only.)
+    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=":0", silence_logs=logging.ERROR)
     return Client(cluster), cluster, workers
 
 
