@@ -16,7 +16,11 @@ effect of a neuron is, as in :mod:`verirepair.localize.causal`, the largest
 reduction of the mean violation one intervention achieves; the collateral
 effect is the share of non-discriminated individuals whose decision the best
 intervention changes.  Neurons are ranked by ``effect_violation -
-collateral_weight * effect_correct``, ties broken toward the output.
+collateral_weight * effect_correct``, ties broken toward the output; the
+fairness repair uses ``collateral_weight = 1``, because a neuron whose
+ablation makes every decision the same (say, the one carrying the main
+feature) also "removes" the discrimination, at the cost of every other
+decision, and is not its cause.
 """
 
 from __future__ import annotations
@@ -38,11 +42,17 @@ _PAIR_PROPERTY = Property((Box(np.zeros(2), np.zeros(2)),), DISAGREE, "pair_disa
 
 
 def pair_violation(y_a: np.ndarray, y_b: np.ndarray) -> np.ndarray:
-    """Violation score of pairs of 2-class outputs ``(..., 2)``: ``> 0`` where the decisions differ."""
+    """Violation of pairs of 2-class outputs ``(..., 2)``: ``> 0`` where the decisions differ, else 0.
+
+    The disagreement property's violation score, clipped at 0: an
+    intervention that makes a pair agree has removed its discrimination, and
+    one that pushes both decisions far from the boundary has not removed more
+    (it is what the collateral effect measures).
+    """
     m_a = y_a[..., 1] - y_a[..., 0]
     m_b = y_b[..., 1] - y_b[..., 0]
     pairs = np.stack([m_a, m_b], axis=-1)
-    return _PAIR_PROPERTY.violation_score(pairs.reshape(-1, 2)).reshape(m_a.shape)
+    return np.maximum(_PAIR_PROPERTY.violation_score(pairs.reshape(-1, 2)).reshape(m_a.shape), 0.0)
 
 
 def localize_fairness(network: Network, x_a: np.ndarray, x_b: np.ndarray, correct_x: np.ndarray,

@@ -90,7 +90,8 @@ class FairRepairConfig:
     layer_index: int | None = None
     neurons: str = "localized"
     inputs: str = "all"
-    localize: LocalizeConfig = field(default_factory=lambda: LocalizeConfig(decision="argmax", top_k=8))
+    localize: LocalizeConfig = field(default_factory=lambda: LocalizeConfig(decision="argmax", top_k=8,
+                                                                                   collateral_weight=1.0))
     repair: RepairConfig = field(default_factory=lambda: RepairConfig(solver="highs", decision="argmax",
                                                                       time_limit_s=300.0))
     seed: int = 0
