@@ -90,7 +90,8 @@ def test_proof_fails_before_and_holds_after_a_hand_repair() -> None:
     sex = protected_attribute(encoding, "sex")
     net = fair_case_network()
     woman = _individual(False, 0.4)
-    result = verify(product_network(net, sex), fairness_property(woman, sex, encoding, 0.01), VerifyConfig(timeout_s=20))
+    result = verify(product_network(net, sex), fairness_property(woman, sex, encoding, 0.01),
+                    VerifyConfig(timeout_s=20))
     assert result.verdict is Verdict.VIOLATED
     x_a, x_b = split_product_input(result.counterexamples[0].x, 4, sex)
     assert predict(net, x_a)[0] != predict(net, x_b)[0]

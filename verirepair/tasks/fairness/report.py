@@ -56,7 +56,7 @@ def figure_rates(report: dict) -> Figure:
     ax_proof.set_ylabel("test individuals proven fair (%)")
     tol = report["config"]["proof_tolerance"]
     ax_proof.set_title(f"Proven (numeric tolerance {tol:g})")
-    ax_proof.legend(fontsize=8)
+    ax_proof.legend(fontsize=8, loc="lower right")
     fig.suptitle(f"Fairness repair of {report['network']['name']} on {report['data']['data']}")
     fig.tight_layout()
     return fig
