@@ -132,8 +132,11 @@ def reverse_trigger(network: Network, x: np.ndarray, y: np.ndarray, target: int,
             param.requires_grad_(False)
         xt = torch.from_numpy(images.astype(np.float32))
         labels = torch.full((xt.shape[0],), target, dtype=torch.long)
-        a = torch.full((network.n_inputs,), -3.0, requires_grad=True)
-        b = torch.zeros(network.n_inputs, requires_grad=True)
+        # Random starts, as Neural Cleanse (mask and pattern uniform in [0, 1]): a mask
+        # starting near 0 leaves a trigger neuron with a high threshold dead, without gradient.
+        start = rng.uniform(0.05, 0.95, (2, network.n_inputs))
+        a = torch.tensor(np.log(start[0] / (1 - start[0])), dtype=torch.float32, requires_grad=True)
+        b = torch.tensor(np.log(start[1] / (1 - start[1])), dtype=torch.float32, requires_grad=True)
         opt = torch.optim.Adam([a, b], lr=config.lr)
         lam = config.lam
         best: tuple[float, np.ndarray, np.ndarray] | None = None
