@@ -107,3 +107,9 @@ def test_bad_attribute_and_wrong_network(german_dir: Path, tmp_path: Path, capsy
     assert main(["fairness", "repair", str(net), "--data", "german", "--protected", "sex", "--out", str(net),
                  "--report", str(tmp_path / "r")]) == EXIT_BAD_INPUT
     assert "refusing to overwrite" in capsys.readouterr().err
+
+
+def test_fairness_without_action_names_the_actions(capsys: pytest.CaptureFixture) -> None:
+    assert main(["fairness"]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "train" in err and "measure" in err and "repair" in err
