@@ -117,6 +117,9 @@ def add_backdoor_parser(sub: Any, *, positive_int: Callable[[str], int], seed_ty
                          f"{defaults.prove_images}; 0 skips, -1 all)")
     pr.add_argument("--proof-timeout", type=seconds, default=defaults.proof_timeout_s,
                     help=f"seconds per image proof (default {defaults.proof_timeout_s:g})")
+    pr.add_argument("--max-train-images", type=positive_int, default=None, metavar="N",
+                    help="repair with a seeded, class-stratified subset of N training images (faster; "
+                         "default: all)")
     pr.add_argument("--solver", default=defaults.solver, help=f"LP backend (default {defaults.solver})")
     pr.add_argument("--out", required=True, metavar="OUT.onnx", help="the repaired network (same graph)")
     pr.add_argument("--report", required=True, metavar="DIR", help="folder for report.json, report.md, plots")
@@ -189,7 +192,8 @@ def cmd_backdoor_repair(args: argparse.Namespace) -> int:
         raise BadInput(str(exc)) from None
     config = RemovalConfig(scope=args.scope, top_k=args.top_k, margin=args.margin, solver=args.solver,
                            prove_images=None if args.prove == -1 else args.prove,
-                           proof_timeout_s=args.proof_timeout, seed=args.seed)
+                           proof_timeout_s=args.proof_timeout, seed=args.seed,
+                           max_train_images=args.max_train_images)
     data = load_digits_split(args.seed)
     true = named_trigger(args.true_trigger) if args.true_trigger and trigger is None else None
     with console.status("starting") as status:

@@ -96,6 +96,9 @@ class RemovalConfig:
         Test images (a seeded subset) whose trigger box is proven; 0 skips proofs, None = all.
     proof_timeout_s : float
         Per image.
+    max_train_images : int or None
+        Use a seeded, class-stratified subset of at most this many training
+        images for the repair (faster, less preserved); None: all.
     seed : int
     """
 
@@ -111,6 +114,7 @@ class RemovalConfig:
     scan_all_targets: bool = True
     prove_images: int | None = 100
     proof_timeout_s: float = 10.0
+    max_train_images: int | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -122,6 +126,8 @@ class RemovalConfig:
                              "preserve_margin >= 0")
         if self.top_k < 1 or self.fix_batch < 1 or self.max_rounds < 1:
             raise ValueError("top_k, fix_batch and max_rounds must be at least 1")
+        if self.max_train_images is not None and self.max_train_images < N_CLASSES:
+            raise ValueError(f"max_train_images must be at least {N_CLASSES} or None")
         if self.prove_images is not None and self.prove_images < 0:
             raise ValueError("prove_images must be >= 0 or None")
 
@@ -197,6 +203,19 @@ def _fix_points(network: Network, data: DigitsData, trigger: Trigger, target: in
     return trigger.stamp(data.x_train[ok]), data.y_train[ok]
 
 
+def _train_subset(data: DigitsData, limit: int | None, seed: int) -> DigitsData:
+    """At most ``limit`` training images, the same share of each class (seeded); the test set is kept."""
+    if limit is None or data.y_train.size <= limit:
+        return data
+    rng = np.random.default_rng(seed)
+    keep = np.zeros(data.y_train.size, dtype=bool)
+    share = limit / data.y_train.size
+    for c in np.unique(data.y_train):
+        members = np.flatnonzero(data.y_train == c)
+        keep[rng.choice(members, max(1, int(share * members.size)), replace=False)] = True
+    return replace(data, x_train=data.x_train[keep], y_train=data.y_train[keep])
+
+
 def localize_trigger(network: Network, stamped: np.ndarray, clean: np.ndarray, target: int,
                      config: LocalizeConfig | None = None) -> Localization:
     """Causal localization of the neurons through which stamped images reach ``target``.
@@ -251,6 +270,7 @@ def remove_backdoor(network: Network, data: DigitsData, target: int, trigger: Tr
     if not 0 <= target < N_CLASSES:
         raise ValueError(f"target must be a digit class 0..9, got {target}")
     say = progress or (lambda step: None)
+    data = _train_subset(data, config.max_train_images, config.seed)
     times: dict[str, float] = {}
     clock = time.perf_counter()
 
