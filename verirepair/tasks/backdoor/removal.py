@@ -23,7 +23,8 @@ benchmark call :func:`remove_backdoor`).  Steps:
    the LP is exact, while in a hidden layer the fixed-pattern LP would have to
    keep the backdoor's own activation pattern on the stamped images (measured
    infeasible on the first hidden layer, see the README section);
-5. measure on held-out test images: clean accuracy, attack success (with the
+5. the repaired parameters are rounded to float32 (what the ONNX file holds), and
+   everything after is measured on that network; measure on held-out test images: clean accuracy, attack success (with the
    true trigger when known, and with the repaired-against trigger);
 6. prove (:mod:`.proof`) on test images before and after.
 """
@@ -54,6 +55,7 @@ from verirepair.tasks.backdoor.reverse import (
 )
 from verirepair.tasks.backdoor.trigger import Trigger
 from verirepair.tasks.classifier import accuracy, predict
+from verirepair.tasks.fairness.repair import as_float32
 from verirepair.tasks.classify_repair import ClassifyRepairStats, repair_to_targets
 from verirepair.verify import VerifyConfig
 
@@ -319,6 +321,10 @@ def remove_backdoor(network: Network, data: DigitsData, target: int, trigger: Tr
             config=replace(repair_config, inputs=inputs), fix_batch=config.fix_batch, max_rounds=config.max_rounds)
         if stats.status in (RepairStatus.REPAIRED, RepairStatus.NOT_NEEDED):
             break
+    if stats.status is RepairStatus.REPAIRED:
+        # Measure and prove the network as delivered: ONNX files carry float32 parameters
+        # (a float64 graph stores float32-rounded values exactly).
+        repaired = as_float32(repaired)
     lap("repair")
 
     measure = true if true is not None else trigger
