@@ -23,9 +23,10 @@ benchmark call :func:`remove_backdoor`).  Steps:
    the LP is exact, while in a hidden layer the fixed-pattern LP would have to
    keep the backdoor's own activation pattern on the stamped images (measured
    infeasible on the first hidden layer, see the README section);
-5. the repaired parameters are rounded to float32 (what the ONNX file holds), and
-   everything after is measured on that network; measure on held-out test images: clean accuracy, attack success (with the
-   true trigger when known, and with the repaired-against trigger);
+5. the repaired parameters are rounded to float32 (what the ONNX file holds) and
+   everything after is measured on that network, on held-out test images: clean
+   accuracy, attack success (with the true trigger when known, and with the
+   repaired-against trigger);
 6. prove (:mod:`.proof`) on test images before and after.
 """
 
@@ -55,8 +56,8 @@ from verirepair.tasks.backdoor.reverse import (
 )
 from verirepair.tasks.backdoor.trigger import Trigger
 from verirepair.tasks.classifier import accuracy, predict
-from verirepair.tasks.fairness.repair import as_float32
 from verirepair.tasks.classify_repair import ClassifyRepairStats, repair_to_targets
+from verirepair.tasks.fairness.repair import as_float32
 from verirepair.verify import VerifyConfig
 
 SCOPES = ("localized", "output")
