@@ -48,7 +48,8 @@ TRAIN = {"adult": TrainConfig(hidden=(32, 16), epochs=10, seed=0), "german": Tra
                                                                                          seed=0)}
 
 
-def run_dataset(name: str, time_limit_s: float) -> dict[str, Any]:
+def run_dataset(name: str, time_limit_s: float, n_keep: int, per_round: int,
+                attributes: tuple[str, ...] | None = None) -> dict[str, Any]:
     """Train the data set's model and repair it once per protected attribute."""
     import torch
 
@@ -58,9 +59,10 @@ def run_dataset(name: str, time_limit_s: float) -> dict[str, Any]:
     network = train_mlp(data.x_train, data.y_train, TRAIN[name], n_classes=2, name=f"{name}_fair")
     train_s = time.perf_counter() - start
     runs = []
-    for attribute in PROTECTED[name]:
+    for attribute in attributes or PROTECTED[name]:
         defaults = FairRepairConfig()
-        config = FairnessRunConfig(repair=replace(defaults, repair=replace(defaults.repair, time_limit_s=time_limit_s)))
+        config = FairnessRunConfig(repair=replace(defaults, n_keep=n_keep, max_new_individuals=per_round,
+                                                  repair=replace(defaults.repair, time_limit_s=time_limit_s)))
         def progress(message: str, attribute: str = attribute) -> None:
             print(f"[{name}/{attribute}] {message}", flush=True)
 
@@ -70,14 +72,15 @@ def run_dataset(name: str, time_limit_s: float) -> dict[str, Any]:
             for proof in report[key].values():
                 proof.pop("verdicts")
         runs.append({"data": name, "attribute": attribute, "report": report})
-    return {"data": name, "train_s": train_s, "test_accuracy": accuracy(network, data.x_test, data.y_test),
-            "summary": data.summary(), "runs": runs}
+    return {"data": name, "n_keep": n_keep, "per_round": per_round, "train_s": train_s,
+            "test_accuracy": accuracy(network, data.x_test, data.y_test), "summary": data.summary(), "runs": runs}
 
 
 def _row(part: dict, run: dict) -> dict[str, Any]:
     r, a = run["report"], run["attribute"]
     b, f = r["discrimination_before"][a], r["discrimination_after"][a]
-    return {"data": run["data"], "attribute": a,
+    return {"data": run["data"], "attribute": a, "n_keep": part.get("n_keep", 300),
+            "per_round": part.get("per_round", 15), "time_limit_s": r["config"]["repair"]["repair"]["time_limit_s"],
             "disc_data_before": b["data"]["rate"], "disc_data_before_ci": (b["data"]["ci_low"], b["data"]["ci_high"]),
             "disc_data_after": f["data"]["rate"], "disc_data_after_ci": (f["data"]["ci_low"], f["data"]["ci_high"]),
             "n_data": b["data"]["n"],
@@ -88,6 +91,7 @@ def _row(part: dict, run: dict) -> dict[str, Any]:
             "improvement_data": r["relative_improvement"][a]["data"],
             "improvement_domain": r["relative_improvement"][a]["domain"],
             "accuracy_before": r["accuracy_before"], "accuracy_after": r["accuracy_after"],
+            "train_accuracy_before": r["train_accuracy_before"], "train_accuracy_after": r["train_accuracy_after"],
             "status": r["status"], "layer": r["change"]["layer_index"], "l1": r["change"]["l1"],
             "linf": r["change"]["linf"], "n_changed": r["change"]["n_changed"],
             "n_fix": r["change"]["n_fix_points"], "rounds": len(r["rounds"]),
@@ -133,7 +137,8 @@ def merge(parts: list[Path]) -> None:
              "[95% CI] | domain: after [95% CI] | rel. impr. |",
              "| --- | --- | --- | --- | ---: | --- | --- | ---: |"]
     for r in rows:
-        lines.append(f"| {r['data']} (n={r['n_data']}) | {r['attribute']} | {_pct(r['disc_data_before'])} "
+        lines.append(f"| {r['data']} (n={r['n_data']}, keep {r['n_keep']}) | {r['attribute']} | "
+                     f"{_pct(r['disc_data_before'])} "
                      f"{_ci(r['disc_data_before_ci'])} | {_pct(r['disc_data_after'])} {_ci(r['disc_data_after_ci'])} "
                      f"| {_pct(r['improvement_data'])} | {_pct(r['disc_domain_before'])} "
                      f"{_ci(r['disc_domain_before_ci'])} | {_pct(r['disc_domain_after'])} "
@@ -143,14 +148,17 @@ def merge(parts: list[Path]) -> None:
     lines += ["", f"Mean relative improvement: {_pct(sum(improvements) / len(improvements))} on the test split, "
               f"{_pct(sum(dom) / len(dom))} on the domain sample (CARE: 61.91% on average).", "",
               "## Accuracy, change, time, proofs", "",
-              "| data | attribute | status | test acc. before | after | change (points) | layer | L1 | Linf | "
-              "params changed | fix points | rounds | repair s | train s (same run) | proven before | proven after "
-              "| violated / undecided after |",
-              "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-              "| ---: | --- |"]
+              "| data | attribute | keep / per round / LP s | status | test acc. before | after | change (points) | "
+              "train acc. change | layer | L1 | Linf | params changed | fix points | rounds | repair s | "
+              "train s (same run) | proven before | proven after | violated / undecided after |",
+              "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+              "| ---: | ---: | ---: | --- |"]
     for r in rows:
-        lines.append(f"| {r['data']} | {r['attribute']} | {r['status']} | {_pct(r['accuracy_before'])} | "
-                     f"{_pct(r['accuracy_after'])} | {100 * (r['accuracy_after'] - r['accuracy_before']):+.2f} | "
+        lines.append(f"| {r['data']} | {r['attribute']} | {r['n_keep']} / {r['per_round']} / "
+                     f"{r['time_limit_s']:.0f} | {r['status']} | "
+                     f"{_pct(r['accuracy_before'])} | {_pct(r['accuracy_after'])} | "
+                     f"{100 * (r['accuracy_after'] - r['accuracy_before']):+.2f} | "
+                     f"{100 * (r['train_accuracy_after'] - r['train_accuracy_before']):+.2f} | "
                      f"{r['layer']} | {r['l1']:.3g} | {r['linf']:.3g} | {r['n_changed']} | {r['n_fix']} | "
                      f"{r['rounds']} | {r['repair_s']:.0f} | {r['train_s']:.1f} | {_pct(r['proven_before'])} | "
                      f"{_pct(r['proven_after'])} | {r['violated_after']} / {r['undecided_after']} |")
@@ -167,6 +175,11 @@ def main() -> int:
     parser.add_argument("--data", choices=sorted(PROTECTED), help="run one data set")
     parser.add_argument("--part", type=Path, help="where --data writes its results (JSON)")
     parser.add_argument("--time-limit", type=float, default=240.0, help="LP budget per repair, s (default 240)")
+    parser.add_argument("--keep", type=int, default=FairRepairConfig().n_keep,
+                        help="training individuals kept at their class (default 300)")
+    parser.add_argument("--per-round", type=int, default=FairRepairConfig().max_new_individuals,
+                        help="new discriminatory individuals per round (default 15)")
+    parser.add_argument("--attributes", help="comma-separated subset of the protected attributes")
     parser.add_argument("--merge", type=Path, nargs="+", help="merge parts into benchmarks/results/fairness.*")
     args = parser.parse_args()
     if args.merge:
@@ -174,7 +187,8 @@ def main() -> int:
         return 0
     if not args.data or not args.part:
         parser.error("give --data and --part, or --merge")
-    part = run_dataset(args.data, args.time_limit)
+    part = run_dataset(args.data, args.time_limit, args.keep, args.per_round,
+                       tuple(args.attributes.split(",")) if args.attributes else None)
     write_text_atomic(args.part, json.dumps(part, indent=2, default=float) + "\n")
     return 0
 
