@@ -60,7 +60,7 @@ def test_train_measure_repair_end_to_end(german_dir: Path, tmp_path: Path, capsy
 
     out, report_dir = tmp_path / "fair.onnx", tmp_path / "report"
     code = main(["fairness", "repair", str(net), "--data", "german", "--protected", "age,sex", "--out", str(out),
-                 "--report", str(report_dir), "--max-rounds", "2", "--per-round", "4", "--keep", "40",
+                 "--report", str(report_dir), "--max-rounds", "1", "--per-round", "4", "--layer", "2", "--keep", "40",
                  "--n-domain", "500", "--prove", "3", "--time-limit", "30"])
     assert code in (EXIT_OK, 4)
     report = json.loads((report_dir / "report.json").read_text())
