@@ -18,8 +18,10 @@ if TYPE_CHECKING:
     pass
 
 from verirepair.cli.campaign_commands import add_campaign_parser
+from verirepair.cli.backdoor_commands import add_backdoor_parser
 from verirepair.cli.commands import cmd_bench, cmd_info, cmd_localize, cmd_properties_export, cmd_spec, cmd_verify
 from verirepair.cli.common import EXIT_BAD_INPUT, EXIT_CODES_HELP, print_error
+from verirepair.cli.fairness_commands import add_fairness_parser
 from verirepair.cli.repair_commands import cmd_demo, cmd_repair, config_default
 
 # ----------------------------------------------------------------------------- parser
@@ -246,6 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_repair_parser(sub)
     add_campaign_parser(sub, positive_int, seconds)
+    fairness = add_fairness_parser(sub, {"int": positive_int, "seed": seed_type, "seconds": seconds,
+                                         "number": positive_float("a positive number")})
+    fairness.set_defaults(func=lambda args: print_help_and_fail(fairness, "an action", ["train", "measure",
+                                                                                        "repair"]))
 
     p = sub.add_parser("demo", help="run the whole pipeline on the shipped demo network",
                        description="Verify, localize, repair and re-verify the shipped demo network, "
@@ -258,6 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=seed_type, default=0, help="seed (default 0)")
     p.add_argument("--no-cross-check", action="store_true", help="skip the final Marabou check")
     p.set_defaults(func=cmd_demo)
+    add_backdoor_parser(sub, positive_int=positive_int, seed_type=seed_type, seconds=seconds,
+                        positive_float=positive_float)
     global COMMANDS
     COMMANDS = tuple(sub.choices)
     return parser
