@@ -17,8 +17,8 @@ from verirepair import __version__
 if TYPE_CHECKING:
     pass
 
-from verirepair.cli.campaign_commands import add_campaign_parser
 from verirepair.cli.backdoor_commands import add_backdoor_parser
+from verirepair.cli.campaign_commands import add_campaign_parser
 from verirepair.cli.commands import cmd_bench, cmd_info, cmd_localize, cmd_properties_export, cmd_spec, cmd_verify
 from verirepair.cli.common import EXIT_BAD_INPUT, EXIT_CODES_HELP, print_error
 from verirepair.cli.fairness_commands import add_fairness_parser
