@@ -20,8 +20,12 @@ from verirepair.verify.bounds import interval_bounds
 
 
 def exact_min(network: Network, lower: np.ndarray, upper: np.ndarray, c: np.ndarray,
-              signs: list[np.ndarray] | None = None) -> tuple[float, np.ndarray | None]:
-    """The exact minimum of ``c . y`` and a minimiser ``x`` (``inf, None`` when infeasible)."""
+              signs: list[np.ndarray] | None = None, time_limit_s: float = 60.0
+              ) -> tuple[float, np.ndarray | None]:
+    """The exact minimum of ``c . y`` and a minimiser ``x`` (``inf, None`` when infeasible).
+
+    Raises RuntimeError when HiGHS does not prove optimality within ``time_limit_s``.
+    """
     bounds = interval_bounds(network, lower[None], upper[None])
     d = network.n_inputs
     cols_lo, cols_hi, ints = [np.asarray(lower, float)], [np.asarray(upper, float)], [np.zeros(d, bool)]
@@ -84,9 +88,9 @@ def exact_min(network: Network, lower: np.ndarray, upper: np.ndarray, c: np.ndar
     problem = problem_from_inequalities(cost, A_ub, b_ub, A_eq, b_eq,
                                         (np.concatenate(cols_lo), np.concatenate(cols_hi)),
                                         np.concatenate(ints))
-    solution = get_backend("highs").solve(problem, time_limit_s=60.0)
+    solution = get_backend("highs").solve(problem, time_limit_s=time_limit_s)
     if solution.status is SolveStatus.INFEASIBLE:
         return np.inf, None
-    assert solution.status is SolveStatus.OPTIMAL, solution.status
-    assert solution.x is not None
+    if solution.status is not SolveStatus.OPTIMAL or solution.x is None:
+        raise RuntimeError(f"MILP not solved to optimality: {solution.status}")
     return float(cost @ solution.x), np.asarray(solution.x[:d])

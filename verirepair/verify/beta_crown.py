@@ -35,6 +35,7 @@ before a bound proves anything.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -190,7 +191,8 @@ def optimize_split_lower(network: Network, pre_l: list[np.ndarray], pre_u: list[
                          signs: list[np.ndarray], C: np.ndarray, lower: np.ndarray,
                          upper: np.ndarray, steps: int = SPLIT_STEPS,
                          alphas: list[np.ndarray] | None = None,
-                         betas: list[np.ndarray] | None = None) -> SplitBound:
+                         betas: list[np.ndarray] | None = None,
+                         done: Callable[[np.ndarray], bool] | None = None) -> SplitBound:
     """Lower bounds of ``C @ y`` on split sub-domains, alpha and beta optimised.
 
     Parameters
@@ -203,6 +205,8 @@ def optimize_split_lower(network: Network, pre_l: list[np.ndarray], pre_u: list[
     steps : int -- Adam steps (0: one pass with the given or adaptive parameters)
     alphas, betas : optional warm starts, lists of (n, k, m_j); betas of
         unsplit units are ignored (zeroed)
+    done : optional callable ``(best bound (n, k)) -> bool``; the ascent stops
+        early once it returns True (e.g. every sub-domain already proven)
 
     Returns
     -------
@@ -225,6 +229,10 @@ def optimize_split_lower(network: Network, pre_l: list[np.ndarray], pre_u: list[
                       lambdas)
     moments = [(np.zeros_like(p), np.zeros_like(p)) for p in alphas + betas]
     for step in range(1, steps + 1):
+        if done is not None and done(best.bound):
+            break
+        if not g_alpha:     # the previous pass skipped its gradient: recompute it
+            _, _, _, g_alpha, g_beta = _pass(network, relax, alphas, betas, s3, Cn, lower, upper, True)
         params = alphas + betas
         grads = g_alpha + g_beta
         for i, (p, g) in enumerate(zip(params, grads, strict=True)):
