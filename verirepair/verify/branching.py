@@ -65,7 +65,7 @@ def choose_units(network: Network, pre_l: list[np.ndarray], pre_u: list[np.ndarr
                  open_polys: np.ndarray, lower: np.ndarray, upper: np.ndarray,
                  alphas: list[np.ndarray], betas: list[np.ndarray], lambdas: list[np.ndarray],
                  best_row: np.ndarray, splittable: list[np.ndarray],
-                 candidates: int = FSB_CANDIDATES) -> np.ndarray:
+                 candidates: int | None = None) -> np.ndarray:
     """The flat index (over the hidden layers' units) of the unit to split in each sub-domain.
 
     Parameters
@@ -77,12 +77,13 @@ def choose_units(network: Network, pre_l: list[np.ndarray], pre_u: list[np.ndarr
     lower, upper : (n, d)
     alphas, betas, lambdas : lists over the hidden layers, (n, k, m_j), from the parent's bound
     splittable : list over the hidden layers of bool (m_j,)
-    candidates : int -- FSB look-ahead width
+    candidates : int, optional -- FSB look-ahead width (default :data:`FSB_CANDIDATES`)
 
     Returns
     -------
     array (n,) int -- flat unit index; -1 where no unit is unstable
     """
+    candidates = FSB_CANDIDATES if candidates is None else candidates
     n, k = lower.shape[0], C.shape[0]
     hidden = len(lambdas)
     row_weight = np.zeros((n, k))

@@ -146,6 +146,9 @@ class _BoxSearch:
         while len(stack):
             if time.perf_counter() > self.deadline:
                 self.outcome.message = f"timeout with {len(stack)} open sub-domains (ReLU splits)"
+                # The open sub-domains are not boxes; the box holding them all is.
+                self.outcome.open_lower = self.box.lower[None, :].copy()
+                self.outcome.open_upper = self.box.upper[None, :].copy()
                 return Verdict.TIMEOUT
             verdict = self.step(stack, ROOT_STEPS if first else SPLIT_STEPS)
             if verdict is Verdict.VIOLATED:
@@ -284,8 +287,9 @@ def search(network: Network, prop: Property, config: VerifyConfig, deadline: flo
 
     Returns
     -------
-    SearchOutcome -- as :func:`verirepair.verify.bab.search` (no open boxes on TIMEOUT:
-        the open sub-domains are not boxes)
+    SearchOutcome -- as :func:`verirepair.verify.bab.search`; on TIMEOUT the one
+        "open box" reported is the input box being searched (the open
+        sub-domains are not boxes, and that box contains them all)
     """
     outcome = SearchOutcome(Verdict.HOLDS)
     unknown = 0
