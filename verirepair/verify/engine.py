@@ -6,8 +6,10 @@ they pick an engine by name (``"own"`` or ``"marabou"``) through
 :func:`get_verifier`, never by importing an engine module.
 
 The ``"own"`` engine: the falsifier (:mod:`verirepair.verify.falsify`) runs on
-every property first, then branch and bound (:mod:`verirepair.verify.bab`)
-decides each property in turn.  A list of properties is violated iff one of
+every property first, then branch and bound decides each property in turn:
+over the input box (:mod:`verirepair.verify.bab`) or, for piecewise-linear
+networks with many inputs, over ReLU activations (:mod:`verirepair.verify.relu_bab`;
+``"own-input"`` / ``"own-relu"`` force one or the other).  A list of properties is violated iff one of
 them is, and holds iff all of them hold; all share one wall-clock budget.
 """
 

@@ -47,7 +47,7 @@ from verirepair.network.model import Network
 from verirepair.properties.property import Box, Property
 from verirepair.tolerances import BOUND_TOL
 from verirepair.verify import attack, lp_tighten
-from verirepair.verify.bab import _candidates, batch_limit
+from verirepair.verify.bab import BATCH_TIME_FRACTION, _candidates, batch_limit
 from verirepair.verify.beta_crown import (
     SPLIT_STEPS,
     initial_alphas,
@@ -125,6 +125,7 @@ class _BoxSearch:
         self.max_batch = batch_limit(self.net, self.spec.C.shape[0], config.batch_size)
         self.undecided = 0
         self.root_points: np.ndarray | None = None
+        self.seconds_per_domain = 0.0
 
     def _layers(self, flat: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
         return [flat[:, a:b] for a, b in itertools.pairwise(offsets)]
@@ -150,7 +151,10 @@ class _BoxSearch:
                 self.outcome.open_lower = self.box.lower[None, :].copy()
                 self.outcome.open_upper = self.box.upper[None, :].copy()
                 return Verdict.TIMEOUT
+            before, clock = self.outcome.subproblems, time.perf_counter()
             verdict = self.step(stack, ROOT_STEPS if first else SPLIT_STEPS)
+            self.seconds_per_domain = ((time.perf_counter() - clock)
+                                       / max(1, self.outcome.subproblems - before))
             if verdict is Verdict.VIOLATED:
                 return verdict
             if first and len(stack):
@@ -175,7 +179,13 @@ class _BoxSearch:
 
     def step(self, stack: BoxStack, steps: int) -> Verdict | None:
         """Bound, attack, decide or split one batch of sub-domains."""
-        flat_s, flat_l, flat_u, flat_a, flat_b, open_polys, depth = stack.pop(self.max_batch)
+        count = self.max_batch
+        if self.seconds_per_domain > 0.0:
+            # As in bab.BranchAndBound.batch_count: a batch may take at most
+            # BATCH_TIME_FRACTION of the time left, so the deadline holds.
+            left = self.deadline - time.perf_counter()
+            count = max(1, min(count, int(BATCH_TIME_FRACTION * left / self.seconds_per_domain)))
+        flat_s, flat_l, flat_u, flat_a, flat_b, open_polys, depth = stack.pop(count)
         n = flat_s.shape[0]
         self.outcome.subproblems += n
         self.outcome.max_depth = max(self.outcome.max_depth, int(depth.max()))
