@@ -16,8 +16,7 @@ from milp_oracle import exact_min
 from verirepair.network.model import AffineLayer, Network, random_network
 from verirepair.properties.property import Box, HalfSpaces, Property
 from verirepair.verify import Verdict, VerifyConfig, verify
-from verirepair.verify.alpha_crown import _relaxations
-from verirepair.verify.beta_crown import _pass, optimize_split_lower, split_intermediate
+from verirepair.verify.beta_crown import _pass, optimize_split_lower, relaxations, split_intermediate
 from verirepair.verify.bounds import intermediate_bounds, with_linear_output
 from verirepair.verify.branching import babsr_scores, choose_units
 from verirepair.verify.relu_bab import ACTIVATION_SPLIT_MIN_INPUTS, use_activation_splitting
@@ -96,7 +95,7 @@ def test_multipliers_tighten_some_split_bound() -> None:
         signs = _signs_from_point(net, rng.uniform(lower, upper), rng, 6, pre_l, pre_u)
         new_l, new_u, _ = split_intermediate(net, lower[None], upper[None], pre_l, pre_u, signs, True)
         C = rng.normal(size=(2, net.n_outputs))
-        relax = _relaxations(net, new_l, new_u)
+        relax = relaxations(net, new_l, new_u)
         alphas = [np.repeat(r.fixed, 2, axis=1) for r in relax]
         res = optimize_split_lower(net, new_l, new_u, signs[:-1], C, lower[None], upper[None], 30,
                                    alphas=[a.copy() for a in alphas])
@@ -112,7 +111,7 @@ def test_multiplier_gradient_matches_finite_differences() -> None:
     pre_l, pre_u = intermediate_bounds(net, lower[None], upper[None], "backward")
     signs = _signs_from_point(net, rng.uniform(lower, upper), rng, 6, pre_l, pre_u)
     new_l, new_u, _ = split_intermediate(net, lower[None], upper[None], pre_l, pre_u, signs, True)
-    relax = _relaxations(net, new_l, new_u)
+    relax = relaxations(net, new_l, new_u)
     C = rng.normal(size=(1, 1, net.n_outputs))
     s3 = [s[:, None, :].astype(float) for s in signs[:-1]]
     alphas = [np.repeat(r.fixed, 1, axis=1) * 0.5 + 0.25 * r.unstable for r in relax]

@@ -75,6 +75,29 @@ def restarts(network: Network, prop: Property, lower: np.ndarray, upper: np.ndar
             return []
 
 
+def bound_minimisers(coef: np.ndarray, best_row: np.ndarray, open_polys: np.ndarray,
+                     lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Box centres plus, per open polytope, the corner minimising its best row's linear bound.
+
+    Parameters
+    ----------
+    coef : (n, k, d) -- input coefficients of the rows' linear lower bounds
+    best_row : (n, P) int and open_polys : (n, P) bool
+    lower, upper : (n, d)
+
+    Returns
+    -------
+    points (N, d) and owners (N,) -- the sub-domain each point comes from
+    """
+    n = lower.shape[0]
+    points, owners = [(lower + upper) / 2.0], [np.arange(n)]
+    for poly in range(best_row.shape[1]):
+        rows = coef[np.arange(n), best_row[:, poly]]
+        points.append(np.where(rows > 0, lower, upper)[open_polys[:, poly]])
+        owners.append(np.flatnonzero(open_polys[:, poly]))
+    return np.vstack(points), np.concatenate(owners)
+
+
 def from_minimisers(network: Network, prop: Property, points: np.ndarray, lower: np.ndarray,
                     upper: np.ndarray, deadline: float) -> list[Counterexample]:
     """Confirm the bound minimisers, else PGD from the most promising of them.

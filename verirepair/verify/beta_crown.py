@@ -42,8 +42,7 @@ import numpy as np
 
 from verirepair.network.model import Network
 from verirepair.tolerances import BOUND_TOL
-from verirepair.verify.alpha_crown import _Relaxation, _relaxations
-from verirepair.verify.bounds import Bounds, intermediate_bounds
+from verirepair.verify.bounds import Bounds, intermediate_bounds, relu_relaxation
 
 #: Adam steps of the joint alpha/beta ascent and their learning rates (alpha
 #: lives in [0, 1]; beta is unbounded above, in units of the bound per unit of ``z``).
@@ -53,6 +52,36 @@ BETA_LR = 0.05
 ADAM_BETA1 = 0.9
 ADAM_BETA2 = 0.999
 ADAM_EPS = 1e-8
+
+
+@dataclass(frozen=True, slots=True)
+class Relaxation:
+    """One hidden layer's fixed ReLU relaxation, shapes (n, 1, m) to broadcast over the rows.
+
+    ``s, t``: the upper line ``s z + t``; ``unstable``: where the lower slope
+    ``alpha`` is free; ``fixed``: CROWN's adaptive lower slope (1 or 0; for
+    stable units 1 active, 0 inactive).  The split units are stable here
+    (their bounds are clamped), so their relaxation is exact on the sub-domain.
+    """
+
+    s: np.ndarray
+    t: np.ndarray
+    unstable: np.ndarray
+    fixed: np.ndarray
+
+
+def relaxations(network: Network, pre_l: list[np.ndarray], pre_u: list[np.ndarray]
+                ) -> list[Relaxation]:
+    """One :class:`Relaxation` per hidden layer (a hidden layer without ReLU is the identity)."""
+    out = []
+    for j in range(network.n_layers - 1):
+        alpha0, s, t = relu_relaxation(pre_l[j], pre_u[j])
+        unstable = (pre_l[j] < 0.0) & (pre_u[j] > 0.0)
+        if not network.layers[j].relu:
+            alpha0, s, t = np.ones_like(s), np.ones_like(s), np.zeros_like(t)
+            unstable = np.zeros_like(unstable)
+        out.append(Relaxation(s[:, None, :], t[:, None, :], unstable[:, None, :], alpha0[:, None, :]))
+    return out
 
 
 def clamp_to_splits(pre_l: list[np.ndarray], pre_u: list[np.ndarray], signs: list[np.ndarray]
@@ -122,13 +151,13 @@ class SplitBound:
     lambdas: list[np.ndarray]
 
 
-def _pass(network: Network, relax: list[_Relaxation], alphas: list[np.ndarray],
+def _pass(network: Network, relax: list[Relaxation], alphas: list[np.ndarray],
           betas: list[np.ndarray], signs: list[np.ndarray], C: np.ndarray, lower: np.ndarray,
           upper: np.ndarray, want_grad: bool
           ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
     """CROWN lower bound with split multipliers, and its gradients in alpha and beta.
 
-    Back-substitution as in :func:`verirepair.verify.alpha_crown._bound_and_slope_gradients`
+    Back-substitution as in alpha-CROWN (:mod:`verirepair.verify.alpha_crown`)
     with one extra term: after relaxing hidden layer ``j``, ``A_j -= beta_j * s_j``.
     Returns ``bound (n, k)``, ``coef (n, k, d)``, ``lambdas`` (the coefficients
     ``P`` on each hidden layer's post-activation), and the gradients in alpha
@@ -173,14 +202,14 @@ def _pass(network: Network, relax: list[_Relaxation], alphas: list[np.ndarray],
 def initial_alphas(network: Network, pre_l: list[np.ndarray], pre_u: list[np.ndarray],
                    k: int) -> list[np.ndarray]:
     """CROWN's adaptive lower slopes, repeated per row: list of (n, k, m_j)."""
-    return [np.repeat(r.fixed, k, axis=1) for r in _relaxations(network, pre_l, pre_u)]
+    return [np.repeat(r.fixed, k, axis=1) for r in relaxations(network, pre_l, pre_u)]
 
 
 def split_lower(network: Network, pre_l: list[np.ndarray], pre_u: list[np.ndarray],
                 signs: list[np.ndarray], C: np.ndarray, lower: np.ndarray, upper: np.ndarray,
                 alphas: list[np.ndarray], betas: list[np.ndarray]) -> np.ndarray:
     """One bound pass with fixed slopes and multipliers (no optimisation): (n, k)."""
-    relax = _relaxations(network, pre_l, pre_u)
+    relax = relaxations(network, pre_l, pre_u)
     s3 = [s[:, None, :].astype(np.float64) for s in signs]
     Cn = np.broadcast_to(C, (lower.shape[0],) + C.shape[-2:]) if C.ndim == 2 else C
     bound, _, _, _, _ = _pass(network, relax, alphas, betas, s3, Cn, lower, upper, want_grad=False)
@@ -213,7 +242,7 @@ def optimize_split_lower(network: Network, pre_l: list[np.ndarray], pre_u: list[
     SplitBound
     """
     n, k = lower.shape[0], C.shape[0]
-    relax = _relaxations(network, pre_l, pre_u)
+    relax = relaxations(network, pre_l, pre_u)
     s3 = [s[:, None, :].astype(np.float64) for s in signs]
     if alphas is None:
         alphas = [np.repeat(r.fixed, k, axis=1) for r in relax]

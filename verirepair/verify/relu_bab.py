@@ -47,7 +47,7 @@ from verirepair.network.model import Network
 from verirepair.properties.property import Box, Property
 from verirepair.tolerances import BOUND_TOL
 from verirepair.verify import attack, lp_tighten
-from verirepair.verify.bab import BATCH_TIME_FRACTION, _candidates, batch_limit
+from verirepair.verify.bab import BATCH_TIME_FRACTION, batch_limit
 from verirepair.verify.beta_crown import (
     SPLIT_STEPS,
     initial_alphas,
@@ -212,7 +212,7 @@ class _BoxSearch:
         alphas, betas, lambdas = sub(res.alphas), sub(res.betas), sub(res.lambdas)
         open_polys, best_row, depth = open_polys[idx], best_row[idx], depth[idx]
         coef, lower, upper = res.coef[idx], lower[idx], upper[idx]
-        points, owners = _candidates(coef, best_row, open_polys, lower, upper)
+        points, owners = attack.bound_minimisers(coef, best_row, open_polys, lower, upper)
         self.root_points = points
         found = attack.from_minimisers(self.original, self.prop, points, lower[owners],
                                        upper[owners], self.deadline)
