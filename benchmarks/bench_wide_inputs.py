@@ -148,19 +148,31 @@ def main(argv: list[str] | None = None) -> int:
     with ThreadPoolExecutor(len(engines)) as pool:
         results = list(pool.map(stream, engines))
     rows = [r for per_engine in results for r in per_engine]
+    wall = time.time() - started
+    _write(rows, engines, chosen, args, manifest, wall)       # before the (slow) MILP checks
     relus = {name: sum(info["hidden"]) for name, info in manifest["networks"].items()}
+    checked: dict[str, str] = {}
     for r in rows:
         if r["verdict"] == "unsat" and relus[r["network"]] <= args.milp_max_relus:
-            r["milp"] = milp_check(str(args.devset / "nets" / f"{r['network']}.onnx"),
-                                   str(args.devset / r["vnnlib"]), args.milp_timeout)
+            if r["vnnlib"] not in checked:
+                checked[r["vnnlib"]] = milp_check(str(args.devset / "nets" / f"{r['network']}.onnx"),
+                                                  str(args.devset / r["vnnlib"]), args.milp_timeout)
+                print(f"MILP {r['vnnlib']}: {checked[r['vnnlib']]}", flush=True)
+            r["milp"] = checked[r["vnnlib"]]
+    print(_write(rows, engines, chosen, args, manifest, wall))
+    return 0
+
+
+def _write(rows: list[dict], engines: list[str], chosen: list[dict], args: argparse.Namespace,
+           manifest: dict, wall: float) -> str:
     text = io.StringIO(newline="")
     writer = csv.DictWriter(text, fieldnames=FIELDS)
     writer.writeheader()
     writer.writerows(rows)
     write_text_atomic(args.csv, text.getvalue())
-    write_text_atomic(args.md, summary(rows, engines, chosen, args, manifest, time.time() - started))
-    print(summary(rows, engines, chosen, args, manifest, time.time() - started))
-    return 0
+    md = summary(rows, engines, chosen, args, manifest, wall)
+    write_text_atomic(args.md, md)
+    return md
 
 
 def summary(rows: list[dict], engines: list[str], chosen: list[dict], args: argparse.Namespace,

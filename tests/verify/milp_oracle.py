@@ -3,8 +3,9 @@
 ``exact_min(network, lower, upper, c, signs)`` is ``min c . y(x)`` over the box
 ``lower <= x <= upper`` intersected with split constraints ``s_j z_j(x) >= 0``
 (``signs``: per layer, +1 active, -1 inactive, 0 free), solved by HiGHS through
-the project's solver backend.  Big-M constants come from interval bounds over
-the box, so the encoding is exact: ``h = relu(z)`` with ``h >= z, h >= 0,
+the project's solver backend.  Big-M constants come from sound CROWN bounds over
+the box (:func:`~verirepair.verify.bounds.intermediate_bounds`, backward mode;
+units they prove stable get no binary), so the encoding is exact: ``h = relu(z)`` with ``h >= z, h >= 0,
 h <= z - l (1 - d), h <= u d`` and ``d`` binary.
 """
 
@@ -16,7 +17,7 @@ import scipy.sparse as sp
 from verirepair.network.model import Network
 from verirepair.solvers import get_backend
 from verirepair.solvers.model import SolveStatus, problem_from_inequalities
-from verirepair.verify.bounds import interval_bounds
+from verirepair.verify.bounds import intermediate_bounds
 
 
 def exact_min(network: Network, lower: np.ndarray, upper: np.ndarray, c: np.ndarray,
@@ -26,7 +27,7 @@ def exact_min(network: Network, lower: np.ndarray, upper: np.ndarray, c: np.ndar
 
     Raises RuntimeError when HiGHS does not prove optimality within ``time_limit_s``.
     """
-    bounds = interval_bounds(network, lower[None], upper[None])
+    pre_l, pre_u = intermediate_bounds(network, lower[None], upper[None], "backward")
     d = network.n_inputs
     cols_lo, cols_hi, ints = [np.asarray(lower, float)], [np.asarray(upper, float)], [np.zeros(d, bool)]
     n = d
@@ -36,7 +37,7 @@ def exact_min(network: Network, lower: np.ndarray, upper: np.ndarray, c: np.ndar
     z_cols = None
     for j, layer in enumerate(network.layers):
         m = layer.out_features
-        lo, hi = bounds.pre_lower[j][0], bounds.pre_upper[j][0]
+        lo, hi = pre_l[j][0], pre_u[j][0]
         z_cols = np.arange(n, n + m)
         n += m
         cols_lo.append(lo - 1.0)
@@ -59,8 +60,9 @@ def exact_min(network: Network, lower: np.ndarray, upper: np.ndarray, c: np.ndar
         h_cols = np.arange(n, n + m)
         d_cols = np.arange(n + m, n + 2 * m)
         n += 2 * m
-        cols_lo += [np.zeros(m), np.zeros(m)]
-        cols_hi += [np.maximum(hi, 0.0) + 1.0, np.ones(m)]
+        # a unit the bounds prove stable gets its binary fixed (HiGHS presolve drops it)
+        cols_lo += [np.zeros(m), (lo >= 0.0).astype(float)]
+        cols_hi += [np.maximum(hi, 0.0) + 1.0, (hi > 0.0).astype(float)]
         ints += [np.zeros(m, bool), np.ones(m, bool)]
         for i in range(m):
             z, h, b = int(z_cols[i]), int(h_cols[i]), int(d_cols[i])
