@@ -27,7 +27,7 @@ def _prop(threshold: float, name: str) -> Property:
 
 
 def test_registry_lists_every_engine() -> None:
-    assert list_verifiers() == ["marabou", "marabou-split", "own"]
+    assert list_verifiers() == ["marabou", "marabou-split", "own", "own-input", "own-relu"]
     assert callable(get_verifier("own"))
     with pytest.raises(KeyError, match="known: marabou, marabou-split, own"):
         get_verifier("reluplex")

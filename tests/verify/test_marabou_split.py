@@ -176,7 +176,7 @@ def test_registered_as_engine():
 
 
 def test_missing_maraboupy_names_the_alternatives(no_maraboupy):
-    with pytest.raises(SolverUnavailableError, match="'marabou-split'.*alternatives: own$"):
+    with pytest.raises(SolverUnavailableError, match="'marabou-split'.*alternatives: own, own-input, own-relu$"):
         verify(abs_net(), _abs_prop(1.5), CONFIG, engine="marabou-split")
 
 

@@ -6,13 +6,16 @@ they pick an engine by name (``"own"`` or ``"marabou"``) through
 :func:`get_verifier`, never by importing an engine module.
 
 The ``"own"`` engine: the falsifier (:mod:`verirepair.verify.falsify`) runs on
-every property first, then branch and bound (:mod:`verirepair.verify.bab`)
-decides each property in turn.  A list of properties is violated iff one of
+every property first, then branch and bound decides each property in turn:
+over the input box (:mod:`verirepair.verify.bab`) or, for piecewise-linear
+networks with many inputs, over ReLU activations (:mod:`verirepair.verify.relu_bab`;
+``"own-input"`` / ``"own-relu"`` force one or the other).  A list of properties is violated iff one of
 them is, and holds iff all of them hold; all share one wall-clock budget.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 
@@ -21,7 +24,7 @@ import numpy as np
 from verirepair.errors import SolverUnavailableError
 from verirepair.network.model import Network
 from verirepair.properties.property import Property
-from verirepair.verify import bab
+from verirepair.verify import bab, relu_bab
 from verirepair.verify.falsify import falsify
 from verirepair.verify.parallel import parallel_search
 from verirepair.verify.result import Counterexample, Verdict, VerificationResult, VerifyConfig, VerifyStats
@@ -41,9 +44,13 @@ def _check_inputs(network: Network, props: Sequence[Property]) -> None:
             )
 
 
-def verify_own(network: Network, props: Sequence[Property], config: VerifyConfig
-               ) -> VerificationResult:
-    """Our own sound and complete engine: falsifier, then input-splitting BaB.
+def verify_own(network: Network, props: Sequence[Property], config: VerifyConfig,
+               split: str = "auto") -> VerificationResult:
+    """Our own sound and complete engine: falsifier, then input- or ReLU-splitting BaB.
+
+    ``split`` picks the branch and bound per property: ``"auto"`` (the rule of
+    :func:`verirepair.verify.relu_bab.use_activation_splitting`: ReLU splits for
+    piecewise-linear networks with many inputs), ``"input"`` or ``"relu"``.
 
     Parameters
     ----------
@@ -89,8 +96,12 @@ def verify_own(network: Network, props: Sequence[Property], config: VerifyConfig
     for prop in props:
         # Several workers: the parallel search (it starts like bab.search and hands
         # a search still open after a warm-up to worker processes).
-        outcome = (parallel_search(network, prop, config, deadline) if config.workers > 1
-                   else bab.search(network, prop, config, deadline))
+        if relu_bab.use_activation_splitting(network, prop, split):
+            outcome = relu_bab.search(network, prop, config, deadline)
+        elif config.workers > 1:
+            outcome = parallel_search(network, prop, config, deadline)
+        else:
+            outcome = bab.search(network, prop, config, deadline)
         outcomes.append(outcome)
         if outcome.verdict is Verdict.VIOLATED:
             return result(Verdict.VIOLATED, outcomes, outcome.counterexamples,
@@ -137,7 +148,10 @@ def _verify_marabou_split(network: Network, props: Sequence[Property], config: V
 
 
 _REGISTRY: dict[str, Verifier] = {"own": verify_own, "marabou": _verify_marabou,
-                                  "marabou-split": _verify_marabou_split}
+                                  "marabou-split": _verify_marabou_split,
+                                  # our engine with the split forced (benchmarks compare them)
+                                  "own-input": functools.partial(verify_own, split="input"),
+                                  "own-relu": functools.partial(verify_own, split="relu")}
 
 
 def register_verifier(name: str, verifier: Verifier) -> None:
