@@ -1,0 +1,145 @@
+"""The BIRDNN repair strategies beside lp on the ACAS Xu repair benchmark (issue 12).
+
+For each chosen network the three strategies run back to back in one
+process (``lp``, ``imitation``, ``finetune``), so they see the same machine
+conditions; each run is the full certify loop (every applicable property
+verified on the delivered file).  Rows come from
+:func:`bench_repair_acasxu.repair_one`; the changed layers, the strategy and
+any PAC statements are read from each run's report.json.
+
+Opt-in (not in CI)::
+
+    VERIREPAIR_ACASXU_DIR=../shared/acasxu OMP_NUM_THREADS=1 nice -n 5 python \\
+        benchmarks/bench_birdnn_strategies.py --only 2_1,3_5 --out /tmp/s.csv
+
+Resumable: (network, strategy) pairs already in the CSV are skipped.
+``--smooth-dir`` runs the smooth ACAS Xu-shaped networks of that folder
+(``*.onnx``) instead, against every ACAS Xu property that applies to the
+network they imitate (the file name carries it, e.g. ``tanh_2_1.onnx``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import io
+import json
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench_repair_acasxu import FIELDS, plan, repair_one
+
+from verirepair.atomic import write_text_atomic
+from verirepair.network import load_network
+from verirepair.pipeline import run_pipeline
+from verirepair.repair.strategy import list_strategies
+from verirepair.run_config import DeliveryConfig, RunConfig
+from verirepair.tasks.acasxu import build_acasxu_task
+from verirepair.tasks.acasxu import networks as acasxu_nets
+
+COLUMNS = ["network", "strategy", *[f for f in FIELDS if f != "network"], "layers", "pac"]
+
+
+def _config(args: argparse.Namespace, strategy: str) -> RunConfig:
+    base = RunConfig()
+    return dataclasses.replace(
+        base, timeout_s=args.timeout,
+        verify=dataclasses.replace(base.verify, timeout_s=args.verify_timeout),
+        repair=dataclasses.replace(base.repair, solver=args.solver),
+        delivery=DeliveryConfig(cross_check=None),
+        strategy=dataclasses.replace(base.strategy, name=strategy))
+
+
+def _from_report(report_dir: Path) -> dict:
+    """Changed layers and PAC statements of a finished run."""
+    report = json.loads((report_dir / "report.json").read_text())
+    change = report.get("change") or {}
+    pac = "; ".join(f"{n}: eps<={e['epsilon']:.3g} @ {e['confidence']:.4g} ({e['n_samples']} samples)"
+                    if e["epsilon"] is not None else f"{n}: {e['n_violations']} violations sampled"
+                    for n, e in (report.get("pac") or {}).items())
+    return {"layers": " ".join(str(i) for i in change.get("layers", [])) or None, "pac": pac or None}
+
+
+def smooth_one(path: Path, config: RunConfig, workdir: Path) -> dict:
+    """Repair one smooth network against the ACAS Xu properties of the network it imitates."""
+    match = re.search(r"(\d)_(\d)", path.stem)
+    if not match:
+        raise SystemExit(f"{path}: the file name must carry the imitated network, e.g. tanh_2_1.onnx")
+    network = load_network(path)
+    imitated = acasxu_nets.onnx_path(acasxu_nets.network_name(int(match.group(1)), int(match.group(2))))
+    task = build_acasxu_task(imitated, network, [], None)
+    started = time.perf_counter()
+    result = run_pipeline(network, task, config, workdir / f"{path.stem}_repaired.onnx",
+                          workdir / f"{path.stem}_report", source_path=path)
+    row: dict = {"network": path.stem, "instances": "+".join(result.properties), "status": result.status.value,
+                 "rounds": len(result.rounds), "time_s": round(time.perf_counter() - started, 1)}
+    for name, outcome in result.properties.items():
+        if name in ("phi1", "phi2", "phi3", "phi4"):
+            row[name] = f"{outcome.before.verdict.value}->{outcome.final.verdict.value}"
+    specific = [k for k in result.properties if k not in ("phi1", "phi2", "phi3", "phi4")]
+    row["specific"] = ", ".join(f"{k}: {result.properties[k].before.verdict.value}->"
+                                f"{result.properties[k].final.verdict.value}" for k in specific) or "-"
+    fidelity, change = result.fidelity, result.change
+    care = [c for c in fidelity.care if c.accuracy is not None] if fidelity else []
+    row.update({"advisory_fidelity": fidelity.decision_agreement if fidelity else None,
+                "care_accuracy": min((c.accuracy for c in care if c.accuracy is not None), default=None),
+                "care_violation_rate": max((c.violation_rate or 0.0 for c in care), default=None),
+                "l1": change.l1 if change else None, "linf": change.linf if change else None,
+                "n_changed": change.n_changed if change else None})
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="CSV (appended to; resumable)")
+    parser.add_argument("--only", help="comma-separated ACAS Xu network keys, e.g. 2_1,3_5")
+    parser.add_argument("--smooth-dir", type=Path, help="run the smooth networks (*.onnx) of this folder instead")
+    parser.add_argument("--strategies", default=",".join(list_strategies()))
+    parser.add_argument("--solver", default="highs")
+    parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--verify-timeout", type=float, default=60.0)
+    parser.add_argument("--workdir", type=Path)
+    args = parser.parse_args(argv)
+    strategies = args.strategies.split(",")
+    done: list[dict] = []
+    if args.out.exists():
+        with open(args.out, newline="") as handle:
+            done = list(csv.DictReader(handle))
+    finished = {(r["network"], r["strategy"]) for r in done}
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="birdnn_bench_"))
+    if args.smooth_dir:
+        jobs = [(p.stem, p) for p in sorted(args.smooth_dir.glob("*.onnx"))]
+    else:
+        keep = {acasxu_nets.network_info(k).name for k in args.only.split(",")} if args.only else None
+        jobs = [(name, labels) for name, labels in plan(keep) if keep is None or name in keep]
+    for name, what in jobs:
+        for strategy in strategies:
+            if (name, strategy) in finished:
+                continue
+            folder = workdir / strategy
+            folder.mkdir(parents=True, exist_ok=True)
+            config = _config(args, strategy)
+            if isinstance(what, Path):
+                row = smooth_one(what, config, folder)
+            else:
+                row = repair_one(name, what, config, folder)
+            row.update(_from_report(folder / f"{name}_report"), strategy=strategy)
+            done.append(row)
+            print(" ".join(f"{k}={row.get(k)}" for k in COLUMNS), flush=True)
+            text = io.StringIO(newline="")
+            writer = csv.DictWriter(text, fieldnames=COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(done)
+            write_text_atomic(args.out, text.getvalue())
+    return 0
+
+
+if __name__ == "__main__":
+    import torch
+
+    torch.set_num_threads(1)
+    sys.exit(main())
