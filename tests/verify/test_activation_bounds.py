@@ -16,8 +16,8 @@ from verirepair.verify.activation_bounds import (
 from verirepair.verify.alpha_crown import optimize_spec_lower
 from verirepair.verify.bounds import (
     backward_lower,
-    interval_bounds,
     intermediate_bounds,
+    interval_bounds,
     symbolic_bounds,
     with_linear_output,
 )
