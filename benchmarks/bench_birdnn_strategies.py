@@ -14,8 +14,10 @@ Opt-in (not in CI)::
 
 Resumable: (network, strategy) pairs already in the CSV are skipped.
 ``--smooth-dir`` runs the smooth ACAS Xu-shaped networks of that folder
-(``*.onnx``) instead, against every ACAS Xu property that applies to the
-network they imitate (the file name carries it, e.g. ``tanh_2_1.onnx``).
+(``ACTIVATION/ACASXU_run2a_X_Y_batch_2000.onnx``, from
+``benchmarks/make_smooth_acasxu.py``) instead, against every ACAS Xu
+property that applies to the network whose name they keep; ``--only`` then
+takes prefixes such as ``tanh_``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ import csv
 import dataclasses
 import io
 import json
-import re
 import sys
 import tempfile
 import time
@@ -64,25 +65,21 @@ def _from_report(report_dir: Path) -> dict:
     return {"layers": " ".join(str(i) for i in change.get("layers", [])) or None, "pac": pac or None}
 
 
-def smooth_one(path: Path, config: RunConfig, workdir: Path) -> dict:
-    """Repair one smooth network against the ACAS Xu properties of the network it imitates."""
-    match = re.search(r"(\d)_(\d)", path.stem)
-    if not match:
-        raise SystemExit(f"{path}: the file name must carry the imitated network, e.g. tanh_2_1.onnx")
+def smooth_one(key: str, path: Path, config: RunConfig, workdir: Path) -> dict:
+    """Repair one smooth network against the ACAS Xu properties of the network whose name it keeps."""
     network = load_network(path)
-    imitated = acasxu_nets.onnx_path(acasxu_nets.network_name(int(match.group(1)), int(match.group(2))))
-    task = build_acasxu_task(imitated, network, [], None)
+    task = build_acasxu_task(path, network, [], None)
     started = time.perf_counter()
-    result = run_pipeline(network, task, config, workdir / f"{path.stem}_repaired.onnx",
-                          workdir / f"{path.stem}_report", source_path=path)
-    row: dict = {"network": path.stem, "instances": "+".join(result.properties), "status": result.status.value,
+    result = run_pipeline(network, task, config, workdir / f"{key}_repaired.onnx", workdir / f"{key}_report",
+                          source_path=path)
+    row: dict = {"network": key, "instances": "+".join(result.properties), "status": result.status.value,
                  "rounds": len(result.rounds), "time_s": round(time.perf_counter() - started, 1)}
     for name, outcome in result.properties.items():
+        verdicts = f"{outcome.before.verdict.value}->{outcome.final.verdict.value}"
         if name in ("phi1", "phi2", "phi3", "phi4"):
-            row[name] = f"{outcome.before.verdict.value}->{outcome.final.verdict.value}"
-    specific = [k for k in result.properties if k not in ("phi1", "phi2", "phi3", "phi4")]
-    row["specific"] = ", ".join(f"{k}: {result.properties[k].before.verdict.value}->"
-                                f"{result.properties[k].final.verdict.value}" for k in specific) or "-"
+            row[name] = verdicts
+        else:
+            row["specific"] = ", ".join(filter(None, [row.get("specific"), f"{name}: {verdicts}"]))
     fidelity, change = result.fidelity, result.change
     care = [c for c in fidelity.care if c.accuracy is not None] if fidelity else []
     row.update({"advisory_fidelity": fidelity.decision_agreement if fidelity else None,
@@ -112,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     finished = {(r["network"], r["strategy"]) for r in done}
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="birdnn_bench_"))
     if args.smooth_dir:
-        jobs = [(p.stem, p) for p in sorted(args.smooth_dir.glob("*.onnx"))]
+        jobs = [(f"{p.parent.name}_{p.stem}", p) for p in sorted(args.smooth_dir.glob("*/*.onnx"))]
+        if args.only:
+            jobs = [(k, p) for k, p in jobs if any(k.startswith(o) for o in args.only.split(","))]
     else:
         keep = {acasxu_nets.network_info(k).name for k in args.only.split(",")} if args.only else None
         jobs = [(name, labels) for name, labels in plan(keep) if keep is None or name in keep]
@@ -124,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             folder.mkdir(parents=True, exist_ok=True)
             config = _config(args, strategy)
             if isinstance(what, Path):
-                row = smooth_one(what, config, folder)
+                row = smooth_one(name, what, config, folder)
             else:
                 row = repair_one(name, what, config, folder)
             row.update(_from_report(folder / f"{name}_report"), strategy=strategy)
