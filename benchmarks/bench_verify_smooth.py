@@ -55,8 +55,11 @@ def _write_csv(rows: list[dict], path: Path) -> None:
     write_text_atomic(path, text.getvalue())
 
 
-def run_smooth(folder: Path, timeout_s: float) -> list[dict]:
-    """Verify every (smooth network, applicable property) pair; one row each."""
+def run_smooth(folder: Path, timeout_s: float, activations: list[str] | None = None) -> list[dict]:
+    """Verify every (smooth network, applicable property) pair; one row each.
+
+    ``activations`` restricts to those sub-folders (e.g. ``["tanh"]``).
+    """
     import onnxruntime as ort
 
     from verirepair.network import load_onnx
@@ -65,6 +68,8 @@ def run_smooth(folder: Path, timeout_s: float) -> list[dict]:
 
     rows = []
     for path in sorted(folder.glob("*/*.onnx")):
+        if activations and path.parent.name not in activations:
+            continue
         net = load_onnx(path)
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         for label, props in acasxu_properties(path.stem):
@@ -150,13 +155,15 @@ def main(argv: list[str] | None = None) -> int:
     smooth.add_argument("--folder", type=Path, default=Path("/work/wt/artifacts/smooth_acasxu"))
     smooth.add_argument("--timeout", type=float, default=30.0, help="seconds per instance")
     smooth.add_argument("--csv", type=Path, default=ROOT / "benchmarks/results/smooth_verify.csv")
+    smooth.add_argument("--activations", default="", help="comma-separated sub-folders (default all)")
     ratio = sub.add_parser("relu-ratio", help="CPU ratio against a baseline checkout")
     ratio.add_argument("--baseline", type=Path, required=True, help="baseline source tree")
     ratio.add_argument("--timeout", type=float, default=120.0, help="seconds per instance")
     ratio.add_argument("--csv", type=Path, default=ROOT / "benchmarks/results/smooth_relu_ratio.csv")
     args = parser.parse_args(argv)
     if args.mode == "smooth":
-        rows = run_smooth(args.folder, args.timeout)
+        rows = run_smooth(args.folder, args.timeout,
+                          [a for a in args.activations.split(",") if a] or None)
     else:
         with tempfile.TemporaryDirectory() as scratch:
             rows = run_relu_ratio(args.baseline, args.timeout, Path(scratch))

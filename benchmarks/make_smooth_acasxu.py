@@ -12,7 +12,9 @@ plus a distillation term on the soft arg-min advisory) to reproduce the original
   :func:`verirepair.tasks.acasxu.acasxu_properties`), oversampled so that each
   region gets as many samples as the whole domain;
 * Gaussian jitter around the original's violations found among those samples
-  (kept inside the region), so that the imitation inherits the violations.
+  (kept inside the region), and a hinge term asking the imitation to violate
+  the property at the original's violating points at least as deeply, so that
+  the imitation inherits the violations.
 
 Everything is seeded (``--seed``, one stream per network and activation).  The
 networks are written as clean ONNX graphs (``Gemm`` + ``Tanh``/``Sigmoid``/``Elu``
@@ -63,6 +65,9 @@ CENTRED_WEIGHT = 4.0
 #: Temperature of the soft arg-min advisories (the median best-to-second output
 #: gap of N2,1 on the domain is 0.0019).
 DISTILL_TEMPERATURE = 0.002
+#: Extra depth (raw output units) the violation-inheritance hinge asks for, so
+#: that the float32 export still violates; its weight is TrainConfig.violation_weight.
+VIOLATION_MARGIN = 1e-4
 DEFAULT_OUT = Path("/work/wt/artifacts/smooth_acasxu")
 
 
@@ -79,6 +84,7 @@ class TrainConfig:
     jitter_scale: float = 0.02
     eval_samples: int = 20000
     seed: int = 0
+    violation_weight: float = 10.0
 
 
 def _properties(key: str) -> list[tuple[str, list[Property]]]:
@@ -93,11 +99,16 @@ def _region_samples(props: list[Property], rng: np.random.Generator, n: int) -> 
 
 
 def training_inputs(original: Network, named: list[tuple[str, list[Property]]],
-                    config: TrainConfig, rng: np.random.Generator) -> tuple[np.ndarray, int]:
-    """The input samples (n, 5) and how many of them are jittered violations."""
+                    config: TrainConfig, rng: np.random.Generator
+                    ) -> tuple[np.ndarray, list[tuple[Property, np.ndarray]]]:
+    """The input samples (n, 5), and per violated property the points (k, 5) where the original violates it.
+
+    The violating points are the region samples the original violates plus
+    those of their jittered copies that it still violates.
+    """
     domain = acasxu_domain(original)
     parts = [domain.sample(rng, config.domain_samples)]
-    jittered = 0
+    violations: list[tuple[Property, np.ndarray]] = []
     for _, props in named:
         x = _region_samples(props, rng, config.region_samples)
         parts.append(x)
@@ -114,14 +125,24 @@ def training_inputs(original: Network, named: list[tuple[str, list[Property]]],
             noise = rng.normal(0.0, config.jitter_scale, size=(config.jitter_per_violation,) + bad.shape)
             near = np.clip(bad[None] + noise * width, lower, upper).reshape(-1, bad.shape[1])
             parts.append(near)
-            jittered += near.shape[0]
-    return np.vstack(parts), jittered
+            near = near[prop.in_region(near) & prop.is_violated_by(original.forward(near))]
+            violations.append((prop, np.vstack([bad, near])))
+    return np.vstack(parts), violations
 
 
-def train(original: Network, activation: Activation, x: np.ndarray, config: TrainConfig,
+def train(original: Network, activation: Activation, x: np.ndarray,
+          violations: list[tuple[Property, np.ndarray]], config: TrainConfig,
           seed: int) -> tuple[Network, list[float]]:
-    """Fit a 5-6x50-5 network with ``activation`` to ``original`` on ``x``; returns it and the loss curve."""
+    """Fit a 5-6x50-5 network with ``activation`` to ``original`` on ``x``; returns it and the loss curve.
+
+    Besides imitating the outputs, a hinge term asks the imitation to violate
+    each property at the original's violating points at least as deeply as the
+    original does (imitating outputs alone lost every violation: they sit in
+    thin slivers of the property regions).
+    """
     import torch
+
+    from verirepair.properties.property import violation_score_torch
 
     torch.manual_seed(seed)
     y = original.forward(x)
@@ -142,6 +163,13 @@ def train(original: Network, activation: Activation, x: np.ndarray, config: Trai
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, config.steps)
     generator = torch.Generator().manual_seed(seed)
+    inherit = []
+    for prop, points in violations:
+        depth = prop.violation_score(original.forward(points))
+        scale_v = np.maximum(original.forward(points).std(axis=1), SPREAD_FLOOR)
+        inherit.append((prop, torch.from_numpy((points - x_mean) / x_std).float(),
+                        torch.from_numpy(depth + VIOLATION_MARGIN).float(),
+                        torch.from_numpy(scale_v).float()))
     losses = []
     for step in range(config.steps):
         index = torch.randint(0, xt.shape[0], (config.batch,), generator=generator)
@@ -160,6 +188,10 @@ def train(original: Network, activation: Activation, x: np.ndarray, config: Trai
             torch.log_softmax(-out / DISTILL_TEMPERATURE, dim=1),
             torch.softmax(-target / DISTILL_TEMPERATURE, dim=1), reduction="batchmean")
         loss = (error ** 2).mean() + CENTRED_WEIGHT * (centred ** 2).mean() + advisory
+        for prop, points, depth, scale_v in inherit:
+            pick = torch.randint(0, points.shape[0], (min(256, points.shape[0]),), generator=generator)
+            short = torch.relu(depth[pick] - violation_score_torch(prop, model(points[pick])))
+            loss = loss + config.violation_weight * ((short / scale_v[pick]) ** 2).mean()
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -214,6 +246,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     defaults = TrainConfig()
     parser.add_argument("--steps", type=int, default=defaults.steps, help="Adam steps")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="base seed")
+    parser.add_argument("--summary-only", action="store_true",
+                        help="only rebuild README.txt and agreement.json from the records in --out")
+    parser.add_argument("--violation-weight", type=float, default=defaults.violation_weight,
+                        help="weight of the violation-inheritance hinge (10 wrecked the sigmoid "
+                             "imitation of N2,1: 6%% advisory agreement)")
     return parser.parse_args(argv)
 
 
@@ -233,11 +270,13 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    config = TrainConfig(steps=args.steps, seed=args.seed)
+    config = TrainConfig(steps=args.steps, seed=args.seed, violation_weight=args.violation_weight)
     activations = [parse_activation(a) for a in args.activations.split(",") if a]
     keys = _network_keys(args.networks)
     check_writable(args.out, "output folder", directory=True)
-    records = []
+    if args.summary_only:
+        write_summary(args.out)
+        return 0
     for key_index, key in enumerate(keys):
         original = acasxu_nets.load_acasxu(key)
         named = _properties(key)
@@ -246,59 +285,72 @@ def main(argv: list[str] | None = None) -> int:
             seed = config.seed * 1000 + 10 * key_index + act_index
             rng = np.random.default_rng(seed)
             start = time.perf_counter()
-            x, jittered = training_inputs(original, named, config, rng)
-            imitation, losses = train(original, activation, x, config, seed)
+            x, violations = training_inputs(original, named, config, rng)
+            imitation, losses = train(original, activation, x, violations, config, seed)
             folder = args.out / activation.kind.value
             folder.mkdir(parents=True, exist_ok=True)
             path = save_onnx(imitation, folder / f"{info.name}.onnx")
             seconds = time.perf_counter() - start
             agree = agreement(original, imitation, named, config, np.random.default_rng(seed + 1))
             record = {"file": str(path.relative_to(args.out)), "original": info.name,
+                      "command": " ".join(sys.argv), "config": dataclasses.asdict(config),
                       "activation": activation.label, "seed": seed, "train_samples": int(x.shape[0]),
-                      "jittered_violation_samples": jittered, "loss_curve": losses,
+                      "violation_samples": {p.name: int(v.shape[0]) for p, v in violations}, "loss_curve": losses,
                       "train_s": round(seconds, 1), "properties": [n for n, _ in named],
                       "agreement": agree}
             write_text_atomic(path.with_suffix(".json"), json.dumps(record, indent=2) + "\n")
-            records.append(record)
             dom = agree["domain"]
             assert isinstance(dom, dict)
             print(f"{record['file']}: {seconds:.0f} s, final loss {losses[-1]:.2e}, domain advisory "
                   f"agreement {dom['advisory_agreement']:.4f}", flush=True)
-            _write_outputs(args, config, records)
+            write_summary(args.out)
     return 0
 
 
-def _write_outputs(args: argparse.Namespace, config: TrainConfig, records: list[dict]) -> None:
-    # Every file's record, also those written by other runs into the same folder
-    # (one run per activation can go in parallel).
-    records = [json.loads(p.read_text()) for p in sorted(args.out.glob("*/*.json"))]
-    payload = {"command": " ".join(sys.argv), "config": dataclasses.asdict(config),
-               "networks": records}
-    write_text_atomic(args.out / "agreement.json", json.dumps(payload, indent=2) + "\n")
+def write_summary(out: Path) -> None:
+    """Rebuild ``out/agreement.json`` and ``out/README.txt`` from every ``out/*/*.json`` record.
+
+    Records written by other runs into the same folder count too (one run per
+    activation can go in parallel); each record carries its own command.
+    """
+    records = [json.loads(p.read_text()) for p in sorted(out.glob("*/*.json"))]
+    write_text_atomic(out / "agreement.json", json.dumps({"networks": records}, indent=2) + "\n")
     lines = ["Smooth-activation imitations of ACAS Xu networks (verirepair issue 12).",
              "",
-             "Produced by benchmarks/make_smooth_acasxu.py (seeded; command below).  Each file is a",
-             "5 - 6x50 - 5 network with the named activation after every hidden layer and a linear",
-             "output layer, trained with torch (Adam, MSE on raw outputs) to imitate the original",
-             "ACAS Xu network of the same file name on uniform domain samples, oversampled property",
-             "regions (phi1-phi4, phi7, phi8 where they apply) and jitter around the original's",
-             "violations.  Clean ONNX graph: Gemm(transB=1) + activation node per layer, float32,",
-             "opset 13, input 'input' [batch, 5], output 'output' [batch, 5].  The file names keep",
-             "the original's name so that `verirepair repair FILE --acasxu` finds its properties.",
+             "Produced by benchmarks/make_smooth_acasxu.py (seeded; each file's command below).",
+             "Each file is a 5 - 6x50 - 5 network with the named activation after every hidden",
+             "layer and a linear output layer, trained with torch (Adam) to imitate the original",
+             "ACAS Xu network of the same file name: squared output error relative to each sample's",
+             "output spread, its centred twin, a distillation term on the soft arg-min advisory,",
+             "and a hinge asking for the original's violations at its violating points.  Samples:",
+             "uniform on the domain, oversampled property regions (phi1-phi4, phi7, phi8 where",
+             "they apply) and jitter around the original's violations.  Clean ONNX graph:",
+             "Gemm(transB=1) + activation node per layer, float32, opset 13, input 'input'",
+             "[batch, 5], output 'output' [batch, 5].  The file names keep the original's name so",
+             "that `verirepair repair FILE --acasxu` finds its properties.",
              "",
-             f"command: {' '.join(sys.argv)}",
-             "",
-             "file | original | activation | domain advisory agreement | max |dy| on domain"]
+             "file | activation | seed | steps | violation weight | domain advisory agreement | "
+             "region sample violating fraction (original -> imitation)"]
     for r in records:
-        dom = r["agreement"]["domain"]
-        lines.append(f"{r['file']} | {r['original']} | {r['activation']} | "
-                     f"{dom['advisory_agreement']:.4f} | {dom['max_abs_output_diff']:.3g}")
-    lines += ["", "agreement.json: per file, the seed, training size, loss curve, and agreement on",
-              "fresh samples of the domain and of each property region (with the fraction of",
-              "region samples that violate the property, for the original and the imitation).",
-              "Which properties each network violates (verified by our engine): see",
-              "benchmarks/results/smooth_activations.md in the verirepair repository."]
-    write_text_atomic(args.out / "README.txt", "\n".join(lines) + "\n")
+        agree = r["agreement"]
+        config = r.get("config", {})
+        regions = ", ".join(f"{k} {v['original_violating_fraction']:.4f}->{v['imitation_violating_fraction']:.4f}"
+                            for k, v in agree.items() if k != "domain")
+        lines.append(f"{r['file']} | {r['activation']} | {r['seed']} | {config.get('steps', 2000)} | "
+                     f"{config.get('violation_weight', 10.0):g} | "
+                     f"{agree['domain']['advisory_agreement']:.4f} | {regions}")
+    lines += ["", "commands:"]
+    for command in sorted({r.get("command", "benchmarks/make_smooth_acasxu.py --out "
+                                 "/work/wt/artifacts/smooth_acasxu --activations tanh|elu --steps 2000")
+                           for r in records}):
+        lines.append(f"  {command}")
+    lines += ["", "Each <file>.json (and agreement.json, all of them): seed, settings, training size,",
+              "loss curve, and agreement on fresh samples of the domain and of each property region",
+              "(advisory agreement, output differences, and the fraction of region samples that",
+              "violate the property for the original and the imitation).  Which properties each",
+              "network violates, verified by our engine: benchmarks/results/smooth_activations.md",
+              "in the verirepair repository."]
+    write_text_atomic(out / "README.txt", "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
