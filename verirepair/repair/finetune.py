@@ -30,8 +30,11 @@ import numpy as np
 
 from verirepair.repair.strategy_context import StrategyContext, StrategyOutcome
 from verirepair.repair.training import (
+    CHECK_EVERY,
+    MAX_REPAIR_WEIGHT,
     PATIENCE_EPOCHS,
     REL_IMPROVEMENT,
+    REPAIR_WEIGHT_GROWTH,
     Objective,
     TrainingRun,
     TrainingSamples,
@@ -193,6 +196,14 @@ def _particle_swarm(module: torch.nn.Module, objective: Objective, chosen: list[
             if f < g_f:
                 g_pos, g_f, g_repair = pos[i].copy(), f, repair
         since = 0 if improved else since + 1
+        if step % CHECK_EVERY == 0 and g_repair > 0.0:
+            # The penalty schedule of train_adam: the margins must win; the scores change scale,
+            # so the remembered bests are scored again.
+            objective.repair_weight = min(objective.repair_weight * REPAIR_WEIGHT_GROWTH, MAX_REPAIR_WEIGHT)
+            rescored = [fitness(p) for p in best_pos]
+            best_f = np.array([f for f, _ in rescored])
+            g = int(np.argmin(best_f))
+            g_pos, g_f, g_repair, since = best_pos[g].copy(), float(best_f[g]), rescored[g][1], 0
         if g_repair == 0.0 and since >= PATIENCE_EPOCHS:
             break
         if time.perf_counter() > deadline:
