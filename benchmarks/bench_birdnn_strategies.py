@@ -60,7 +60,8 @@ def _from_report(report_dir: Path) -> dict:
     report = json.loads((report_dir / "report.json").read_text())
     change = report.get("change") or {}
     pac = "; ".join(f"{n}: eps<={e['epsilon']:.3g} @ {e['confidence']:.4g} ({e['n_samples']} samples)"
-                    if e["epsilon"] is not None else f"{n}: {e['n_violations']} violations sampled"
+                    if e["epsilon"] is not None else
+                    f"{n}: {e['n_violations']} violations in {e['n_samples']} samples"
                     for n, e in (report.get("pac") or {}).items())
     return {"layers": " ".join(str(i) for i in change.get("layers", [])) or None, "pac": pac or None}
 

@@ -174,13 +174,15 @@ class _Delivery:
                 refuted = any(o.cross_check is not None and o.cross_check.verdict is Verdict.VIOLATED
                               for o in outcomes.values())
                 status = _status(state, all_hold, refuted)
+            # Before fidelity, whose sampling may use the rest of the budget: the statement is cheap
+            # (ln(1/delta)/eps forward passes) and says more about an undecided property.
+            pac = self._pac(delivered, results)
             change, fidelity = self._fidelity(state, delivered, outcomes)
             output_path = candidate_path = None
             if temp is not None and status is PipelineStatus.REPAIRED:
                 output_path = self.out_path
             elif temp is not None:
                 candidate_path = self.report_dir / UNCERTIFIED_NAME
-            pac = self._pac(delivered, results)
             result = PipelineResult(status, delivered, output_path, self.report_dir, outcomes,
                                     tuple(state.rounds), change, fidelity,
                                     time.perf_counter() - self.started, state.patch, candidate_path, pac,
