@@ -91,6 +91,57 @@ def smooth_one(key: str, path: Path, config: RunConfig, workdir: Path) -> dict:
     return row
 
 
+TABLE = ["network", "strategy", "status", "rounds", "advisory_fidelity", "care_accuracy", "care_violation_rate",
+         "n_changed", "l1", "linf", "layers", "time_s", "time_vs_lp", "pac"]
+
+
+def _num(value: object) -> float | None:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def table_lines(rows: list[dict]) -> list[str]:
+    """A Markdown table of ``rows`` with each run's time as a ratio to lp's on the same network (same process)."""
+    lp_time = {r["network"]: _num(r["time_s"]) for r in rows if r["strategy"] == "lp"}
+    lines = ["| " + " | ".join(TABLE) + " |", "|" + "---|" * len(TABLE)]
+    for row in rows:
+        base, mine = lp_time.get(row["network"]), _num(row["time_s"])
+        ratio = f"{mine / base:.2f}" if base and mine is not None else "-"
+        cells = []
+        for key in TABLE:
+            value = ratio if key == "time_vs_lp" else row.get(key)
+            number = _num(value) if key not in ("rounds", "n_changed", "layers", "time_vs_lp") else None
+            cells.append(f"{number:.4g}" if number is not None else ("-" if value in (None, "") else str(value)))
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def summary_lines(rows: list[dict]) -> list[str]:
+    """Per strategy: certified count, mean fidelity, median change and time."""
+    import statistics
+
+    lines = ["| strategy | runs | certified (repaired) | advisory fidelity mean / min (certified) | "
+             "parameters changed, median | L1 median | L-inf median | time median s |",
+             "|---|---|---|---|---|---|---|---|"]
+    for strategy in list_strategies():
+        mine = [r for r in rows if r["strategy"] == strategy]
+        if not mine:
+            continue
+        ok = [r for r in mine if r["status"] == "repaired"]
+
+        def med(key: str, group: list[dict]) -> str:
+            values = [v for v in (_num(r.get(key)) for r in group) if v is not None]
+            return f"{statistics.median(values):.4g}" if values else "-"
+
+        fid = [v for v in (_num(r.get("advisory_fidelity")) for r in ok) if v is not None]
+        fid_text = f"{100 * statistics.mean(fid):.2f}% / {100 * min(fid):.2f}%" if fid else "-"
+        lines.append(f"| {strategy} | {len(mine)} | {len(ok)} | {fid_text} | {med('n_changed', ok)} | "
+                     f"{med('l1', ok)} | {med('linf', ok)} | {med('time_s', mine)} |")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="CSV (appended to; resumable)")
@@ -101,7 +152,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--verify-timeout", type=float, default=60.0)
     parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--tables", action="store_true", help="print the Markdown tables of --out and stop")
     args = parser.parse_args(argv)
+    if args.tables:
+        with open(args.out, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        print("\n".join(table_lines(rows) + [""] + summary_lines(rows)))
+        return 0
     strategies = args.strategies.split(",")
     done: list[dict] = []
     if args.out.exists():
