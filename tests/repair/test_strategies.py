@@ -46,7 +46,7 @@ def imitation_run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def finetune_run(tmp_path_factory):
-    return _run(tmp_path_factory.mktemp("finetune"), name="finetune", n_neurons=4)
+    return _run(tmp_path_factory.mktemp("finetune"), name="finetune", n_neurons=8)
 
 
 @pytest.mark.parametrize("which", ["imitation_run", "finetune_run"])
@@ -78,7 +78,7 @@ def test_imitation_changes_several_layers_and_reports_them(imitation_run):
 def test_finetune_changes_only_the_rows_of_its_neurons(finetune_run):
     original, result = finetune_run
     rows = [(p.layer_index, unit) for p in layer_patches(result.patch) for unit in p.changed_units]
-    assert 1 <= len(rows) <= 4
+    assert 1 <= len(rows) <= 8
     # Only hidden layers (the activation ranking knows no output units), whole rows at most.
     assert all(layer < original.n_layers - 1 for layer, _ in rows)
     assert result.change.n_changed <= sum(original.layers[layer].in_features + 1 for layer, _ in rows)
@@ -138,3 +138,44 @@ def test_registry_lists_every_strategy_and_rejects_unknown_names():
         StrategyConfig(epochs=0)
     with pytest.raises(ValueError, match="optimizer"):
         StrategyConfig(optimizer="sgd")
+
+
+def _hidden_line_network() -> Network:
+    """h = relu(x, 1), y = h: on x in [0, 1], y0 = x and y1 = 1 (its neuron never varies)."""
+    return Network((AffineLayer(np.array([[1.0], [0.0]]), np.array([0.0, 1.0]), relu=True),
+                    AffineLayer(np.eye(2), np.zeros(2), relu=False)), "hidden_line")
+
+
+def _context(config: StrategyConfig):
+    import time
+
+    from verirepair.repair.strategy_context import StrategyContext
+
+    rng = np.random.default_rng(0)
+    return StrategyContext(_hidden_line_network(), (_prop(),), (0.01,), rng.uniform(0, 1, (200, 1)),
+                           rng.uniform(0, 1, (200, 1)), "argmax", config, 0, time.perf_counter() + 120,
+                           lambda stage, info: None, lambda: (None, None))
+
+
+@pytest.mark.parametrize("config", [StrategyConfig(name="imitation", epochs=400),
+                                    StrategyConfig(name="finetune", epochs=400, n_neurons=1),
+                                    StrategyConfig(name="finetune", epochs=150, n_neurons=1, optimizer="pso",
+                                                   particles=12)],
+                         ids=["imitation", "finetune-adam", "finetune-pso"])
+def test_each_strategy_moves_every_region_point_out_of_the_unsafe_set(config):
+    """y0 = x violates "y0 < 0.7" on [0.7, 1]; afterwards every pool point of the region is
+    at least the margin inside the safe side, on the float32-rounded weights."""
+    from verirepair.repair.config import RepairStatus
+
+    context = _context(config)
+    outcome = get_strategy(config.name)(context)
+    assert outcome.result is not None and outcome.result.status is RepairStatus.REPAIRED, outcome.result
+    repaired = apply_change(context.network, outcome.result.patch)
+    y = repaired.forward(context.pool)
+    assert np.all(_prop().violation_score(y) <= -0.01 + 1e-6)
+    changed = {(p.layer_index, u) for p in layer_patches(outcome.result.patch) for u in p.changed_units}
+    if config.name == "finetune":
+        # Hidden neuron 0 carries y0 = x: the activation ranking picks it, and only its row changes.
+        assert changed == {(0, 0)}
+    else:
+        assert {layer for layer, _ in changed} == {0, 1}
