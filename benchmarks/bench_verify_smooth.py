@@ -12,6 +12,9 @@ onnxruntime on the ONNX file (float32)::
         --folder /work/wt/artifacts/smooth_acasxu --timeout 30 \\
         --csv benchmarks/results/smooth_verify.csv
 
+``table`` -- markdown tables (agreement, verdicts) from the two above, for
+``benchmarks/results/smooth_activations.md``.
+
 ``relu-ratio`` -- the same hard ReLU ACAS Xu instances verified by this
 checkout and by a baseline checkout (``--baseline DIR``, e.g. ``git archive
 429c37b | tar -x -C DIR``), alternating in one run, each in a fresh process;
@@ -55,10 +58,12 @@ def _write_csv(rows: list[dict], path: Path) -> None:
     write_text_atomic(path, text.getvalue())
 
 
-def run_smooth(folder: Path, timeout_s: float, activations: list[str] | None = None) -> list[dict]:
+def run_smooth(folder: Path, timeout_s: float, activations: list[str] | None = None,
+               done: set[tuple[str, str, str]] | None = None) -> list[dict]:
     """Verify every (smooth network, applicable property) pair; one row each.
 
-    ``activations`` restricts to those sub-folders (e.g. ``["tanh"]``).
+    ``activations`` restricts to those sub-folders (e.g. ``["tanh"]``); pairs
+    in ``done`` (activation, network, property) are skipped.
     """
     import onnxruntime as ort
 
@@ -74,6 +79,8 @@ def run_smooth(folder: Path, timeout_s: float, activations: list[str] | None = N
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         for label, props in acasxu_properties(path.stem):
             if int(label.removeprefix("phi")) not in PROPERTY_NUMBERS:
+                continue
+            if done and (path.parent.name, path.stem, label) in done:
                 continue
             result = verify(net, props, VerifyConfig(timeout_s=timeout_s))
             onnx_ok = ""
@@ -146,6 +153,58 @@ def run_relu_ratio(baseline: Path, timeout_s: float, scratch: Path) -> list[dict
     return rows
 
 
+def markdown_tables(folder: Path, verify_csv: Path, seed: int = 0) -> str:
+    """Markdown tables of the imitations (agreement) and their verification (verdicts, times).
+
+    The agreement table adds, per original, the *majority baseline*: the
+    share of the original's most frequent advisory on 20k uniform domain
+    samples (what a constant answer would agree on).
+    """
+    from verirepair.tasks.acasxu import acasxu_domain
+    from verirepair.tasks.acasxu import networks as acasxu_nets
+
+    records = [json.loads(p.read_text()) for p in sorted(folder.glob("*/*.json"))]
+    lines = ["| network | activation | domain advisory agreement | majority baseline | "
+             "max abs output diff (domain) | region advisory agreement | violating share of region "
+             "samples, original -> imitation |", "|---|---|---|---|---|---|---|"]
+    baseline: dict[str, float] = {}
+    for r in records:
+        name = r["original"]
+        if name not in baseline:
+            original = acasxu_nets.load_acasxu(name)
+            x = acasxu_domain(original).sample(np.random.default_rng(seed), 20000)
+            counts = np.bincount(original.forward(x).argmin(axis=1), minlength=5)
+            baseline[name] = float(counts.max() / counts.sum())
+        agree = r["agreement"]
+        regions = {k: v for k, v in agree.items() if k != "domain"}
+        key = name.removeprefix("ACASXU_run2a_").removesuffix("_batch_2000").replace("_", ",")
+        lines.append(
+            f"| N{key} | {r['activation']} | {agree['domain']['advisory_agreement']:.3f} | "
+            f"{baseline[name]:.3f} | {agree['domain']['max_abs_output_diff']:.3g} | "
+            + ", ".join(f"{k} {v['advisory_agreement']:.3f}" for k, v in regions.items()) + " | "
+            + ", ".join(f"{k} {v['original_violating_fraction']:.4f} -> "
+                        f"{v['imitation_violating_fraction']:.4f}"
+                        for k, v in regions.items() if v['original_violating_fraction']
+                        or v['imitation_violating_fraction']) + " |")
+    lines += ["", "| network | activation | " + " | ".join(f"phi{n}" for n in PROPERTY_NUMBERS)
+              + " | violated |", "|---|---|" + "---|" * (len(PROPERTY_NUMBERS) + 1)]
+    with verify_csv.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    cells: dict[tuple[str, str], dict[str, str]] = {}
+    for row in rows:
+        cell = f"{row['verdict']} {float(row['time_s']):.2f} s"
+        if row["verdict"] == "violated":
+            cell += " (onnxruntime: " + ("confirmed" if row["onnx_confirmed"] == "True" else "NOT confirmed") + ")"
+        cells.setdefault((row["network"], row["activation"]), {})[row["property"]] = cell
+    for (network, activation), by_prop in sorted(cells.items()):
+        key = network.removeprefix("ACASXU_run2a_").removesuffix("_batch_2000").replace("_", ",")
+        violated = [p for p, c in by_prop.items() if c.startswith("violated")]
+        lines.append(f"| N{key} | {activation} | "
+                     + " | ".join(by_prop.get(f"phi{n}", "n/a") for n in PROPERTY_NUMBERS)
+                     + f" | {', '.join(violated) or 'none'} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments and run one mode."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -156,14 +215,28 @@ def main(argv: list[str] | None = None) -> int:
     smooth.add_argument("--timeout", type=float, default=30.0, help="seconds per instance")
     smooth.add_argument("--csv", type=Path, default=ROOT / "benchmarks/results/smooth_verify.csv")
     smooth.add_argument("--activations", default="", help="comma-separated sub-folders (default all)")
+    smooth.add_argument("--append", action="store_true",
+                        help="keep the rows already in --csv and verify only the missing pairs")
     ratio = sub.add_parser("relu-ratio", help="CPU ratio against a baseline checkout")
     ratio.add_argument("--baseline", type=Path, required=True, help="baseline source tree")
     ratio.add_argument("--timeout", type=float, default=120.0, help="seconds per instance")
     ratio.add_argument("--csv", type=Path, default=ROOT / "benchmarks/results/smooth_relu_ratio.csv")
+    table = sub.add_parser("table", help="print markdown tables of the imitations and verdicts")
+    table.add_argument("--folder", type=Path, default=Path("/work/wt/artifacts/smooth_acasxu"))
+    table.add_argument("--csv", type=Path, default=ROOT / "benchmarks/results/smooth_verify.csv")
     args = parser.parse_args(argv)
+    if args.mode == "table":
+        print(markdown_tables(args.folder, args.csv), end="")
+        return 0
     if args.mode == "smooth":
-        rows = run_smooth(args.folder, args.timeout,
-                          [a for a in args.activations.split(",") if a] or None)
+        old: list[dict] = []
+        if args.append and args.csv.exists():
+            with args.csv.open(newline="") as handle:
+                old = list(csv.DictReader(handle))
+        done = {(r["activation"], r["network"], r["property"]) for r in old}
+        rows = old + run_smooth(args.folder, args.timeout,
+                                [a for a in args.activations.split(",") if a] or None, done)
+        rows.sort(key=lambda r: (r["activation"], r["network"], r["property"]))
     else:
         with tempfile.TemporaryDirectory() as scratch:
             rows = run_relu_ratio(args.baseline, args.timeout, Path(scratch))
