@@ -357,10 +357,14 @@ def _file_rows(report: dict, folder: Path) -> list[str]:
 
 def _rounds_rows(report: dict) -> list[str]:
     config = report["config"]["repair"]
-    lines = ["## Rounds", "",
-             f"Each round solves the repair {config.get('encoding', 'lp').upper()} with the "
-             f"**{config.get('solver', '?')}** solver ({config.get('norm', '?')} norm); "
-             "*solve status* is what that solve returned.", "",
+    strategy = report.get("strategy", "lp")
+    how = (f"Each round solves the repair {config.get('encoding', 'lp').upper()} with the "
+           f"**{config.get('solver', '?')}** solver ({config.get('norm', '?')} norm); "
+           "*solve status* is what that solve returned." if strategy == "lp" else
+           f"Each round trains a candidate with the **{strategy}** strategy; *layer* is the first changed "
+           "layer, *objective* the final training loss, *solve status* whether every counterexample was "
+           "safe on it.")
+    lines = ["## Rounds", "", how, "",
              "| round | layer | solve status | objective | margins | new points | pool | "
              "verdicts after | time s |", "|---|---|---|---|---|---|---|---|---|"]
     for r in report["rounds"]:
