@@ -134,10 +134,11 @@ def _child(pythonpath: Path, key: str, number: int, timeout_s: float, bounds_out
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def run_relu_ratio(baseline: Path, timeout_s: float, scratch: Path) -> list[dict]:
-    """Each hard instance by baseline then new (alternating), in fresh processes."""
+def run_relu_ratio(baseline: Path, timeout_s: float, scratch: Path,
+                   instances: tuple[tuple[str, int], ...] = HARD_RELU) -> list[dict]:
+    """Each instance ``(x_y, property)`` by baseline then new (alternating), in fresh processes."""
     rows = []
-    for key, number in HARD_RELU:
+    for key, number in instances:
         base = _child(baseline, key, number, timeout_s, scratch / "base.npz")
         new = _child(ROOT, key, number, timeout_s, scratch / "new.npz")
         with np.load(scratch / "base.npz") as a, np.load(scratch / "new.npz") as b:
@@ -220,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     ratio = sub.add_parser("relu-ratio", help="CPU ratio against a baseline checkout")
     ratio.add_argument("--baseline", type=Path, required=True, help="baseline source tree")
     ratio.add_argument("--timeout", type=float, default=120.0, help="seconds per instance")
+    ratio.add_argument("--instances", default=",".join(f"{k}:{p}" for k, p in HARD_RELU),
+                       help="comma-separated x_y:property pairs")
     ratio.add_argument("--csv", type=Path, default=ROOT / "benchmarks/results/smooth_relu_ratio.csv")
     table = sub.add_parser("table", help="print markdown tables of the imitations and verdicts")
     table.add_argument("--folder", type=Path, default=Path("/work/wt/artifacts/smooth_acasxu"))
@@ -239,7 +242,9 @@ def main(argv: list[str] | None = None) -> int:
         rows.sort(key=lambda r: (r["activation"], r["network"], r["property"]))
     else:
         with tempfile.TemporaryDirectory() as scratch:
-            rows = run_relu_ratio(args.baseline, args.timeout, Path(scratch))
+            pairs = tuple((k, int(p)) for k, _, p in (item.partition(":")
+                                                      for item in args.instances.split(",") if item))
+            rows = run_relu_ratio(args.baseline, args.timeout, Path(scratch), pairs)
     if rows:
         _write_csv(rows, args.csv)
     return 0
