@@ -181,3 +181,22 @@ def test_each_strategy_moves_every_region_point_out_of_the_unsafe_set(config):
         assert changed == {(0, 0)}
     else:
         assert {layer for layer, _ in changed} == {0, 1}
+
+
+def test_a_candidate_that_fixes_everything_but_flips_decisions_is_rejected():
+    """Fidelity floor: outputs (0.5, 0.4) everywhere are safe, but every arg-min decision of the
+    original (output 0, since x < 1) becomes 1; with min_agreement 0.9 that is SOLVER_FAILED."""
+    from verirepair.repair.config import RepairStatus
+    from verirepair.repair.training import TrainingRun, trained_outcome
+
+    context = _context(StrategyConfig(name="finetune"))
+    context = type(context)(**{**{f: getattr(context, f) for f in context.__slots__}, "decision": "argmin"})
+    samples = split_samples(context.network, context.properties, context.pool, context.preserve_x)
+    flat = context.network.replace_layer(1, np.zeros((2, 2)), np.array([0.5, 0.4]))
+    run = TrainingRun(1, 0.0, 0.0, True, 0.0)
+    rejected = trained_outcome(context, samples, flat, run, "test", 1).result
+    assert rejected.status is RepairStatus.SOLVER_FAILED and "min_agreement=0.9" in rejected.message
+    assert rejected.stats.cex_fixed == samples.negative_x.shape[0] and rejected.stats.preserve_agreement == 0.0
+    lax = type(context)(**{**{f: getattr(context, f) for f in context.__slots__},
+                           "config": StrategyConfig(name="finetune", min_agreement=0.0)})
+    assert trained_outcome(lax, samples, flat, run, "test", 1).result.status is RepairStatus.REPAIRED

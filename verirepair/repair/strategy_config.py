@@ -62,6 +62,12 @@ class StrategyConfig:
         ``finetune``: gradient-based (Adam) or particle swarm (BIRDNN's choice).
     particles : int
         ``finetune`` with ``pso``: swarm size.
+    min_agreement : float
+        A trained candidate whose positive samples keep their decision less
+        often than this is rejected (SOLVER_FAILED), even if it fixes every
+        counterexample: the penalty schedule lets the margins win at any
+        price, and a widened margin once gave a proven network with 35 %
+        fidelity (ACAS Xu N3,5, finetune; benchmarks/results/birdnn_strategies.md).
     seed_offset : int
         Added to the run's seed for torch's generator (the training itself is
         deterministic given the seed; single-threaded).
@@ -77,6 +83,7 @@ class StrategyConfig:
     n_neurons: int = 8
     optimizer: str = "adam"
     particles: int = 24
+    min_agreement: float = 0.9
     seed_offset: int = 0
 
     def __post_init__(self) -> None:
@@ -90,6 +97,8 @@ class StrategyConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
                 raise ValueError(f"StrategyConfig.{name} must be an integer >= {least}, got {value}")
+        if not (isinstance(self.min_agreement, numbers.Real) and 0 <= float(self.min_agreement) <= 1):
+            raise ValueError(f"StrategyConfig.min_agreement must lie in [0, 1], got {self.min_agreement}")
         for name in ("learning_rate", "fidelity_weight", "decision_weight", "imitation_weight"):
             value = getattr(self, name)
             if not (isinstance(value, numbers.Real) and math.isfinite(value) and float(value) > 0):

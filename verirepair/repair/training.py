@@ -196,9 +196,10 @@ def trained_outcome(context: StrategyContext, samples: TrainingSamples, candidat
                     run: TrainingRun, label: str, n_vars: int) -> StrategyOutcome:
     """The :class:`StrategyOutcome` of a trained candidate (already rounded to float32).
 
-    REPAIRED when every negative sample is safe on it (float64 forward pass);
-    the certify loop then verifies every property.  Otherwise SOLVER_FAILED,
-    with the counts in the message.
+    REPAIRED when every negative sample is safe on it (float64 forward pass)
+    and the positive samples keep their decisions at least ``min_agreement``
+    of the time; the certify loop then verifies every property.  Otherwise
+    SOLVER_FAILED, with the counts in the message.
     """
     from verirepair.repair.config import RepairResult, RepairStats, RepairStatus
     from verirepair.repair.network_patch import NetworkPatch
@@ -216,6 +217,11 @@ def trained_outcome(context: StrategyContext, samples: TrainingSamples, candidat
     summary = (f"{label}: {fixed}/{n_neg} counterexamples fixed after {run.steps} steps, positive-sample "
                f"decision agreement {agreement:.4f}, L1 {patch.l1:.6g}, Linf {patch.linf:.6g}, "
                f"{patch.n_changed} parameters changed")
+    floor = context.config.min_agreement
+    if fixed == n_neg and agreement < floor:
+        return StrategyOutcome(RepairResult(RepairStatus.SOLVER_FAILED, patch, run.loss, stats,
+                                            f"decision agreement on the positive samples below the floor "
+                                            f"min_agreement={floor:g}: {summary}"), None)
     if fixed == n_neg:
         return StrategyOutcome(RepairResult(RepairStatus.REPAIRED, patch, run.loss, stats, summary),
                                patch.layer_indices[0])
