@@ -340,8 +340,12 @@ def write_summary(out: Path) -> None:
                      f"{config.get('violation_weight', 10.0):g} | "
                      f"{agree['domain']['advisory_agreement']:.4f} | {regions}")
     lines += ["", "commands:"]
-    for command in sorted({r.get("command", "benchmarks/make_smooth_acasxu.py --out "
-                                 "/work/wt/artifacts/smooth_acasxu --activations tanh|elu --steps 2000")
+    # Records written before the command was recorded: the default network list
+    # (stopped after two), the same seeds as '--networks "2_1;3_5"', hinge weight 10.
+    for command in sorted({r.get("command", "benchmarks/make_smooth_acasxu.py --out /work/wt/artifacts/"
+                                 f"smooth_acasxu --activations {r['file'].split('/')[0]} --steps 2000 "
+                                 "(before --violation-weight existed: weight 10; reproduce with "
+                                 "--networks '2_1;3_5')")
                            for r in records}):
         lines.append(f"  {command}")
     lines += ["", "Each <file>.json (and agreement.json, all of them): seed, settings, training size,",
