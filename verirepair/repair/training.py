@@ -181,13 +181,15 @@ def forward_check(original: Network, candidate: Network, samples: TrainingSample
 
 def negatives_fixed(context: StrategyContext, samples: TrainingSamples, module: torch.nn.Module
                     ) -> Callable[[], bool]:
-    """A check for :func:`train_adam`: is every negative safe on the module's float32 rounding?"""
+    """A check for :func:`train_adam`: on the module's float32 rounding, is every negative safe, and do the
+    positives keep at least ``min_agreement`` of their decisions?  (Training goes on while either fails, so a
+    candidate that met its margins early keeps recovering fidelity.)"""
     n_neg = int(samples.negative_x.shape[0])
 
     def accept() -> bool:
         candidate = network_from_module(context.network, module)
-        fixed, _ = forward_check(context.network, candidate, samples, context.properties, context.decision)
-        return fixed == n_neg
+        fixed, agreement = forward_check(context.network, candidate, samples, context.properties, context.decision)
+        return fixed == n_neg and agreement >= context.config.min_agreement
 
     return accept
 
