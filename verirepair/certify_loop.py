@@ -40,7 +40,7 @@ from verirepair.localize.result import Localization
 from verirepair.network.model import Network
 from verirepair.outcome import RoundKind, RoundRecord
 from verirepair.repair.config import RepairResult, RepairStatus
-from verirepair.repair.patch import Patch
+from verirepair.repair.network_patch import Change
 from verirepair.run_config import RunConfig
 from verirepair.task import NamedProperties, RepairTask
 from verirepair.verify.result import Verdict, VerificationResult, VerifyConfig, VerifyStats
@@ -125,6 +125,10 @@ def _candidate_layers(network: Network, task: RepairTask, pool: np.ndarray, conf
     # layers follow in the localization's order, but only the last
     # ``loop.repair_depth`` of them (see LoopConfig.repair_depth).
     allowed = set(range(max(0, last - loop.repair_depth), last))
+    # Only layers the fixed-pattern LP encodes exactly (a smooth network: the output layer).
+    from verirepair.repair.encoding import fixed_pattern_applies
+
+    allowed = {i for i in allowed if fixed_pattern_applies(network, i)}
     ranked = [last] + [int(i) for i in np.argsort(-scores, kind="stable") if scores[i] > 0 and i in allowed]
     return ranked, loc
 
@@ -175,7 +179,7 @@ class LoopOutcome:
     before: dict[str, VerificationResult]
     results: dict[str, VerificationResult]
     current: Network
-    patch: Patch | None = None
+    patch: Change | None = None
     rounds: list[RoundRecord] = field(default_factory=list)
     localization: Localization | None = None
     failed: bool = False
@@ -247,14 +251,29 @@ class CertifyLoop:
                 return last, layer_index
         return last, None
 
+    def _propose(self, margins: dict[str, float]) -> tuple[RepairResult | None, int | None]:
+        """The run's repair strategy at ``margins`` (``lp``: the layer LP over the ranked layers)."""
+        from verirepair.repair.strategy import get_strategy
+        from verirepair.repair.strategy_context import StrategyContext
+
+        deadline = min(self.deadline, time.perf_counter() + self.config.repair.time_limit_s)
+        context = StrategyContext(self.network, tuple(self.task.all_properties),
+                                  tuple(margins[n] for n, props in self.named for _ in props), self.pool,
+                                  self.preserve_x, self.task.decision, self.config.strategy, self.config.seed,
+                                  deadline, self.emit, lambda: self._solve(self.layers, margins))
+        found = get_strategy(self.config.strategy.name)(context)
+        if self.config.strategy.name != "lp" and found.result is not None:
+            self.emit("repair", {"text": f"{found.result.status.value} ({found.result.message})", "log": True})
+        return found.result, found.layer_index
+
     def attempt(self, margins: dict[str, float]) -> _Attempt:
         """Solve the repair at ``margins``, apply it to a new network and verify every property."""
-        from verirepair.repair import apply_patch
+        from verirepair.repair.network_patch import apply_change
 
-        outcome, layer_index = self._solve(self.layers, margins)
+        outcome, layer_index = self._propose(margins)
         if layer_index is None or outcome is None or outcome.patch is None:
             return _Attempt(outcome)
-        candidate = float32_exact(apply_patch(self.network, outcome.patch))
+        candidate = float32_exact(apply_change(self.network, outcome.patch))
         self.emit("verify", {"text": "re-verifying every property", "log": True})
         return _Attempt(outcome, layer_index, candidate, self.verify(candidate))
 
@@ -308,8 +327,10 @@ class CertifyLoop:
         start = time.perf_counter()
         new_x = self._round_points(state, todo)
         self.pool = np.vstack([self.pool, new_x])
-        self.layers, found_loc = _candidate_layers(self.network, self.task, self.pool, self.config,
-                                                   self.rng, self.emit)
+        # Only the lp strategy reads the ranked layers; the trained ones rank their own neurons.
+        self.layers, found_loc = (_candidate_layers(self.network, self.task, self.pool, self.config,
+                                                    self.rng, self.emit)
+                                  if self.config.strategy.name == "lp" else ([], None))
         self.localization = state.localization = found_loc or state.localization
         used = dict(self.margins)
         self.emit("round", {"text": f"round {round_index + 1}", "log": True})

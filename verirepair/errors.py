@@ -60,6 +60,11 @@ class NetworkFormatError(VerirepairError):
     """A network file that cannot be read as a fully connected ReLU network."""
 
 
+class UnsupportedActivationError(VerirepairError):
+    """An activation that a stage cannot handle soundly (e.g. a smooth layer in
+    the fixed-pattern repair LP, or an ELU with ``alpha > 1`` in the verifier)."""
+
+
 class DataMissingError(VerirepairError):
     """Benchmark data (e.g. the ACAS Xu networks) is not where it was looked for."""
 

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from verirepair.network.model import Network
+from verirepair.pac import PacStatement
 from verirepair.repair.config import RepairStatus
-from verirepair.repair.patch import Patch
+from verirepair.repair.network_patch import Change, layer_patches
 from verirepair.verify.result import Verdict, VerificationResult
 
 #: File name of a run's best candidate when it is not certified (in the report folder).
@@ -93,21 +94,36 @@ class PropertyOutcome:
 
 @dataclass(frozen=True, slots=True)
 class WeightChange:
-    """Size of the delivered change (one layer)."""
+    """Size of the delivered change.
 
-    layer_index: int
+    ``layer_index`` is the changed layer when there is one (the ``lp``
+    strategy), None when several layers changed; ``layers`` lists them all.
+    """
+
+    layer_index: int | None
     l1: float
     linf: float
     n_changed: int
+    layers: tuple[int, ...] = ()
 
     @classmethod
-    def of(cls, patch: Patch) -> WeightChange:
-        """The change a patch makes."""
-        return cls(int(patch.layer_index), float(patch.l1), float(patch.linf), int(patch.n_changed))
+    def of(cls, patch: Change) -> WeightChange:
+        """The change a patch (one layer's or several layers') makes."""
+        layers = tuple(int(p.layer_index) for p in layer_patches(patch))
+        return cls(layers[0] if len(layers) == 1 else None, float(patch.l1), float(patch.linf),
+                   int(patch.n_changed), layers)
+
+    @property
+    def where(self) -> str:
+        """``"layer 5"`` or ``"layers 0, 1, 2"``."""
+        if self.layer_index is not None:
+            return f"layer {self.layer_index}"
+        return "layers " + ", ".join(str(i) for i in self.layers)
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
-        return {"layer_index": self.layer_index, "l1": self.l1, "linf": self.linf, "n_changed": self.n_changed}
+        return {"layer_index": self.layer_index, "layers": list(self.layers), "l1": self.l1, "linf": self.linf,
+                "n_changed": self.n_changed}
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,8 +220,11 @@ class PipelineResult:
     change : WeightChange or None
     fidelity : FidelityReport or None
     time_s : float
-    patch : Patch or None
+    patch : Patch, NetworkPatch or None
     candidate_path : Path or None -- the uncertified candidate of a PARTIAL run, in the report folder
+    pac : dict name -> PacStatement -- sampling statements (NOT proofs) for the properties that ended
+        TIMEOUT or UNKNOWN; verdicts stay as they are
+    strategy : str -- the repair strategy of the run
     """
 
     status: PipelineStatus
@@ -217,5 +236,7 @@ class PipelineResult:
     change: WeightChange | None
     fidelity: FidelityReport | None
     time_s: float
-    patch: Patch | None = field(default=None, repr=False)
+    patch: Change | None = field(default=None, repr=False)
     candidate_path: Path | None = None
+    pac: dict[str, PacStatement] = field(default_factory=dict)
+    strategy: str = "lp"

@@ -37,6 +37,7 @@ from verirepair.outcome import (
     VerdictRecord,
     WeightChange,
 )
+from verirepair.pac import PacStatement
 from verirepair.run_config import RunConfig
 from verirepair.task import RepairTask
 from verirepair.verify.result import Verdict, VerificationResult
@@ -173,6 +174,9 @@ class _Delivery:
                 refuted = any(o.cross_check is not None and o.cross_check.verdict is Verdict.VIOLATED
                               for o in outcomes.values())
                 status = _status(state, all_hold, refuted)
+            # Before fidelity, whose sampling may use the rest of the budget: the statement is cheap
+            # (ln(1/delta)/eps forward passes) and says more about an undecided property.
+            pac = self._pac(delivered, results)
             change, fidelity = self._fidelity(state, delivered, outcomes)
             output_path = candidate_path = None
             if temp is not None and status is PipelineStatus.REPAIRED:
@@ -181,7 +185,8 @@ class _Delivery:
                 candidate_path = self.report_dir / UNCERTIFIED_NAME
             result = PipelineResult(status, delivered, output_path, self.report_dir, outcomes,
                                     tuple(state.rounds), change, fidelity,
-                                    time.perf_counter() - self.started, state.patch, candidate_path)
+                                    time.perf_counter() - self.started, state.patch, candidate_path, pac,
+                                    self.config.strategy.name)
             self._finish(result, state, temp)
             temp = None
             return result
@@ -261,6 +266,20 @@ class _Delivery:
                                    self.deadline - REPORT_RESERVE_S) for n in repaired)
         return (WeightChange.of(state.patch),
                 FidelityReport(agreement, int(x.shape[0]), self.task.decision, care))
+
+    def _pac(self, network: Network, results: dict[str, VerificationResult]) -> dict[str, PacStatement]:
+        """Sampling statements (not proofs) for the properties no verdict decided (see :mod:`verirepair.pac`)."""
+        from verirepair.pac import pac_statement
+
+        delivery = self.config.delivery
+        undecided = [n for n, r in results.items() if r.verdict in (Verdict.TIMEOUT, Verdict.UNKNOWN)]
+        if delivery.pac_epsilon is None or not undecided:
+            return {}
+        self.emit("pac", {"text": f"sampling {', '.join(undecided)} (statistical, not a proof)", "log": True})
+        rng = np.random.default_rng(self.config.seed + 3)
+        named = dict(self.task.properties)
+        return {name: pac_statement(network, name, named[name], delivery.pac_epsilon, delivery.pac_delta, rng,
+                                    self.deadline - REPORT_RESERVE_S) for name in undecided}
 
     def _finish(self, result: PipelineResult, state: LoopOutcome, temp: Path | None) -> None:
         """Write the report, then put the network where it belongs (one rename)."""

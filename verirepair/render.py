@@ -46,7 +46,7 @@ def network_table(network: Network, path: str) -> Table:
     table.add_column("|W| max", justify="right")
     for index, layer in enumerate(network.layers):
         table.add_row(str(index), "affine", f"{layer.out_features} x {layer.in_features}",
-                      "ReLU" if layer.relu else "-", f"{layer.weight.size + layer.bias.size:,}",
+                      layer.activation.label, f"{layer.weight.size + layer.bias.size:,}",
                       f"{np.abs(layer.weight).max():.3g}")
     table.caption = (f"{network.n_layers} affine layers, hidden widths {list(network.hidden_sizes)}, "
                      f"{network.n_parameters:,} parameters"
@@ -191,11 +191,12 @@ def repair_summary_table(result: PipelineResult, network_name: str | None = None
     fidelity = result.fidelity
     parts = []
     if change:
-        parts.append(f"layer {change.layer_index}: L1 {change.l1:.4g}, Linf {change.linf:.4g}, "
+        parts.append(f"{result.strategy}, {change.where}: L1 {change.l1:.4g}, Linf {change.linf:.4g}, "
                      f"{change.n_changed} weights changed")
     if fidelity:
         parts.append(f"decision fidelity ({fidelity.decision}) {100 * fidelity.decision_agreement:.2f}% on "
                      f"{fidelity.n_points} points")
+    parts.extend(statement.text for statement in result.pac.values())
     if candidate is not None:
         parts.append(f"UNCERTIFIED candidate: {candidate}")
     table.caption = "; ".join(parts)

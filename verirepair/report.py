@@ -169,7 +169,10 @@ def build_report_dict(result: PipelineResult, original: Network, task: RepairTas
         "task": {"name": task.name, "decision": task.decision, "description": task.description},
         "properties": properties,
         "rounds": [r.to_dict() for r in result.rounds],
+        "strategy": result.strategy,
         "change": result.change.to_dict() if result.change else None,
+        # Sampling evidence for undecided properties: NOT proofs, kept apart from "properties".
+        "pac": {name: statement.to_dict() for name, statement in result.pac.items()},
         "fidelity": result.fidelity.to_dict() if result.fidelity else None,
         "localization": loc.to_json_dict() if loc is not None else None,
         "config": config_dict(config),
@@ -323,12 +326,18 @@ def write_plots(result: PipelineResult, original: Network, named: list, folder: 
             "Violation score before and on the UNCERTIFIED candidate"
         plots[title] = report_plots.save_figure(
             fig, folder / "violation_scores.png")
-    patch = result.patch
-    fig = report_plots.figure_weight_change(original.name, patch.layer_index, patch.delta_weight,
-                                            patch.delta_bias,
-                                            title_prefix="Weight change" if certified else
-                                            "UNCERTIFIED candidate: weight change")
-    plots["Weight change"] = report_plots.save_figure(fig, folder / "weight_change.png")
+    from verirepair.repair.network_patch import layer_patches
+
+    parts = layer_patches(result.patch)
+    for patch in parts:
+        fig = report_plots.figure_weight_change(original.name, patch.layer_index, patch.delta_weight,
+                                                patch.delta_bias,
+                                                title_prefix="Weight change" if certified else
+                                                "UNCERTIFIED candidate: weight change")
+        # One layer (the lp strategy) keeps the historical names; several get one figure each.
+        title, stem = (("Weight change", "weight_change") if len(parts) == 1 else
+                       (f"Weight change, layer {patch.layer_index}", f"weight_change_layer{patch.layer_index}"))
+        plots[title] = report_plots.save_figure(fig, folder / f"{stem}.png")
     if result.fidelity:
         bars = [(f"decision agreement ({result.fidelity.decision})", 100 * result.fidelity.decision_agreement)]
         for care in result.fidelity.care:
@@ -383,10 +392,14 @@ def _file_rows(report: dict, folder: Path) -> list[str]:
 
 def _rounds_rows(report: dict) -> list[str]:
     config = report["config"]["repair"]
-    lines = ["## Rounds", "",
-             f"Each round solves the repair {config.get('encoding', 'lp').upper()} with the "
-             f"**{config.get('solver', '?')}** solver ({config.get('norm', '?')} norm); "
-             "*solve status* is what that solve returned.", "",
+    strategy = report.get("strategy", "lp")
+    how = (f"Each round solves the repair {config.get('encoding', 'lp').upper()} with the "
+           f"**{config.get('solver', '?')}** solver ({config.get('norm', '?')} norm); "
+           "*solve status* is what that solve returned." if strategy == "lp" else
+           f"Each round trains a candidate with the **{strategy}** strategy; *layer* is the first changed "
+           "layer, *objective* the final training loss, *solve status* whether every counterexample was "
+           "safe on it.")
+    lines = ["## Rounds", "", how, "",
              "| round | layer | solve status | objective | margins | new points | pool | "
              "verdicts after | time s |", "|---|---|---|---|---|---|---|---|---|"]
     for r in report["rounds"]:
@@ -427,10 +440,19 @@ def render_markdown(report: dict, plots: dict, folder: Path | None = None) -> st
     lines.append("")
     if report["rounds"]:
         lines += _rounds_rows(report)
+    if report.get("pac"):
+        lines += ["## Statistical statements (NOT proofs)", "",
+                  "No verdict decided these properties within the budget. Sampling gives the statements "
+                  "below; they bound a probability under uniform sampling of the region and prove nothing "
+                  "(a violation set of measure zero is invisible to them).", ""]
+        lines += [f"- {entry['statement']}" for entry in report["pac"].values()]
+        lines.append("")
     if report["change"]:
         c = report["change"]
-        lines += ["## Weight change", "", f"Layer {c['layer_index']}: L1 = {c['l1']:.6g}, "
-                  f"L-infinity = {c['linf']:.6g}, {c['n_changed']} weights changed.", ""]
+        where = (f"Layer {c['layer_index']}" if c.get("layer_index") is not None else
+                 "Layers " + ", ".join(str(i) for i in c.get("layers", [])))
+        lines += ["## Weight change", "", f"Repair strategy **{report.get('strategy', 'lp')}**. {where}: "
+                  f"L1 = {c['l1']:.6g}, L-infinity = {c['linf']:.6g}, {c['n_changed']} weights changed.", ""]
     if report["fidelity"]:
         f = report["fidelity"]
         lines += ["## Fidelity", "", f"- Decision agreement ({f.get('decision', 'argmin')}) with the original "

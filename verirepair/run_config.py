@@ -22,6 +22,8 @@ table per part::
     max_rounds = 8
     [delivery]
     cross_check = "none"
+    [strategy]          # StrategyConfig: lp (default), imitation or finetune
+    name = "imitation"
 
 Unknown keys, wrong types and out-of-range values are :class:`ConfigError`
 with the file, the line and the key.  An optional setting is switched off
@@ -47,6 +49,7 @@ from typing import Any
 from verirepair.errors import VerirepairError
 from verirepair.localize.config import LocalizeConfig
 from verirepair.repair.config import RepairConfig
+from verirepair.repair.strategy_config import StrategyConfig
 from verirepair.verify.result import VerifyConfig
 
 
@@ -161,15 +164,29 @@ class DeliveryConfig:
         Points for decision fidelity (the task's fidelity samples).
     n_care : int
         CARE-protocol samples per repaired property region (correct and violating).
+    pac_epsilon : float or None
+        A property that ends TIMEOUT or UNKNOWN gets a sampling statement
+        "violation probability at most pac_epsilon with confidence
+        1 - pac_delta" (:mod:`verirepair.pac`; never a proof), from
+        ``ln(1/pac_delta)/pac_epsilon`` uniform samples of its region within
+        the budget; None: no statement.
+    pac_delta : float
+        One minus the confidence of that statement.
     """
 
     cross_check: str | None = "marabou"
     cross_check_timeout_s: float = 300.0
     n_fidelity: int = 5000
     n_care: int = 10016
+    pac_epsilon: float | None = 1e-3
+    pac_delta: float = 1e-3
 
     def __post_init__(self) -> None:
         _check_positive("DeliveryConfig", "cross_check_timeout_s", self.cross_check_timeout_s)
+        for name in ("pac_epsilon", "pac_delta"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and 0 < value < 1):
+                raise ValueError(f"DeliveryConfig.{name} must lie in (0, 1), got {value}")
         for name in ("n_fidelity", "n_care"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
@@ -202,6 +219,9 @@ class RunConfig:
         ``time_limit_s`` the solver budget of one layer attempt.
     loop : LoopConfig
     delivery : DeliveryConfig
+    strategy : StrategyConfig
+        Which repair strategy proposes each round's change (``lp``,
+        ``imitation``, ``finetune``) and the trained strategies' settings.
     """
 
     timeout_s: float = 1800.0
@@ -211,6 +231,7 @@ class RunConfig:
     repair: RepairConfig = field(default_factory=RepairConfig)
     loop: LoopConfig = field(default_factory=LoopConfig)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
 
     def __post_init__(self) -> None:
         _check_positive("RunConfig", "timeout_s", self.timeout_s)
@@ -220,7 +241,7 @@ class RunConfig:
 
 #: The tables of a run file and the class each one is read into.
 SECTIONS: dict[str, type] = {"verify": VerifyConfig, "localize": LocalizeConfig, "repair": RepairConfig,
-                             "loop": LoopConfig, "delivery": DeliveryConfig}
+                             "loop": LoopConfig, "delivery": DeliveryConfig, "strategy": StrategyConfig}
 
 #: Keys a run file may not set inside a table: the run's own ``seed`` replaces
 #: them, and ``repair.property_margins`` is the loop's business.

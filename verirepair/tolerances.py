@@ -48,3 +48,12 @@ LP_BOUND_TOL = 1e-6
 #: FORWARD_AGREE_TOL applies to float64 engines; this one (about 4x the measured
 #: worst case) to float32 engines on ACAS-sized networks.
 FLOAT32_FORWARD_TOL = 5e-5
+
+#: Relative outward slack of the linear relaxations of smooth and leaky
+#: activations (:mod:`verirepair.verify.activation_bounds`): each intercept moves
+#: out by this times ``1 + |intercept| + |slope| * max(|l|, |u|)``, each interval
+#: bound ``f(l), f(u)`` by this times ``1 + |f|``.  It covers the few-ulp errors
+#: of ``tanh``/``exp``/``log`` in float64, of the closed-form tangent points
+#: (whose error enters the gap only to second order) and of evaluating the line
+#: itself; 1e-12 is ~4000 ulps of the largest term.  BOUND_TOL still applies on top.
+ACTIVATION_RELAX_TOL = 1e-12

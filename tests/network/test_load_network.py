@@ -38,4 +38,5 @@ def test_public_api_is_re_exported() -> None:
     assert expected <= set(network_pkg.__all__)
     assert all(hasattr(network_pkg, name) for name in expected)
     assert {"Gemm", "MatMul", "Add", "Sub", "Relu", "Flatten", "Reshape", "Identity", "Constant",
-            "Squeeze", "Unsqueeze"} == set(network_pkg.SUPPORTED_OPS)
+            "Squeeze", "Unsqueeze", "Tanh", "Sigmoid", "Elu", "LeakyRelu",
+            "Softplus"} == set(network_pkg.SUPPORTED_OPS)

@@ -54,7 +54,7 @@ def test_network_is_named_after_the_file_and_records_its_source(rng, tmp_path) -
 
 
 @pytest.mark.parametrize("op,inputs,attrs", [
-    ("Sigmoid", ["h"], {}),
+    ("Selu", ["h"], {}),
     ("Conv", ["h", "K"], {}),
 ])
 def test_unsupported_operator_names_op_node_and_supported_list(op, inputs, attrs, tmp_path) -> None:
@@ -66,7 +66,8 @@ def test_unsupported_operator_names_op_node_and_supported_list(op, inputs, attrs
         load_onnx(save_model(model, tmp_path))
     message = str(info.value)
     assert op in message and "the_bad_node" in message
-    for name in ("Gemm", "MatMul", "Relu", "Add", "Sub", "Reshape", "Flatten"):
+    for name in ("Gemm", "MatMul", "Relu", "Add", "Sub", "Reshape", "Flatten", "Tanh", "Sigmoid",
+                 "Elu", "LeakyRelu", "Softplus"):
         assert name in message
     assert info.value.supported == supported_ops() == tuple(sorted(SUPPORTED_OPS))
 

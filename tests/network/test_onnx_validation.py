@@ -244,8 +244,8 @@ def test_the_unedited_model_loads(tmp_path) -> None:
     assert (network.n_inputs, network.n_outputs, network.n_layers) == (3, 2, 2)
 
 
-@pytest.mark.parametrize("edit,op", [(lambda m: setattr(node(m, "relu1"), "op_type", "Sigmoid"),
-                                      "'Sigmoid'"),
+@pytest.mark.parametrize("edit,op", [(lambda m: setattr(node(m, "relu1"), "op_type", "Selu"),
+                                      "'Selu'"),
                                      (_custom_domain, "'com.example.Relu'")])
 def test_unsupported_operator_names_file_node_and_supported_list(edit, op, tmp_path) -> None:
     model = tiny_model()

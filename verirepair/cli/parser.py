@@ -102,6 +102,7 @@ def add_repair_parser(sub: Any) -> None:
     """The ``repair`` command: defaults from the config dataclasses, choices from the registries."""
     from verirepair.decision import list_decision_rules
     from verirepair.repair.config import NORMS
+    from verirepair.repair.strategy import list_strategies
     from verirepair.solvers import list_backends
     from verirepair.task import list_tasks
     from verirepair.verify import list_verifiers
@@ -135,6 +136,12 @@ def add_repair_parser(sub: Any) -> None:
     p.add_argument("--guilty-neurons", type=positive_int, default=None, metavar="K",
                    help="change only the K most guilty units' rows of the repaired layer and the K most "
                         "guilty units' columns of the layer before (default: the whole layer)")
+    p.add_argument("--strategy", default=None, choices=list_strategies(),
+                   help=f"how each round's change is found (default {d('strategy')}): lp = minimal change of "
+                        "one layer by LP; imitation = BIRDNN retraining of every layer (counterexamples "
+                        "imitate their nearest safe samples); finetune = BIRDNN fine-tuning of the incoming "
+                        "weights of the neurons whose activations differ most. Every strategy ends in the "
+                        "same verification of every property")
     p.add_argument("--norm", default=None, choices=NORMS, help=f"weight-change norm (default {d('norm')})")
     p.add_argument("--solver", default=None, choices=list_backends(only_available=False),
                    help=f"LP/MILP backend (default {d('solver')}; available here: "

@@ -43,6 +43,7 @@ REPAIR_CONFIG_OPTIONS: dict[str, tuple[str | None, str]] = {
     "workers": ("verify", "workers"),
     "norm": ("repair", "norm"),
     "solver": ("repair", "solver"),
+    "strategy": ("strategy", "name"),
     "max_rounds": ("loop", "max_rounds"),
     "layer": ("loop", "layer"),
     "guilty_neurons": ("loop", "guilty_neurons"),

@@ -19,6 +19,7 @@ import numpy as np
 from verirepair.localize.samples import sample_counterexamples
 from verirepair.localize.scoring import masked_scores_torch, region_mask
 from verirepair.network.model import Network
+from verirepair.network.torch_export import torch_activation
 from verirepair.properties.property import Property
 
 #: Smallest reference magnitude used for a bias fault (network units), so that
@@ -210,7 +211,8 @@ def fault_candidates(network: Network, props: Sequence[Property], layer_index: i
     out = h
     for later in network.layers[layer_index + 1:]:
         out = out @ torch.tensor(later.weight).T + torch.tensor(later.bias)
-        out = torch.relu(out) if later.relu else out
+        module = torch_activation(later.activation)
+        out = module(out) if module is not None else out
     score = masked_scores_torch(props, out, region_mask(props, x))
     (grad,) = torch.autograd.grad(score.sum(), h)
     active = (acts[layer_index + 1] > 0).mean(axis=0)

@@ -21,6 +21,7 @@ from verirepair.localize.config import LocalizeConfig
 from verirepair.localize.result import NeuronEffect
 from verirepair.localize.scoring import masked_scores_torch, region_mask
 from verirepair.network.model import Network
+from verirepair.network.torch_export import torch_activation
 from verirepair.properties.property import Property
 
 #: Added to a neuron's activation standard deviation before dividing by it, so
@@ -30,7 +31,7 @@ ACT_SCALE_FLOOR = 1e-6
 
 
 def _hidden(network: Network) -> list[int]:
-    return [i for i, layer in enumerate(network.layers) if layer.relu and i + 1 < network.n_layers]
+    return [i for i, layer in enumerate(network.layers) if layer.nonlinear and i + 1 < network.n_layers]
 
 
 def activation_effects(network: Network, props: Sequence[Property], cex_x: np.ndarray,
@@ -86,8 +87,9 @@ def _grad_times_act(network: Network, props: Sequence[Property],
     kept: dict[int, torch.Tensor] = {}
     for index, layer in enumerate(network.layers):
         h = h @ torch.tensor(layer.weight).T + torch.tensor(layer.bias)
-        if layer.relu:
-            h = torch.relu(h)
+        module = torch_activation(layer.activation)
+        if module is not None:
+            h = module(h)
         if index in hidden:
             h = h.detach().requires_grad_(True)
             kept[index] = h

@@ -94,6 +94,8 @@ def intervene(network: Network, layer_index: int, acts: np.ndarray, values: np.n
         z = z0[None, None] + delta[..., None] * nxt.weight[:, units].T[None, :, None, :]
         if nxt.relu:
             np.maximum(z, 0.0, out=z)
+        elif nxt.nonlinear:
+            z = nxt.activation.apply(z)
         flat = network.forward_from(layer_index + 1, z.reshape(-1, z.shape[-1]))
         yield units, flat.reshape(z.shape[:3] + (network.n_outputs,))
 
@@ -165,6 +167,6 @@ def causal_effects(network: Network, props: Sequence[Property], cex_x: np.ndarra
     cor = _observe(network, props, correct_x, config.decision)
     effects: list[NeuronEffect] = []
     for layer_index, layer in enumerate(network.layers):
-        if layer.relu and layer_index + 1 < network.n_layers:
+        if layer.nonlinear and layer_index + 1 < network.n_layers:
             effects.extend(_layer_effects(network, props, layer_index, cex, cor, config))
     return effects

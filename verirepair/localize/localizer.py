@@ -128,8 +128,8 @@ def localize(network: Network, props: Sequence[Property], cex_x: np.ndarray,
         raise ValueError("localize needs at least one property")
     if any(p.n_inputs != network.n_inputs or p.n_outputs != network.n_outputs for p in props):
         raise ValueError("property dimensions do not match the network")
-    if not any(layer.relu for layer in network.layers[:-1]):
-        raise ValueError("the network has no hidden ReLU layer to localize in")
+    if not any(layer.nonlinear for layer in network.layers[:-1]):
+        raise ValueError("the network has no hidden (non-linear) layer to localize in")
     rng = np.random.default_rng(config.seed)
     cex_x = _subsample(_as_inputs(cex_x, network, "cex_x"), config.max_samples, rng)
     correct_x = _subsample(_as_inputs(correct_x, network, "correct_x"), config.max_samples, rng)

@@ -7,7 +7,8 @@ verification, localization and repair read it; repair returns a *new*
 Conventions (CONVENTIONS.md, 4): weights are ``(out, in)`` and a layer computes
 ``y = W @ x + b``; arrays are batch-first ``(n, d)``; everything is float64.
 ``layer_index`` counts affine layers from 0, and a *unit* is one output neuron
-of that layer after its ReLU.
+of that layer after its activation (ReLU, or one of
+:mod:`verirepair.network.activation`; the identity for a linear layer).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from verirepair.network.activation import IDENTITY, RELU, Activation
 
 
 def _frozen(array: Any, ndim: int, what: str) -> np.ndarray:
@@ -31,21 +34,41 @@ def _frozen(array: Any, ndim: int, what: str) -> np.ndarray:
 
 @dataclass(frozen=True, slots=True)
 class AffineLayer:
-    """One affine map ``y = W @ x + b``, optionally followed by a ReLU.
+    """One affine map ``y = W @ x + b``, optionally followed by an activation.
 
     Parameters
     ----------
     weight : array, shape (out, in)
     bias : array, shape (out,)
     relu : bool
-        Whether a ReLU follows this layer.
+        Whether a ReLU follows this layer (the short form of
+        ``activation=RELU``; after construction it always equals
+        ``activation.is_relu``).
+    activation : Activation
+        The element-wise function after the affine map (default the
+        identity, or ReLU when ``relu`` is true).
+
+    Raises
+    ------
+    ValueError
+        ``relu=True`` together with another activation, or bad shapes.
     """
 
     weight: np.ndarray
     bias: np.ndarray
-    relu: bool
+    relu: bool = False
+    activation: Activation = IDENTITY
 
     def __post_init__(self) -> None:
+        activation = self.activation
+        if not isinstance(activation, Activation):
+            raise TypeError(f"activation must be an Activation, got {type(activation).__name__}")
+        if self.relu and activation.is_identity:
+            activation = RELU
+        elif self.relu and not activation.is_relu:
+            raise ValueError(f"relu=True contradicts activation {activation.label}")
+        object.__setattr__(self, "activation", activation)
+        object.__setattr__(self, "relu", activation.is_relu)
         weight = _frozen(self.weight, 2, "weight")
         bias = _frozen(self.bias, 1, "bias")
         if bias.shape[0] != weight.shape[0]:
@@ -64,6 +87,17 @@ class AffineLayer:
     def out_features(self) -> int:
         """Output width of the layer."""
         return int(self.weight.shape[0])
+
+    @property
+    def nonlinear(self) -> bool:
+        """True when an activation other than the identity follows the affine map."""
+        return not self.activation.is_identity
+
+    def activate(self, z: np.ndarray) -> np.ndarray:
+        """Apply this layer's activation to pre-activations ``z`` (n, out)."""
+        if self.relu:
+            return np.maximum(z, 0.0)
+        return z if self.activation.is_identity else self.activation.apply(z)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +199,7 @@ class SourceGraph:
 
 @dataclass(frozen=True, slots=True)
 class Network:
-    """A fully connected feed-forward network of affine layers and ReLUs.
+    """A fully connected feed-forward network of affine layers and activations.
 
     Parameters
     ----------
@@ -215,8 +249,8 @@ class Network:
 
     @property
     def hidden_sizes(self) -> tuple[int, ...]:
-        """Widths of the hidden (ReLU) layers, in order."""
-        return tuple(layer.out_features for layer in self.layers if layer.relu)
+        """Widths of the hidden (non-linear) layers, in order."""
+        return tuple(layer.out_features for layer in self.layers if layer.nonlinear)
 
     @property
     def n_parameters(self) -> int:
@@ -246,9 +280,7 @@ class Network:
         """
         h, single = self._as_batch(x)
         for layer in self.layers:
-            h = h @ layer.weight.T + layer.bias
-            if layer.relu:
-                h = np.maximum(h, 0.0)
+            h = layer.activate(h @ layer.weight.T + layer.bias)
         return h[0] if single else h
 
     def forward_all(self, x: np.ndarray) -> list[np.ndarray]:
@@ -262,15 +294,13 @@ class Network:
         -------
         list of arrays
             ``acts[0]`` is the input; ``acts[i + 1]`` is the output of affine
-            layer ``i`` after its ReLU (if any), shape ``(n, layers[i].out_features)``.
+            layer ``i`` after its activation, shape ``(n, layers[i].out_features)``.
             ``acts[-1]`` is the network output.
         """
         h, _ = self._as_batch(x)
         acts = [h]
         for layer in self.layers:
-            h = h @ layer.weight.T + layer.bias
-            if layer.relu:
-                h = np.maximum(h, 0.0)
+            h = layer.activate(h @ layer.weight.T + layer.bias)
             acts.append(h)
         return acts
 
@@ -289,9 +319,7 @@ class Network:
         """
         h = np.asarray(h, dtype=np.float64)
         for layer in self.layers[layer_index + 1:]:
-            h = h @ layer.weight.T + layer.bias
-            if layer.relu:
-                h = np.maximum(h, 0.0)
+            h = layer.activate(h @ layer.weight.T + layer.bias)
         return h
 
     # ---------------------------------------------------------------- editing
@@ -310,7 +338,7 @@ class Network:
             A new network sharing the name, normalisation and source.
         """
         old = self.layers[layer_index]
-        new = AffineLayer(weight, bias, old.relu)
+        new = AffineLayer(weight, bias, activation=old.activation)
         if new.weight.shape != old.weight.shape:
             raise ValueError(
                 f"layer {layer_index} weight must keep shape {old.weight.shape}, got {new.weight.shape}"
@@ -325,8 +353,8 @@ class Network:
 
 
 def random_network(sizes: list[int], seed: int = 0, scale: float = 1.0,
-                   name: str = "random") -> Network:
-    """Build a random fully connected ReLU network (for tests and demos).
+                   name: str = "random", activation: Activation = RELU) -> Network:
+    """Build a random fully connected network (for tests and demos).
 
     Parameters
     ----------
@@ -335,6 +363,9 @@ def random_network(sizes: list[int], seed: int = 0, scale: float = 1.0,
     seed : int
     scale : float
         Weights are ``N(0, scale**2 / fan_in)``.
+    name : str
+    activation : Activation
+        The activation of every hidden layer (the output layer is linear).
     """
     rng = np.random.default_rng(seed)
     layers = []
@@ -342,5 +373,6 @@ def random_network(sizes: list[int], seed: int = 0, scale: float = 1.0,
         fan_in, fan_out = sizes[index], sizes[index + 1]
         weight = rng.normal(0.0, scale / np.sqrt(fan_in), size=(fan_out, fan_in))
         bias = rng.normal(0.0, 0.1 * scale, size=fan_out)
-        layers.append(AffineLayer(weight, bias, relu=index < len(sizes) - 2))
+        hidden = index < len(sizes) - 2
+        layers.append(AffineLayer(weight, bias, activation=activation if hidden else IDENTITY))
     return Network(tuple(layers), name)

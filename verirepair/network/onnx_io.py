@@ -8,7 +8,7 @@ Writing keeps the original graph (same nodes, names, opset, inputs and
 outputs) and replaces only the constants that carry each layer's weight and
 bias, in their original layout and dtype, so a report can diff exactly what a
 repair changed.  Networks without an ONNX source are written as a clean
-``Gemm(transB=1) + Relu`` graph.
+``Gemm(transB=1)`` + activation graph.
 """
 
 from __future__ import annotations
@@ -192,7 +192,7 @@ def _trace(graph: onnx.GraphProto, path: str) -> tuple[TraceState, tuple[int, ..
         raise NetworkFormatError(f"{path}: the graph output {output_name!r} is not at the end of "
                                  f"the data path (which ends at {state.live!r})")
     if state.steps or not state.layers:
-        state.close_layer(relu=False)
+        state.close_layer()
     return state, input_shape
 
 
@@ -227,7 +227,7 @@ def save_onnx(network: Network, path: str | os.PathLike, keep_graph: bool = True
         When the network was read from ONNX, keep that graph and replace only
         the constants of changed layers (float32 stays float32).  Otherwise, or
         when ``False``, write a clean graph: input ``"input"`` of shape
-        ``["batch", n_inputs]``, ``Gemm(transB=1)`` (+ ``Relu``) per layer,
+        ``["batch", n_inputs]``, ``Gemm(transB=1)`` (+ its activation node) per layer,
         output ``"output"``, opset 13.
 
     Returns
@@ -263,7 +263,7 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def _clean_model(network: Network) -> onnx.ModelProto:
-    """A fresh ``Gemm(transB=1) + Relu`` graph of ``network`` in float32."""
+    """A fresh ``Gemm(transB=1)`` (+ activation node) graph of ``network`` in float32."""
     nodes, initializers = [], []
     current = "input"
     for index, layer in enumerate(network.layers):
@@ -271,14 +271,18 @@ def _clean_model(network: Network) -> onnx.ModelProto:
         initializers.append(numpy_helper.from_array(layer.weight.astype(np.float32), weight_name))
         initializers.append(numpy_helper.from_array(layer.bias.astype(np.float32), bias_name))
         last = index == network.n_layers - 1
-        gemm_out = "output" if last and not layer.relu else f"layer{index}.gemm"
+        op = layer.activation.onnx_op
+        gemm_out = "output" if last and op is None else f"layer{index}.gemm"
         nodes.append(helper.make_node("Gemm", [current, weight_name, bias_name], [gemm_out],
                                       name=f"layer{index}.gemm", transB=1))
         current = gemm_out
-        if layer.relu:
-            relu_out = "output" if last else f"layer{index}.relu"
-            nodes.append(helper.make_node("Relu", [current], [relu_out], name=f"layer{index}.relu"))
-            current = relu_out
+        if op is not None:
+            act_out = "output" if last else f"layer{index}.{op.lower()}"
+            node = helper.make_node(op, [current], [act_out], name=f"layer{index}.{op.lower()}")
+            if op in ("LeakyRelu", "Elu"):
+                node.attribute.append(helper.make_attribute("alpha", float(layer.activation.alpha or 0.0)))
+            nodes.append(node)
+            current = act_out
     graph = helper.make_graph(
         nodes, network.name,
         [helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, ["batch", network.n_inputs])],

@@ -3,8 +3,9 @@
 Pipeline position: :func:`verirepair.network.onnx_io.load_onnx` walks the graph
 nodes in order and hands each one to the converter registered for its op type
 (as in auto_LiRPA's op map).  Converters compose into a *pending affine map*
-``h -> W @ x + b`` (``W`` shape ``(width, n_in)``) since the last ReLU; a
-``Relu`` closes a layer and the graph output closes the last one.
+``h -> W @ x + b`` (``W`` shape ``(width, n_in)``) since the last activation;
+an activation node (``Relu``, ``LeakyRelu``, ``Elu``, ``Tanh``, ``Sigmoid``,
+``Softplus``) closes a layer and the graph output closes the last one.
 
 Semantics: the network is the function the graph computes on **one sample**.
 Every symbolic dimension of the graph input (usually the batch dimension) is
@@ -30,6 +31,15 @@ import numpy as np
 import onnx
 
 from verirepair.errors import NetworkFormatError, UnsupportedOperatorError
+from verirepair.network.activation import (
+    IDENTITY,
+    RELU,
+    SIGMOID,
+    SOFTPLUS,
+    TANH,
+    Activation,
+    ActivationKind,
+)
 from verirepair.network.model import AffineLayer
 
 __all__ = [
@@ -313,12 +323,12 @@ class TraceState:
             raise self.fail(f"expected one output, got {len(node.output)}")
         self.live = node.output[0]
 
-    def close_layer(self, relu: bool) -> None:
-        """Turn the pending affine map into a layer."""
+    def close_layer(self, activation: Activation = IDENTITY) -> None:
+        """Turn the pending affine map into a layer followed by ``activation``."""
         if not (np.all(np.isfinite(self.weight)) and np.all(np.isfinite(self.bias))):
             raise self.fail("composing the affine map up to this node overflows float64 "
                             "(the weights are too large)")
-        self.layers.append(AffineLayer(self.weight, self.bias, relu))
+        self.layers.append(AffineLayer(self.weight, self.bias, activation=activation))
         self.bindings.append(tuple(self.steps))
         self._open_layer()
 
@@ -336,8 +346,46 @@ def _identity(node: onnx.NodeProto, state: TraceState) -> None:
 
 @register_op("Relu", inputs=1)
 def _relu(node: onnx.NodeProto, state: TraceState) -> None:
-    state.close_layer(relu=True)
+    state.close_layer(RELU)
     state.advance(node)
+
+
+@register_op("Tanh", inputs=1)
+def _tanh(node: onnx.NodeProto, state: TraceState) -> None:
+    state.close_layer(TANH)
+    state.advance(node)
+
+
+@register_op("Sigmoid", inputs=1)
+def _sigmoid(node: onnx.NodeProto, state: TraceState) -> None:
+    state.close_layer(SIGMOID)
+    state.advance(node)
+
+
+@register_op("Softplus", inputs=1)
+def _softplus(node: onnx.NodeProto, state: TraceState) -> None:
+    state.close_layer(SOFTPLUS)
+    state.advance(node)
+
+
+def _alpha_activation(node: onnx.NodeProto, state: TraceState, kind: ActivationKind,
+                      default: float) -> None:
+    """Close a layer with a one-parameter activation read from the ``alpha`` attribute."""
+    alpha = get_attr(node, "alpha", default)
+    if not isinstance(alpha, float | int) or not np.isfinite(alpha):
+        raise state.fail(f"{node.op_type} attribute alpha must be a finite float, got {alpha!r}")
+    state.close_layer(Activation(kind, float(alpha)))
+    state.advance(node)
+
+
+@register_op("LeakyRelu", inputs=1)
+def _leaky_relu(node: onnx.NodeProto, state: TraceState) -> None:
+    _alpha_activation(node, state, ActivationKind.LEAKY_RELU, 0.01)
+
+
+@register_op("Elu", inputs=1)
+def _elu(node: onnx.NodeProto, state: TraceState) -> None:
+    _alpha_activation(node, state, ActivationKind.ELU, 1.0)
 
 
 def _add_or_sub(node: onnx.NodeProto, state: TraceState, subtract: bool) -> None:

@@ -11,16 +11,46 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from verirepair.network.activation import Activation, ActivationKind
 from verirepair.network.model import Network
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["to_torch"]
+__all__ = ["to_torch", "torch_activation"]
+
+#: Where torch's softplus switches to the identity (see :func:`torch_activation`).
+SOFTPLUS_LINEAR_FROM = 40.0
+
+
+def torch_activation(activation: Activation) -> torch.nn.Module | None:
+    """The torch module computing ``activation`` (None for the identity).
+
+    ELU and LeakyReLU keep their ``alpha``; softplus is torch's with
+    ``beta=1`` and its linear regime from ``z > 40`` only (torch's default 20
+    differs from ``log(1 + exp(z))`` by ``exp(-20) = 2e-9``; above 40 the two
+    are equal in float64, and ``exp(40)`` does not overflow even in float32).
+    """
+    import torch
+
+    kind, alpha = activation.kind, float(activation.alpha or 0.0)
+    if kind is ActivationKind.IDENTITY:
+        return None
+    if kind is ActivationKind.RELU:
+        return torch.nn.ReLU()
+    if kind is ActivationKind.LEAKY_RELU:
+        return torch.nn.LeakyReLU(alpha)
+    if kind is ActivationKind.ELU:
+        return torch.nn.ELU(alpha)
+    if kind is ActivationKind.TANH:
+        return torch.nn.Tanh()
+    if kind is ActivationKind.SIGMOID:
+        return torch.nn.Sigmoid()
+    return torch.nn.Softplus(beta=1.0, threshold=SOFTPLUS_LINEAR_FROM)
 
 
 def to_torch(network: Network, dtype: torch.dtype | None = None) -> torch.nn.Sequential:
-    """Build ``Sequential(Linear, ReLU, ..., Linear)`` with ``network``'s parameters.
+    """Build ``Sequential(Linear, activation, ..., Linear)`` with ``network``'s parameters.
 
     Parameters
     ----------
@@ -46,6 +76,7 @@ def to_torch(network: Network, dtype: torch.dtype | None = None) -> torch.nn.Seq
             linear.weight.copy_(torch.from_numpy(np.array(layer.weight)).to(dtype))
             linear.bias.copy_(torch.from_numpy(np.array(layer.bias)).to(dtype))
         modules.append(linear)
-        if layer.relu:
-            modules.append(torch.nn.ReLU())
+        module = torch_activation(layer.activation)
+        if module is not None:
+            modules.append(module)
     return torch.nn.Sequential(*modules)

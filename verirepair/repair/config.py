@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from verirepair.repair.network_patch import NetworkPatch
 from verirepair.repair.patch import Patch
 from verirepair.tolerances import MARGIN
 
@@ -179,9 +180,11 @@ class RepairResult:
     Parameters
     ----------
     status : RepairStatus
-    patch : Patch or None
-        Present for REPAIRED (and, for diagnosis, for SOLVER_FAILED when a
-        solution existed but the forward check failed).
+    patch : Patch, NetworkPatch or None
+        A Patch from the LP (one layer), a NetworkPatch from a trained
+        strategy (:mod:`verirepair.repair.strategy`).  Present for REPAIRED
+        (and, for diagnosis, for SOLVER_FAILED when a solution existed but
+        the forward check failed).
     objective : float or None
         The minimised norm of the change.
     stats : RepairStats
@@ -189,7 +192,7 @@ class RepairResult:
     """
 
     status: RepairStatus
-    patch: Patch | None
+    patch: Patch | NetworkPatch | None
     objective: float | None
     stats: RepairStats
     message: str = ""

@@ -24,8 +24,34 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from verirepair.errors import UnsupportedActivationError
 from verirepair.network.model import Network
 from verirepair.solvers.model import LinearProblem
+
+
+def fixed_pattern_applies(network: Network, layer_index: int) -> bool:
+    """Whether the fixed-pattern encoding is exact for repairing ``layer_index``.
+
+    It is when layer ``layer_index`` and every later layer is linear or ReLU:
+    with the pattern held, each is affine in the change.  A smooth activation
+    (tanh, sigmoid, ELU, softplus) or a LeakyReLU at or after the layer is not
+    linearised by it.  The output-layer repair of a smooth network qualifies:
+    its inputs (the last hidden activations) are fixed numbers.
+    """
+    return all(layer.activation.is_identity or layer.relu
+               for layer in network.layers[layer_index:])
+
+
+def check_fixed_pattern(network: Network, layer_index: int) -> None:
+    """Raise :class:`UnsupportedActivationError` unless :func:`fixed_pattern_applies`."""
+    for j in range(layer_index, network.n_layers):
+        activation = network.layers[j].activation
+        if not (activation.is_identity or activation.is_relu):
+            raise UnsupportedActivationError(
+                f"cannot repair layer {layer_index} by LP: layer {j} has activation "
+                f"{activation.label}, which the fixed-pattern encoding does not linearise "
+                f"(only ReLU and linear layers); repair the output layer "
+                f"{network.n_layers - 1} instead")
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +126,7 @@ class FixedPatternModel:
     """
 
     def __init__(self, network: Network, layout: DeltaLayout, x: np.ndarray) -> None:
+        check_fixed_pattern(network, layout.layer_index)
         self.network = network
         self.layout = layout
         self.k = layout.layer_index

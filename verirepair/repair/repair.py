@@ -140,6 +140,9 @@ def repair_layer(network: Network, props: Sequence[Property], cex_x: np.ndarray,
         On shape mismatches or a bad ``layer_index`` / ``neurons``.
     SolverUnavailableError
         If ``config.solver`` is not usable (or, for Gurobi, too small a licence).
+    UnsupportedActivationError
+        If ``layer_index`` or a later layer has an activation other than ReLU
+        or the identity (see :func:`~verirepair.repair.encoding.check_fixed_pattern`).
     """
     cex_x = np.atleast_2d(np.asarray(cex_x, dtype=np.float64))
     preserve_x = np.asarray(preserve_x, dtype=np.float64).reshape(-1, network.n_inputs)

@@ -19,6 +19,11 @@ against finite differences.
 Soundness: for any ``alpha`` in ``[0, 1]`` the relaxation ``relu(z) >= alpha z``
 holds on ``[l, u]``, so every iterate's bound is sound; slopes are clamped to
 ``[0, 1]`` after each step and the final bound is the best seen per row.
+
+Other activations: a LeakyReLU unit straddling 0 is optimised like a ReLU,
+with its slope in ``[alpha, 1]`` (``leaky(z) >= a z`` on ``[l, u]`` for every such
+``a``).  Smooth units (tanh, sigmoid, ELU, softplus) keep the fixed sound lines
+of :mod:`verirepair.verify.activation_bounds`, lower intercept included.
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from verirepair.network.activation import ActivationKind
 from verirepair.network.model import Network
+from verirepair.verify.activation_bounds import activation_relaxation
 from verirepair.verify.bounds import relu_relaxation
 
 #: Gradient steps on the slopes and their step size (slopes live in [0, 1]).
@@ -40,13 +47,18 @@ class _Relaxation:
     """The fixed part of one hidden layer's ReLU relaxation, shapes (n, 1, m) for broadcasting.
 
     ``s, t``: upper line ``s z + t``; ``unstable``: where the lower slope is
-    free; ``fixed``: the lower slope of the stable units (1 active, 0 inactive).
+    free; ``fixed``: the lower slope of the stable units (1 active, 0 inactive),
+    and the starting slope of the free ones; ``lower_t``: the lower line's
+    intercept (None: zero, as for every ReLU); ``slope_min``: the smallest free
+    slope (0 for a ReLU, alpha for a LeakyReLU).
     """
 
     s: np.ndarray
     t: np.ndarray
     unstable: np.ndarray
     fixed: np.ndarray
+    lower_t: np.ndarray | None = None
+    slope_min: float = 0.0
 
 
 def _relaxations(network: Network, pre_lower: list[np.ndarray], pre_upper: list[np.ndarray]
@@ -54,6 +66,18 @@ def _relaxations(network: Network, pre_lower: list[np.ndarray], pre_upper: list[
     """One :class:`_Relaxation` per hidden layer (a linear hidden layer is the identity)."""
     relax = []
     for j in range(network.n_layers - 1):
+        activation = network.layers[j].activation
+        if activation.kind is ActivationKind.LEAKY_RELU or not activation.is_piecewise_linear:
+            la, lc, s, t = activation_relaxation(activation, pre_lower[j], pre_upper[j])
+            if activation.kind is ActivationKind.LEAKY_RELU:     # free slope, zero intercepts
+                unstable = (pre_lower[j] < 0.0) & (pre_upper[j] > 0.0)
+                relax.append(_Relaxation(s[:, None, :], t[:, None, :], unstable[:, None, :],
+                                         la[:, None, :], None, float(activation.alpha or 0.0)))
+            else:
+                relax.append(_Relaxation(s[:, None, :], t[:, None, :],
+                                         np.zeros((la.shape[0], 1, la.shape[1]), bool),
+                                         la[:, None, :], lc[:, None, :]))
+            continue
         alpha0, s, t = relu_relaxation(pre_lower[j], pre_upper[j])
         unstable = (pre_lower[j] < 0.0) & (pre_upper[j] > 0.0)
         if not network.layers[j].relu:
@@ -113,6 +137,9 @@ def _bound_and_slope_gradients(network: Network, relax: list[_Relaxation],
         slope = np.where(r.unstable, alphas[j - 1], r.fixed)
         neg = np.minimum(P, 0.0)
         const += np.einsum("nkp,nkp->nk", neg, np.broadcast_to(r.t, neg.shape))
+        if r.lower_t is not None:
+            pos = np.maximum(P, 0.0)
+            const += np.einsum("nkp,nkp->nk", pos, np.broadcast_to(r.lower_t, pos.shape))
         pre_relax[j], slopes[j - 1] = P, slope
         A = np.maximum(P, 0.0) * slope + neg * r.s
     lo, hi = lower[:, None, :], upper[:, None, :]
@@ -128,6 +155,8 @@ def _bound_and_slope_gradients(network: Network, relax: list[_Relaxation],
         positive = P > 0.0
         grads[j] = np.where(r.unstable, g_a * np.maximum(P, 0.0), 0.0)
         g_p = g_a * np.where(positive, slopes[j], r.s) + np.where(P < 0.0, r.t, 0.0)
+        if r.lower_t is not None:
+            g_p = g_p + np.where(positive, r.lower_t, 0.0)
     return bound, A, grads
 
 
@@ -158,8 +187,8 @@ def optimize_spec_lower(network: Network, pre_lower: list[np.ndarray],
                                                     want_grad=steps > 0)
     best, best_coef = bound.copy(), coef.copy()
     for step in range(1, steps + 1):
-        for alpha, grad in zip(alphas, grads, strict=True):
-            np.clip(alpha + ALPHA_LR * np.sign(grad), 0.0, 1.0, out=alpha)
+        for alpha, grad, r in zip(alphas, grads, relax, strict=True):
+            np.clip(alpha + ALPHA_LR * np.sign(grad), r.slope_min, 1.0, out=alpha)
         # the last bound needs no gradient: no step comes after it
         bound, coef, grads = _bound_and_slope_gradients(network, relax, alphas, Cn, lower,
                                                         upper, want_grad=step < steps)

@@ -28,7 +28,11 @@ split in half along the dimension with the best mix of gradient "smear"
 Verdicts: ``HOLDS`` when the stack empties with every box proven;
 ``VIOLATED`` with a confirmed counterexample; ``TIMEOUT`` when the clock
 (checked once per batch) runs out; ``UNKNOWN`` when some box shrank below
-:data:`MIN_BOX_WIDTH` without a proof or a counterexample.
+:data:`MIN_BOX_WIDTH` without a proof or a counterexample.  This is also what
+bounds completeness for smooth activations (tanh, sigmoid, ...), whose
+relaxations are exact on no box of positive width: the search is complete only
+down to that width, and a property that touches its unsafe set answers
+UNKNOWN there, never HOLDS.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from verirepair.network.model import Network
 from verirepair.properties.property import Property
 from verirepair.tolerances import BOUND_TOL
 from verirepair.verify import lp_tighten
+from verirepair.verify.activation_bounds import derivative_range
 from verirepair.verify.alpha_crown import optimize_spec_lower
 from verirepair.verify.bounds import (
     Bounds,
@@ -98,7 +103,8 @@ def smear_scores(network: Network, spec_rows: np.ndarray, open_polys: np.ndarray
 
     The gradient of each open polytope's hardest row with respect to the input
     is enclosed in an interval by back-propagating through the network, with
-    derivative ``[0, 1]`` at unstable ReLUs; a dimension's smear is
+    derivative ``[0, 1]`` at unstable ReLUs (the range of ``f'`` over the unit's
+    bounds for other activations); a dimension's smear is
     ``max |gradient| * width``, summed over the open polytopes.  Unlike the
     final CROWN coefficients, this sees how strongly a dimension drives the
     *unstable* units, whose relaxation is what the split tightens.
@@ -130,6 +136,12 @@ def smear_scores(network: Network, spec_rows: np.ndarray, open_polys: np.ndarray
             inactive = hi <= 0.0
             g_lo = np.where(inactive, 0.0, np.where(unstable, np.minimum(g_lo, 0.0), g_lo))
             g_hi = np.where(inactive, 0.0, np.where(unstable, np.maximum(g_hi, 0.0), g_hi))
+        elif j > 0 and network.layers[j - 1].nonlinear:
+            # derivative in [d_min, d_max] with d_min >= 0: interval product
+            d_min, d_max = derivative_range(network.layers[j - 1].activation,
+                                            pre_l[j - 1][:, None, :], pre_u[j - 1][:, None, :])
+            g_lo, g_hi = (np.minimum(g_lo * d_min, g_lo * d_max),
+                          np.maximum(g_hi * d_min, g_hi * d_max))
     width = upper - lower
     score = (np.maximum(np.abs(g_lo), np.abs(g_hi)) * width[:, None, :]).sum(axis=1)
     score = np.where(score.max(axis=1, keepdims=True) > 0, score, width)

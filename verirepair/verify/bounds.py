@@ -1,4 +1,4 @@
-"""Sound output bounds of a ReLU network over batches of input boxes.
+"""Sound output bounds of a network over batches of input boxes.
 
 Pipeline position: the branch-and-bound search (:mod:`verirepair.verify.bab`)
 calls :func:`symbolic_bounds` on thousands of sub-boxes at once to prove them
@@ -21,9 +21,15 @@ pre-activation bounds of affine layer ``i`` are ``(n, layers[i].out_features)``;
 a specification matrix ``C`` is ``(k, n_outputs)`` (shared) or
 ``(n, k, n_outputs)`` (per box); its bounds are ``(n, k)``.
 
+Other activations (LeakyReLU, ELU, tanh, sigmoid, softplus) are relaxed by
+the lines of :mod:`verirepair.verify.activation_bounds` (``la z + lc <= f(z) <=
+ua z + uc``, nondecreasing); every ReLU computation is the same as without
+them, so ReLU networks get bit-identical bounds.
+
 Soundness: all bounds are mathematically sound in exact arithmetic; float64
 rounding is covered by the outward slack :data:`verirepair.tolerances.BOUND_TOL`
-that callers add before they use a bound in a proof.
+that callers add before they use a bound in a proof (and, for the smooth
+activations, by the outward intercepts of ``activation_bounds``).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from verirepair.network.model import AffineLayer, Network
+from verirepair.verify.activation_bounds import activation_interval, activation_relaxation, refine_mask
 
 #: Modes of computing intermediate bounds in :func:`symbolic_bounds`.
 INTERMEDIATE_MODES = ("forward", "backward")
@@ -79,10 +86,10 @@ def with_linear_output(network: Network) -> Network:
     """The same function with a linear last layer (identity appended if needed).
 
     Back-substitution starts from the pre-activation of the last affine layer;
-    when that layer has a ReLU, the outputs are ``relu(z)`` and an identity
+    when that layer has an activation, the outputs are ``f(z)`` and an identity
     layer after it makes them the pre-activation of a new, linear last layer.
     """
-    if not network.layers[-1].relu:
+    if not network.layers[-1].nonlinear:
         return network
     m = network.n_outputs
     return Network(network.layers + (AffineLayer(np.eye(m), np.zeros(m), False),),
@@ -124,9 +131,12 @@ def _interval_step(layer: AffineLayer, lo: np.ndarray, hi: np.ndarray) -> tuple[
 
 def _post_activation(network: Network, index: int, pre_l: list[np.ndarray],
                      pre_u: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Bounds of the output of layer ``index`` (after its ReLU, if any)."""
-    if network.layers[index].relu:
+    """Bounds of the output of layer ``index`` (after its activation)."""
+    layer = network.layers[index]
+    if layer.relu:
         return np.maximum(pre_l[index], 0.0), np.maximum(pre_u[index], 0.0)
+    if layer.nonlinear:
+        return activation_interval(layer.activation, pre_l[index], pre_u[index])
     return pre_l[index], pre_u[index]
 
 
@@ -155,7 +165,12 @@ def interval_bounds(network: Network, lower: np.ndarray, upper: np.ndarray,
         zl, zu = _interval_step(layer, lo, hi)
         pre_l.append(zl)
         pre_u.append(zu)
-        lo, hi = (np.maximum(zl, 0.0), np.maximum(zu, 0.0)) if layer.relu else (zl, zu)
+        if layer.relu:
+            lo, hi = np.maximum(zl, 0.0), np.maximum(zu, 0.0)
+        elif layer.nonlinear:
+            lo, hi = activation_interval(layer.activation, zl, zu)
+        else:
+            lo, hi = zl, zu
     spec_l = spec_u = None
     if C is not None:
         Cp, Cn = np.maximum(C, 0.0), np.minimum(C, 0.0)
@@ -217,7 +232,7 @@ def backward_lower(network: Network, pre_lower: list[np.ndarray], pre_upper: lis
         Coefficients on the pre-activation ``z_j`` of layer ``j = layer_index``.
     layer_index : int
     lower, upper : array, shape (n, d)
-    lower_slope : str -- see :func:`relu_relaxation`
+    lower_slope : str -- see :func:`relu_relaxation` (ReLU layers only)
 
     Returns
     -------
@@ -241,6 +256,15 @@ def backward_lower(network: Network, pre_lower: list[np.ndarray], pre_upper: lis
             A *= alpha[:, None, :]
             A_neg *= s[:, None, :]
             A += A_neg
+        elif j > 0 and network.layers[j - 1].nonlinear:
+            la, lc, ua, uc = activation_relaxation(network.layers[j - 1].activation,
+                                                   pre_lower[j - 1], pre_upper[j - 1])
+            A_neg = np.minimum(A, 0.0)
+            np.maximum(A, 0.0, out=A)
+            const += np.einsum("nkp,np->nk", A, lc) + np.einsum("nkp,np->nk", A_neg, uc)
+            A *= la[:, None, :]
+            A_neg *= ua[:, None, :]
+            A += A_neg
     bound = const + np.einsum("nkd,nd->nk", np.maximum(A, 0.0), lower) \
         + np.einsum("nkd,nd->nk", np.minimum(A, 0.0), upper)
     return bound, A, const
@@ -262,9 +286,12 @@ def _refine_unstable(network: Network, pre_l: list[np.ndarray], pre_u: list[np.n
     Only units that the forward pass left unstable are back-substituted: the
     others' relaxation is exact already, and skipping them is what makes the
     backward mode affordable (its cost is proportional to the unstable count).
+    For a smooth activation no unit's relaxation is exact, so every unit of
+    non-zero width is refined (:func:`~verirepair.verify.activation_bounds.refine_mask`).
     """
     zl, zu = pre_l[index], pre_u[index]
-    unstable = (zl < 0.0) & (zu > 0.0)
+    layer = network.layers[index]
+    unstable = (zl < 0.0) & (zu > 0.0) if layer.relu else refine_mask(layer.activation, zl, zu)
     counts = unstable.sum(axis=1)
     kmax = int(counts.max(initial=0))
     if kmax == 0:
@@ -329,7 +356,7 @@ def _symbolic_intermediate(network: Network, lower: np.ndarray, upper: np.ndarra
             zu = np.minimum(zu, prior.pre_upper[index])
         pre_l.append(zl)
         pre_u.append(zu)
-        if not layer.relu:
+        if not layer.nonlinear:
             L, U = Lz, Uz
             continue
         # Layers 0 and 1 are skipped: layer 0 is exact, and for layer 1 (one
@@ -338,10 +365,18 @@ def _symbolic_intermediate(network: Network, lower: np.ndarray, upper: np.ndarra
         # (measured: identical sub-box counts on ACAS Xu, 1.5x faster).
         if refine and index > 1:
             _refine_unstable(network, pre_l, pre_u, index, lower, upper)
-        alpha, s, t = relu_relaxation(pre_l[index], pre_u[index])
-        L = Lz * alpha[:, None, :]
-        U = Uz * s[:, None, :]
-        U[:, d, :] += t
+        if layer.relu:
+            alpha, s, t = relu_relaxation(pre_l[index], pre_u[index])
+            L = Lz * alpha[:, None, :]
+            U = Uz * s[:, None, :]
+            U[:, d, :] += t
+        else:
+            # nondecreasing lines (slopes >= 0), so L/U map to lower/upper lines
+            la, lc, ua, uc = activation_relaxation(layer.activation, pre_l[index], pre_u[index])
+            L = Lz * la[:, None, :]
+            U = Uz * ua[:, None, :]
+            L[:, d, :] += lc
+            U[:, d, :] += uc
     return pre_l, pre_u
 
 

@@ -50,7 +50,9 @@ def _score_gradient(network: Network, prop: Property, x: np.ndarray) -> np.ndarr
     The score is ``max_p min_i slack_{p,i}(y)`` with the slacks of
     :meth:`HalfSpaces.slack`; its gradient in ``y`` is the gradient of the one
     active slack, ``-a_i / ||a_i||``, which is pulled back through the network
-    with the ReLU activation pattern of ``x``.  (Numpy instead of torch: the
+    with the ReLU activation pattern of ``x`` (for other activations, their
+    analytic derivative, read off the layer outputs:
+    :meth:`~verirepair.network.activation.Activation.derivative_from_output`).  (Numpy instead of torch: the
     attack runs on every call of ``verify`` and torch's import alone costs
     seconds, which a short ``timeout_s`` could not absorb.)
     """
@@ -68,11 +70,17 @@ def _score_gradient(network: Network, prop: Property, x: np.ndarray) -> np.ndarr
         better = value > best
         best[better] = value[better]
         direction[better] = -(poly.A / norms[:, None])[row[better]]
-    g = direction * (y > 0.0) if network.layers[-1].relu else direction
+    last = network.layers[-1]
+    if last.relu:
+        g = direction * (y > 0.0)
+    else:
+        g = direction * last.activation.derivative_from_output(y) if last.nonlinear else direction
     for index in range(network.n_layers - 1, -1, -1):
         g = g @ network.layers[index].weight
         if index > 0 and network.layers[index - 1].relu:
             g = g * (acts[index] > 0.0)
+        elif index > 0 and network.layers[index - 1].nonlinear:
+            g = g * network.layers[index - 1].activation.derivative_from_output(acts[index])
     return g
 
 

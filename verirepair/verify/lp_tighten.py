@@ -12,7 +12,9 @@ The LP of one box has, per affine layer ``j``, the pre-activation columns
 and per ReLU layer the columns ``h_j`` with ``h = z`` (stable active),
 ``h = 0`` (stable inactive) or the triangle ``h >= 0, h >= z,
 h <= u (z - l) / (u - l)`` (unstable).  ``h_{-1}`` is the input ``x`` within
-the box.
+the box.  A layer with another activation ``f`` (LeakyReLU, ELU, tanh,
+sigmoid, softplus) gets ``f(l) <= h <= f(u)`` and the two sound lines
+``la z + lc <= h <= ua z + uc`` of :mod:`verirepair.verify.activation_bounds`.
 
 Soundness: an LP optimum is trusted only up to :data:`LP_BOUND_TOL`
 (relative to its magnitude), because the simplex solution satisfies the
@@ -30,9 +32,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from verirepair.errors import SolverUnavailableError
+from verirepair.network.activation import Activation
 from verirepair.network.model import Network
 from verirepair.solvers.quiet import quiet_highs
 from verirepair.tolerances import LP_BOUND_TOL
+from verirepair.verify.activation_bounds import (
+    activation_interval,
+    activation_relaxation,
+    refine_mask,
+)
 
 if TYPE_CHECKING:  # highspy is imported lazily, when an LP is built
     import highspy
@@ -139,6 +147,31 @@ class _Relaxation:
                                np.array([[1.0, -slope]]), pair)
         self.prev = h
 
+    def add_activation(self, activation: Activation, zl: np.ndarray, zu: np.ndarray) -> None:
+        """Columns ``h = f(z)`` of the last affine layer, within the sound lines of ``f``."""
+        z = self.prev
+        inf = self.highspy.kHighsInf
+        zl, zu = np.asarray(zl, float), np.asarray(zu, float)
+        h_lo, h_hi = activation_interval(activation, zl, zu)
+        h = self._add_cols(h_lo, h_hi)
+        la, lc, ua, uc = activation_relaxation(activation, zl, zu)
+        for unit in range(z.shape[0]):
+            pair = np.array([h[unit], z[unit]])
+            # h - la z >= lc  and  h - ua z <= uc
+            self._add_rows(np.array([lc[unit]]), np.array([inf]),
+                           np.array([[1.0, -la[unit]]]), pair)
+            self._add_rows(np.array([-inf]), np.array([uc[unit]]),
+                           np.array([[1.0, -ua[unit]]]), pair)
+        self.prev = h
+
+    def add_nonlinear(self, index: int, zl: np.ndarray, zu: np.ndarray) -> None:
+        """The relaxation of layer ``index``'s activation (triangle for ReLU, lines otherwise)."""
+        layer = self.network.layers[index]
+        if layer.relu:
+            self.add_relu(zl, zu)
+        else:
+            self.add_activation(layer.activation, zl, zu)
+
     def minimize(self, cols: np.ndarray, coefs: np.ndarray) -> tuple[float, np.ndarray] | None:
         """Minimise ``coefs @ v[cols]``; returns (value, x) or None when not solved.
 
@@ -205,10 +238,12 @@ def tighten_box(network: Network, lower: np.ndarray, upper: np.ndarray,
     new_u = [np.array(a, dtype=float) for a in pre_upper]
     for index, layer in enumerate(network.layers):
         z = model.add_affine(index, new_l[index], new_u[index])
-        if not layer.relu:          # linear layer: nothing to relax, z feeds the next one
+        if not layer.nonlinear:     # linear layer: nothing to relax, z feeds the next one
             continue
         if index > 0:
-            unstable = np.flatnonzero((new_l[index] < 0.0) & (new_u[index] > 0.0))
+            loose = ((new_l[index] < 0.0) & (new_u[index] > 0.0) if layer.relu
+                     else refine_mask(layer.activation, new_l[index], new_u[index]))
+            unstable = np.flatnonzero(loose)
             for unit in unstable:
                 low = model.minimize(z[unit:unit + 1], np.ones(1))
                 high = model.minimize(z[unit:unit + 1], -np.ones(1))
@@ -217,7 +252,7 @@ def tighten_box(network: Network, lower: np.ndarray, upper: np.ndarray,
                 if high is not None:
                     new_u[index][unit] = min(new_u[index][unit], -_outward(high[0]))
                 model.h.changeColBounds(int(z[unit]), new_l[index][unit], new_u[index][unit])
-        model.add_relu(new_l[index], new_u[index])
+        model.add_nonlinear(index, new_l[index], new_u[index])
     return new_l, new_u, model.lp_calls
 
 
@@ -248,8 +283,8 @@ def polytope_margin(network: Network, lower: np.ndarray, upper: np.ndarray,
     model = _Relaxation(network, lower, upper, deadline)
     for index, layer in enumerate(network.layers):
         model.add_affine(index, pre_lower[index], pre_upper[index])
-        if layer.relu:
-            model.add_relu(pre_lower[index], pre_upper[index])
+        if layer.nonlinear:
+            model.add_nonlinear(index, pre_lower[index], pre_upper[index])
     inf = model.highspy.kHighsInf
     t = model._add_cols(np.array([-inf]), np.array([inf]))
     y = model.prev

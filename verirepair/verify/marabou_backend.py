@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from verirepair.errors import SolverUnavailableError
+from verirepair.errors import SolverUnavailableError, UnsupportedActivationError
 from verirepair.network.model import Network
 from verirepair.properties.property import Box, HalfSpaces, Property
 from verirepair.solvers.quiet import stdout_silenced
@@ -164,6 +164,11 @@ def build_query(network: Network, box: Box, unsafe: Sequence[HalfSpaces],
     ValueError
         If the box or polytopes do not match the network's dimensions.
     """
+    for index, layer in enumerate(network.layers):
+        if layer.nonlinear and not layer.relu:
+            raise UnsupportedActivationError(
+                f"the Marabou backend encodes ReLU networks only; layer {index} has "
+                f"{layer.activation.label} (use the own engine)")
     core, _ = import_marabou()
     if box.dim != network.n_inputs:
         raise ValueError(f"input box has dimension {box.dim}, network has {network.n_inputs} inputs")
