@@ -284,6 +284,8 @@ def repair_to_targets(network: Network, fix_x: np.ndarray, fix_target: np.ndarra
             return network, stats(result.status, result.message, rounds, int(active.sum()), network,
                                   None, repair)
         else:
+            if not isinstance(result.patch, Patch):      # repair_layer changes one layer
+                raise TypeError(f"repair_layer returned a {type(result.patch).__name__}, not a one-layer Patch")
             patch = result.patch
             patched = apply_patch(network, patch)
         failing = ~active & (np.argmax(patched.forward(fix_x), axis=1) != fix_target)
