@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from milp_oracle import exact_min
+from verirepair.network.activation import Activation, ActivationKind
 from verirepair.network.model import AffineLayer, Network, random_network
 from verirepair.properties.property import Box, HalfSpaces, Property
 from verirepair.verify import Verdict, VerifyConfig, verify
@@ -178,6 +179,10 @@ def test_fsb_choice_is_an_unstable_unit_and_minus_one_without_one() -> None:
     assert unit[0] == -1
 
 
+TANH = Activation(ActivationKind.TANH)
+LEAKY = Activation(ActivationKind.LEAKY_RELU, 0.1)
+
+
 def test_rule_splits_activations_only_for_many_inputs_and_relu_networks() -> None:
     def prop(d: int) -> Property:
         return Property((Box(np.zeros(d), np.ones(d)),), (HalfSpaces(np.array([[1.0, -1.0]]), np.zeros(1)),))
@@ -191,6 +196,11 @@ def test_rule_splits_activations_only_for_many_inputs_and_relu_networks() -> Non
     assert not use_activation_splitting(linear, prop(many), "relu")   # nothing to split
     with pytest.raises(ValueError, match="split mode"):
         use_activation_splitting(linear, prop(many), "both")
+    # beta-CROWN relaxes ReLUs only: any other activation keeps input splitting, even when forced
+    for other in (TANH, LEAKY):
+        smooth = random_network([many, 8, 2], activation=other)
+        assert not use_activation_splitting(smooth, prop(many))
+        assert not use_activation_splitting(smooth, prop(many), "relu")
 
 
 def _exact_max_gap(net: Network, lower: np.ndarray, upper: np.ndarray) -> float:

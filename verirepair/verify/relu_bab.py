@@ -84,8 +84,7 @@ SPLIT_MODES = ("auto", "input", "relu")
 
 def _piecewise_linear(network: Network) -> bool:
     """Whether every layer is affine followed by a ReLU or nothing (no other activation)."""
-    return all(getattr(layer, "activation", None) in (None, "relu", "linear", "identity")
-               for layer in network.layers)
+    return all(layer.activation.is_relu or layer.activation.is_identity for layer in network.layers)
 
 
 def use_activation_splitting(network: Network, prop: Property, mode: str = "auto") -> bool:
