@@ -109,7 +109,7 @@ def test_partial_page_says_not_certified_first(workdir):
 class _FigureTask(RepairTask):
     """A task whose report adds one figure (or fails to, with ``fail``)."""
 
-    def report_figures(self, original, repaired, property_names, rng, repaired_label="repaired"):
+    def report_figures(self, original, repaired, property_names, rng, repaired_label="repaired", deadline=None):
         if self.metadata.get("fail"):
             raise RuntimeError("planted failure")
         from matplotlib.figure import Figure

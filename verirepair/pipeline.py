@@ -293,4 +293,4 @@ class _Delivery:
             os.replace(temp, result.output_path)
             self._moved = True
         report.write_report(result, self.original, self.task, self.config, self.source_path,
-                            state.localization)
+                            state.localization, self.deadline)

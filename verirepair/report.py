@@ -234,11 +234,12 @@ def build_certificate(report: dict) -> dict:
 
 
 def write_report(result: PipelineResult, original: Network, task: RepairTask, config: RunConfig,
-                 source_path: Path | None, loc: Localization | None) -> Path:
+                 source_path: Path | None, loc: Localization | None, deadline: float | None = None) -> Path:
     """Write report.json, certificate.json, config.toml, report.md and the plots into ``result.report_dir``.
 
     ``config.toml`` is the run's whole configuration: ``verirepair repair NET
-    --config config.toml`` (with the same task options) repeats the run.
+    --config config.toml`` (with the same task options) repeats the run.  ``deadline``
+    (``time.perf_counter()``, the run's total budget) bounds the task's own figures.
 
     Returns
     -------
@@ -252,7 +253,8 @@ def write_report(result: PipelineResult, original: Network, task: RepairTask, co
     write_text_atomic(folder / "certificate.json", json.dumps(certificate, indent=2, default=_json_default))
     write_text_atomic(folder / "config.toml", config_to_toml(config))
     plots = write_plots(result, original, task.properties, folder, config.seed, certified=report["certified"])
-    plots.update(write_task_figures(result, original, task, folder, config.seed, certified=report["certified"]))
+    plots.update(write_task_figures(result, original, task, folder, config.seed, certified=report["certified"],
+                                    deadline=deadline))
     write_text_atomic(folder / "report.md", render_markdown(report, plots, folder))
     from verirepair.report_html import render_html
 
@@ -261,7 +263,7 @@ def write_report(result: PipelineResult, original: Network, task: RepairTask, co
 
 
 def write_task_figures(result: PipelineResult, original: Network, task: RepairTask, folder: Path, seed: int,
-                       certified: bool = True) -> dict[str, Path]:
+                       certified: bool = True, deadline: float | None = None) -> dict[str, Path]:
     """The task's own figures (:meth:`RepairTask.report_figures`), saved beside the others; {title: path}.
 
     Drawn after a repair, for the properties the original violated.  A task figure that fails
@@ -277,7 +279,8 @@ def write_task_figures(result: PipelineResult, original: Network, task: RepairTa
     names = [name for name, o in result.properties.items() if o.before.verdict is Verdict.VIOLATED]
     try:
         figures = task.report_figures(original, result.network, names, np.random.default_rng(seed + 3),
-                                      "repaired" if certified else "uncertified candidate") if names else []
+                                      "repaired" if certified else "uncertified candidate",
+                                      deadline) if names else []
     except Exception:
         logging.getLogger(__name__).warning("the %s task's report figures failed; the report goes on without them",
                                             task.name, exc_info=True)

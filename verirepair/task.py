@@ -99,7 +99,8 @@ class RepairTask:
         return self.domain.sample(rng, n)
 
     def report_figures(self, original: Network, repaired: Network, property_names: Sequence[str],
-                       rng: np.random.Generator, repaired_label: str = "repaired") -> list[tuple[str, Figure]]:
+                       rng: np.random.Generator, repaired_label: str = "repaired",
+                       deadline: float | None = None) -> list[tuple[str, Figure]]:
         """Figures of this task for the report of a repair: ``[(title, matplotlib Figure)]``.
 
         Called after a repair with the properties the original violated; the report saves
@@ -113,6 +114,8 @@ class RepairTask:
         rng : numpy Generator -- seeded by the run
         repaired_label : str -- how to name the changed network ("repaired", or
             "uncertified candidate" when nothing was certified)
+        deadline : float or None -- ``time.perf_counter()`` value by which the figures must be
+            drawn (the run's total budget); a task leaves out what it cannot draw in time
         """
         return []
 

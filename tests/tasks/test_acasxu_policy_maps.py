@@ -122,3 +122,29 @@ def test_maps_of_a_real_network_show_its_phi2_violation():
     text = fig.get_suptitle()
     violating_before = int(text.split("violating: ")[1].split(" before")[0])
     assert violating_before > 0
+
+
+def test_maps_honour_the_runs_deadline(monkeypatch):
+    """No map is started with less than MIN_MAP_TIME_S left, and the verifier gets a share of what is left."""
+    import time
+
+    from verirepair.tasks.acasxu import policy_maps
+
+    task = build_acasxu_task(Path("ACASXU_run2a_2_1_batch_2000.onnx"), ALWAYS_COC, [], None)
+    started = time.perf_counter()
+    assert task.report_figures(ALWAYS_COC, LEFT_WL, ["phi2"], np.random.default_rng(0),
+                               deadline=started + policy_maps.MIN_MAP_TIME_S / 2) == []
+    assert time.perf_counter() - started < 1.0
+    budgets = []
+    real = policy_maps.choose_slice
+
+    def spy(*args, **kwargs):
+        budgets.append(args[5] if len(args) > 5 else kwargs["verify_budget_s"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(policy_maps, "choose_slice", spy)
+    left = policy_maps.MIN_MAP_TIME_S + 2.0
+    figures = task.report_figures(ALWAYS_COC, LEFT_WL, ["phi2"], np.random.default_rng(0),
+                                  deadline=time.perf_counter() + left)
+    assert len(figures) == 1 and len(budgets) == 1
+    assert 0 < budgets[0] <= (left - policy_maps.MIN_MAP_TIME_S) / 2

@@ -73,7 +73,8 @@ class AcasXuTask(RepairTask):
     """
 
     def report_figures(self, original: Network, repaired: Network, property_names: Sequence[str],
-                       rng: np.random.Generator, repaired_label: str = "repaired") -> list[tuple[str, Figure]]:
+                       rng: np.random.Generator, repaired_label: str = "repaired",
+                       deadline: float | None = None) -> list[tuple[str, Figure]]:
         """One policy map (:mod:`.policy_maps`) per repaired property with an input region to map."""
         from verirepair.tasks.acasxu.physical import NORMALIZATION_FILE, default_properties_dir, load_normalization
         from verirepair.tasks.acasxu.policy_maps import policy_map_figures
@@ -84,7 +85,7 @@ class AcasXuTask(RepairTask):
             return []
         norm = load_normalization(default_properties_dir() / NORMALIZATION_FILE)
         return policy_map_figures(str(self.metadata.get("network", original.name)), original, repaired, named,
-                                  norm, rng, repaired_label)
+                                  norm, rng, repaired_label, deadline)
 
 
 def build_acasxu_task(network_path: Path, network: Network, property_paths: Sequence[Path],

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -34,6 +36,8 @@ from verirepair.properties.property import Property, violating_mask
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+
+logger = logging.getLogger(__name__)
 
 #: The advisories in output order (the lowest score is given) and their map colours.
 ADVISORIES = ("COC", "WL", "WR", "SL", "SR")
@@ -54,6 +58,9 @@ SEARCH_BATCH = 32
 #: Seconds our verifier may spend per mapped property looking for the original's
 #: counterexamples (N1,9 phi7: 2.2 s; no sampling finds that one), within the report's time.
 VERIFY_BUDGET_S = 4.0
+#: A policy map is not started with less time than this left of the run's budget (drawing one
+#: takes 1-3 s on a quiet machine).
+MIN_MAP_TIME_S = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,23 +179,27 @@ class SliceChoice:
 
 
 def choose_slice(original: Network, repaired: Network, prop: Property, norm: Normalization,
-                 rng: np.random.Generator) -> SliceChoice:
+                 rng: np.random.Generator, verify_budget_s: float = VERIFY_BUDGET_S) -> SliceChoice:
     """The slice that best shows the repair of ``prop``.
 
     Candidates: the original's counterexamples found by our verifier within
-    :data:`VERIFY_BUDGET_S`, region points where the original comes closest to violating the
-    property (:func:`_most_violating`), points whose advisory the repair changed, and each box's
-    centre.  When a candidate violates the property, only violating candidates compete (the map
-    must go through a violation); each is scored on a coarse map: ten per grid point in the
-    region that violates before the repair, one per grid point whose advisory changed.
+    ``verify_budget_s`` (default :data:`VERIFY_BUDGET_S`; none when it is 0), region points
+    where the original comes closest to violating the property (:func:`_most_violating`),
+    points whose advisory the repair changed, and each box's centre.  When a candidate
+    violates the property, only violating candidates compete (the map must go through a
+    violation); each is scored on a coarse map: ten per grid point in the region that violates
+    before the repair, one per grid point whose advisory changed.
     """
     from verirepair.verify import VerifyConfig, verify
 
     x = prop.sample_inputs(rng, N_SAMPLES)
     changed = x[np.argmin(original.forward(x), axis=1) != np.argmin(repaired.forward(x), axis=1)]
     centres = [(box.lower + box.upper) / 2 for box in prop.input_boxes]
-    found = verify(original, [prop], VerifyConfig(timeout_s=VERIFY_BUDGET_S, max_counterexamples=N_CANDIDATES // 4))
-    proven = [c.x for c in found.counterexamples if c.confirmed]
+    proven = []
+    if verify_budget_s > 0:
+        found = verify(original, [prop], VerifyConfig(timeout_s=verify_budget_s,
+                                                      max_counterexamples=N_CANDIDATES // 4))
+        proven = [c.x for c in found.counterexamples if c.confirmed]
     candidates = np.vstack([*proven, _most_violating(original, prop, rng, N_CANDIDATES // 2),
                             changed[: N_CANDIDATES // 2], *centres])
     violating = violating_mask([prop], candidates, original.forward(candidates))
@@ -328,7 +339,8 @@ ZOOM_MIN_POINTS = 150
 
 def policy_map_figures(network_label: str, original: Network, repaired: Network,
                        named: Sequence[tuple[str, list[Property]]], norm: Normalization,
-                       rng: np.random.Generator, repaired_label: str = "repaired") -> list[tuple[str, Figure]]:
+                       rng: np.random.Generator, repaired_label: str = "repaired",
+                       deadline: float | None = None) -> list[tuple[str, Figure]]:
     """One policy-map figure per named property: ``[(title, Figure)]``.
 
     Each figure shows the whole domain and, when the original's counterexample was found, a
@@ -343,11 +355,21 @@ def policy_map_figures(network_label: str, original: Network, repaired: Network,
     norm : Normalization -- the ACAS Xu constants
     rng : numpy Generator -- for the slice search
     repaired_label : str -- "repaired" or "uncertified candidate"
+    deadline : float or None -- ``time.perf_counter()`` value (the run's budget): the verifier's
+        search for a counterexample gets at most a share of the time left, and no map is started
+        with less than :data:`MIN_MAP_TIME_S` left (the maps drawn so far are returned)
     """
     figures = []
-    for name, props in named:
+    for index, (name, props) in enumerate(named):
+        budget = VERIFY_BUDGET_S
+        if deadline is not None:
+            left = deadline - time.perf_counter()
+            if left < MIN_MAP_TIME_S:
+                logger.info("policy maps: %.1f s left, %d of %d maps not drawn", left, len(named) - index, len(named))
+                break
+            budget = min(VERIFY_BUDGET_S, (left - MIN_MAP_TIME_S) / (2 * (len(named) - index)))
         prop = props[0]
-        choice = choose_slice(original, repaired, prop, norm, rng)
+        choice = choose_slice(original, repaired, prop, norm, rng, max(budget, 0.0))
         views = [compute_slice(original, repaired, prop, norm, choice.fixed_phys)]
         if choice.witness_phys is not None:
             center = position_ft(float(choice.witness_phys[0]), float(choice.witness_phys[1]))
