@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,6 +27,9 @@ from verirepair.verify.falsify import falsify
 from verirepair.verify.parallel import parallel_search
 from verirepair.verify.result import Counterexample, Verdict, VerificationResult, VerifyConfig, VerifyStats
 from verirepair.verify.search_state import SearchOutcome
+
+if TYPE_CHECKING:
+    from verirepair.verify.certificate_recorder import TreeRecorder
 
 Verifier = Callable[[Network, Sequence[Property], VerifyConfig], VerificationResult]
 
@@ -41,7 +45,8 @@ def _check_inputs(network: Network, props: Sequence[Property]) -> None:
             )
 
 
-def verify_own(network: Network, props: Sequence[Property], config: VerifyConfig
+def verify_own(network: Network, props: Sequence[Property], config: VerifyConfig,
+               recorder_factory: Callable[[Property], TreeRecorder] | None = None
                ) -> VerificationResult:
     """Our own sound and complete engine: falsifier, then input-splitting BaB.
 
@@ -50,6 +55,9 @@ def verify_own(network: Network, props: Sequence[Property], config: VerifyConfig
     network : Network
     props : sequence of Property -- violated iff any is violated
     config : VerifyConfig
+    recorder_factory : callable or None -- a recorder per property, given the search
+        tree (a certificate, :mod:`verirepair.verify.certificate_writer`); the search
+        is then sequential whatever ``config.workers`` says
 
     Returns
     -------
@@ -89,8 +97,11 @@ def verify_own(network: Network, props: Sequence[Property], config: VerifyConfig
     for prop in props:
         # Several workers: the parallel search (it starts like bab.search and hands
         # a search still open after a warm-up to worker processes).
-        outcome = (parallel_search(network, prop, config, deadline) if config.workers > 1
-                   else bab.search(network, prop, config, deadline))
+        if recorder_factory is not None:
+            outcome = bab.search(network, prop, config, deadline, recorder_factory(prop))
+        else:
+            outcome = (parallel_search(network, prop, config, deadline) if config.workers > 1
+                       else bab.search(network, prop, config, deadline))
         outcomes.append(outcome)
         if outcome.verdict is Verdict.VIOLATED:
             return result(Verdict.VIOLATED, outcomes, outcome.counterexamples,
