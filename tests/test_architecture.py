@@ -496,6 +496,27 @@ def test_only_the_cli_imports_the_harness(graph: ImportGraph) -> None:
     assert not bad, "only the CLI may import the harness:\n  " + "\n  ".join(bad)
 
 
+#: The certificate checker (issue 13) must share no code with the verifier: it
+#: may use itself, the VNN-LIB reader (no bounding code; it reads named tolerance
+#: constants), errors and the file hash.
+CHECKER = "verirepair.checker"
+CHECKER_MAY_IMPORT = (CHECKER, "verirepair.properties", "verirepair.errors", "verirepair.atomic",
+                      "verirepair.tolerances")
+
+
+def test_the_checker_shares_no_code_with_the_verifier(graph: ImportGraph) -> None:
+    assert any(within(m, (CHECKER,)) for m in graph.modules), "the checker package is missing"
+    reached, todo = set(), [m for m in graph.modules if within(m, (CHECKER,))]
+    while todo:            # everything the checker needs, transitively
+        module = todo.pop()
+        for imp in graph.imports:
+            if imp.importer == module and imp.target not in reached:
+                reached.add(imp.target)
+                todo.append(imp.target)
+    bad = sorted(m for m in reached if m.startswith("verirepair") and not within(m, CHECKER_MAY_IMPORT))
+    assert not bad, f"the checker (transitively) imports {bad}; allowed: {CHECKER_MAY_IMPORT}"
+
+
 def test_no_star_imports(graph: ImportGraph) -> None:
     bad = [f"{imp.path}:{imp.line}: from {imp.target} import *" for imp in graph.stars]
     assert not bad, "star imports:\n  " + "\n  ".join(bad)

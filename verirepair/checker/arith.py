@@ -98,6 +98,11 @@ class Outward:
         return np.nextafter(a - b, np.inf)
 
     @staticmethod
+    def outward(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Bounds kept as they are (they are float64 already)."""
+        return lo, hi
+
+    @staticmethod
     def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
         """Some value near ``num / den`` (callers clip it; any value is sound)."""
         return np.asarray(num, dtype=np.float64) / np.asarray(den, dtype=np.float64)
@@ -157,6 +162,25 @@ class Exact:
     def sub_hi(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """The exact difference."""
         return a - b
+
+    @staticmethod
+    def outward(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Bounds widened to the nearest float64 values outside them (compared exactly).
+
+        A looser bound is still a bound; short dyadic bounds keep the numbers of
+        the next layers' relaxations small (exact mode stays exact: the
+        rounding direction is decided by exact comparisons, not by the FPU).
+        """
+        def widen(values: np.ndarray, below: bool) -> np.ndarray:
+            out = np.empty(values.shape, dtype=object)
+            for index, v in np.ndenumerate(values):
+                f = float(v)
+                if (below and Fraction(f) > v) or (not below and Fraction(f) < v):
+                    f = float(np.nextafter(f, -np.inf if below else np.inf))
+                out[index] = Fraction(f)
+            return out
+
+        return widen(lo, True), widen(hi, False)
 
     @staticmethod
     def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:

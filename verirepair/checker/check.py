@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import time
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,10 +123,32 @@ def _tree_boxes(root_lo: np.ndarray, root_hi: np.ndarray, split_dim: np.ndarray,
     return lower, upper, parent
 
 
+def _layers(ops: Outward | Exact, raw: list[tuple[np.ndarray, np.ndarray, bool]]) -> list[Layer]:
+    return [Layer(ops.convert(W), ops.convert(bias), relu) for W, bias, relu in raw]
+
+
+def _record_margins(ops: Outward | Exact, layers: list[Layer], raw: list, bounds: list, box_lo: np.ndarray,
+                    box_hi: np.ndarray, box_of_row: np.ndarray, A: np.ndarray, b: np.ndarray,
+                    weights: np.ndarray, slopes: np.ndarray) -> np.ndarray:
+    """Lower bounds of ``w . (A y - b)`` given the boxes' layer bounds (see :func:`evidence_margins`)."""
+    w, A_ex, b_ex = ops.convert(weights), ops.convert(A), ops.convert(b)
+    G_lo = np.stack([ops.rowdot_lo(w, A_ex[:, :, j]) for j in range(A.shape[2])], axis=1)
+    G_hi = np.stack([ops.rowdot_hi(w, A_ex[:, :, j]) for j in range(A.shape[2])], axis=1)
+    per_layer: list[np.ndarray | None] = [None] * len(layers)
+    offset = 0
+    for k, (W, _, relu) in enumerate(raw):
+        if relu:
+            per_layer[k] = slopes[:, offset:offset + W.shape[0]]      # NaN: CROWN's adaptive slope
+            offset += W.shape[0]
+    bound = spec_lower(ops, layers, bounds, box_lo, box_hi, G_lo, box_of_row, per_layer)
+    ylo, yhi = bounds[-1][0][box_of_row], bounds[-1][1][box_of_row]
+    spread = ops.sub_hi(G_hi, G_lo)
+    return ops.sum_lo(bound, -ops.rowdot_hi(spread, np.maximum(abs(ylo), abs(yhi))), -ops.rowdot_hi(w, b_ex))
+
+
 def evidence_margins(raw: list[tuple[np.ndarray, np.ndarray, bool]], lower: np.ndarray, upper: np.ndarray,
-                     A: np.ndarray, b: np.ndarray, weights: np.ndarray, slopes: np.ndarray,
-                     exact: bool = False) -> np.ndarray:
-    """Proven lower bounds of ``w . (A y(x) - b)`` over each record's box (> 0 proves an exclusion).
+                     A: np.ndarray, b: np.ndarray, weights: np.ndarray, slopes: np.ndarray) -> np.ndarray:
+    """Proven (outward float64) lower bounds of ``w . (A y(x) - b)`` over each record's box, from scratch.
 
     Parameters
     ----------
@@ -134,34 +157,100 @@ def evidence_margins(raw: list[tuple[np.ndarray, np.ndarray, bool]], lower: np.n
     A : array, shape (r, q, m); b : array, shape (r, q) -- each record's disjunct (rows padded with 0)
     weights : array, shape (r, q) -- the row combination ``w >= 0``
     slopes : array, shape (r, H) -- lower slopes of the ReLU units (layers in order), NaN for CROWN's adaptive choice
-    exact : bool -- exact rationals (an object array of ``Fraction``) instead of outward-rounded float64
 
     Returns
     -------
-    array, shape (r,)
+    array, shape (r,) -- a value > 0 proves that no output of the box lies in the disjunct
     """
-    ops = Exact() if exact else Outward()
-    layers = [Layer(ops.convert(W), ops.convert(bias), relu) for W, bias, relu in raw]
-    relu_layers = [k for k, (_, _, relu) in enumerate(raw) if relu]
+    ops = Outward()
+    layers = _layers(ops, raw)
     nodes, box_of_row = np.unique(np.hstack([lower, upper]), axis=0, return_inverse=True)
-    box_of_row = box_of_row.reshape(-1)
     d = lower.shape[1]
-    box_lo, box_hi = ops.convert(nodes[:, :d]), ops.convert(nodes[:, d:])
-    bounds = layer_bounds(ops, layers, box_lo, box_hi)
-    w, A_ex, b_ex = ops.convert(weights), ops.convert(A), ops.convert(b)
-    G_lo = np.stack([ops.rowdot_lo(w, A_ex[:, :, j]) for j in range(A.shape[2])], axis=1)
-    G_hi = np.stack([ops.rowdot_hi(w, A_ex[:, :, j]) for j in range(A.shape[2])], axis=1)
-    per_layer: list[np.ndarray | None] = [None] * len(layers)
-    offset = 0
-    for k in relu_layers:
-        given = slopes[:, offset:offset + raw[k][0].shape[0]]
-        offset += raw[k][0].shape[0]
-        lo, hi = bounds[k][0][box_of_row], bounds[k][1][box_of_row]
-        per_layer[k] = np.where(np.isnan(given), np.asarray(hi > -lo, dtype=np.float64), given)
-    bound = spec_lower(ops, layers, bounds, box_lo, box_hi, G_lo, box_of_row, per_layer)
-    ylo, yhi = bounds[-1][0][box_of_row], bounds[-1][1][box_of_row]
-    spread = ops.sub_hi(G_hi, G_lo)
-    return ops.sum_lo(bound, -ops.rowdot_hi(spread, np.maximum(abs(ylo), abs(yhi))), -ops.rowdot_hi(w, b_ex))
+    bounds = layer_bounds(ops, layers, nodes[:, :d], nodes[:, d:])
+    return _record_margins(ops, layers, raw, bounds, nodes[:, :d], nodes[:, d:], box_of_row.reshape(-1),
+                           A, b, weights, slopes)
+
+
+def tree_margins(raw: list[tuple[np.ndarray, np.ndarray, bool]], lower: np.ndarray, upper: np.ndarray,
+                 parent: np.ndarray, ev_node: np.ndarray, A: np.ndarray, b: np.ndarray, weights: np.ndarray,
+                 slopes: np.ndarray, exact_ids: Sequence[int] = ()) -> tuple[np.ndarray, dict[int, bool]]:
+    """Margins of every evidence record, each node's bounds intersected with its parent's.
+
+    The tree is bounded level by level (a parent box contains its children, so
+    its bounds hold on them).  Shapes: ``lower, upper`` (N, d) per node in
+    preorder, ``parent`` (N,) (-1 at roots), ``ev_node`` (E,) and the records'
+    ``A`` (E, q, m), ``b, weights`` (E, q), ``slopes`` (E, H).
+
+    Returns
+    -------
+    margins : array, shape (E,) -- outward-rounded float64; > 0 proves the record
+    exact : dict record -> bool -- for ``exact_ids``, whether exact rational
+        arithmetic (along the root-to-node path) also proves it
+    """
+    ops = Outward()
+    layers = _layers(ops, raw)
+    depth = np.zeros(len(parent), dtype=np.int64)
+    for k in range(len(parent)):
+        if parent[k] >= 0:
+            depth[k] = depth[parent[k]] + 1
+    records_at: dict[int, list[int]] = {}
+    for record, k in enumerate(ev_node):
+        records_at.setdefault(int(k), []).append(record)
+    margins = np.full(len(ev_node), -np.inf)
+    position = np.full(len(parent), -1, dtype=np.int64)
+    previous: list[tuple[np.ndarray, ...]] | None = None
+    for level in range(int(depth.max(initial=-1)) + 1):
+        ids = np.flatnonzero(depth == level)
+        chunks = []
+        for start in range(0, ids.size, CHECK_BATCH):
+            chunk = ids[start:start + CHECK_BATCH]
+            up = position[parent[chunk]]
+            prior: list[tuple[np.ndarray, ...]] | None = (
+                None if previous is None else [(lo[up], hi[up]) for lo, hi in previous])
+            bounds = layer_bounds(ops, layers, lower[chunk], upper[chunk], prior)
+            chunks.append(bounds)
+            recs = [r for k in chunk for r in records_at.get(int(k), [])]
+            if recs:
+                where = {int(k): i for i, k in enumerate(chunk)}
+                rows = np.array([where[int(ev_node[r])] for r in recs])
+                margins[recs] = _record_margins(ops, layers, raw, bounds, lower[chunk], upper[chunk], rows,
+                                                A[recs], b[recs], weights[recs], slopes[recs])
+        position[ids] = np.arange(ids.size)
+        previous = [(np.vstack([c[k][0] for c in chunks]), np.vstack([c[k][1] for c in chunks]))
+                    for k in range(len(layers))] if chunks else None
+    return margins, _exact_margins(raw, lower, upper, parent, ev_node, A, b, weights, slopes, exact_ids)
+
+
+def _exact_margins(raw: list, lower: np.ndarray, upper: np.ndarray, parent: np.ndarray, ev_node: np.ndarray,
+                   A: np.ndarray, b: np.ndarray, weights: np.ndarray, slopes: np.ndarray,
+                   exact_ids: Sequence[int]) -> dict[int, bool]:
+    """Exact-arithmetic verdicts of some records, bounding each node on the path from its root."""
+    if not len(exact_ids):
+        return {}
+    ops = Exact()
+    layers = _layers(ops, raw)
+    cache: dict[int, list] = {}
+
+    def bounds_of(k: int) -> list:
+        path = []
+        while k >= 0 and k not in cache:
+            path.append(k)
+            k = int(parent[k])
+        for node in reversed(path):
+            up = int(parent[node])
+            cache[node] = layer_bounds(ops, layers, ops.convert(lower[node:node + 1]),
+                                       ops.convert(upper[node:node + 1]), cache[up] if up >= 0 else None)
+        return cache[path[0]] if path else cache[k]
+
+    verdicts = {}
+    for record in exact_ids:
+        k = int(ev_node[record])
+        bounds = bounds_of(k)
+        margin = _record_margins(ops, layers, raw, bounds, ops.convert(lower[k:k + 1]), ops.convert(upper[k:k + 1]),
+                                 np.zeros(1, dtype=np.int64), A[record:record + 1], b[record:record + 1],
+                                 weights[record:record + 1], slopes[record:record + 1])
+        verdicts[int(record)] = bool(margin[0] > 0)
+    return verdicts
 
 
 def _check_property(index: int, prop: object, arrays: dict[str, np.ndarray], raw: list, exact_ids: set[int]
@@ -206,26 +295,19 @@ def _check_property(index: int, prop: object, arrays: dict[str, np.ndarray], raw
     b = np.zeros((len(polys), q))
     for j, poly in enumerate(polys):
         A[j, :rows[j]], b[j, :rows[j]] = poly.A, poly.b
-    for start in range(0, e, CHECK_BATCH):
-        ids = np.arange(start, min(e, start + CHECK_BATCH))
-        padded_slopes = np.vstack([slopes, np.full((1, slopes.shape[1]), np.nan)])    # row -1: adaptive
-        row_slopes = padded_slopes[slope_of[ids]]
-        args = (lower[node[ids]], upper[node[ids]], A[disj[ids]], b[disj[ids]], weights[ids], row_slopes)
-        margin = evidence_margins(raw, *args)
-        failed = np.flatnonzero(~(margin > 0))
-        if failed.size:
-            bad = int(ids[failed[0]])
-            raise Rejected(f"property {index}: evidence {bad} (node {node[bad]}, disjunct {disj[bad]}) "
-                           f"is not proven: its lower bound is {float(margin[failed[0]]):.3g}, not > 0")
-        exact_here = [i for i, rec in enumerate(ids) if int(rec) in exact_ids]
-        if exact_here:
-            sub = [x[exact_here] for x in args]
-            margin_exact = evidence_margins(raw, sub[0], sub[1], sub[2], sub[3], sub[4], sub[5], exact=True)
-            proven = [bool(m > 0) for m in margin_exact]
-            if not all(proven):
-                bad = int(ids[exact_here[proven.index(False)]])
-                raise Rejected(f"property {index}: evidence {bad} (node {node[bad]}, disjunct "
-                               f"{disj[bad]}) is not proven in exact arithmetic")
+    padded_slopes = np.vstack([slopes, np.full((1, slopes.shape[1]), np.nan)])    # row -1: adaptive
+    margins, exact = tree_margins(raw, lower, upper, parent, node, A[disj], b[disj], weights,
+                                  padded_slopes[slope_of], sorted(exact_ids))
+    failed = np.flatnonzero(~(margins > 0))
+    if failed.size:
+        bad = int(failed[0])
+        raise Rejected(f"property {index}: evidence {bad} (node {node[bad]}, disjunct {disj[bad]}) "
+                       f"is not proven: its lower bound is {float(margins[bad]):.3g}, not > 0")
+    not_exact = [record for record, proven in exact.items() if not proven]
+    if not_exact:
+        bad = not_exact[0]
+        raise Rejected(f"property {index}: evidence {bad} (node {node[bad]}, disjunct {disj[bad]}) "
+                       f"is not proven in exact arithmetic")
     excluded = np.zeros((len(dim), len(polys)), dtype=bool)
     excluded[node, disj] = True
     for k in range(len(dim)):                   # preorder: a parent comes before its children

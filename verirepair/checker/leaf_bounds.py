@@ -53,13 +53,14 @@ def _post(layer: Layer, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.
     return lo, hi
 
 
-def _relaxation(ops: Arith, lo: np.ndarray, hi: np.ndarray, slope: np.ndarray | None
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Lower slope ``a``, upper line ``s z + t`` of ``relu`` on ``[lo, hi]`` (shapes (r, m))."""
+def _relaxation(ops: Arith, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lower slope ``a`` (float64: 0, 1, or CROWN's adaptive choice), upper line ``s z + t`` on ``[lo, hi]``.
+
+    Shapes (n, m); ``a`` is NaN at unstable units, where the caller picks it.
+    """
     unstable = np.asarray((lo < 0) & (hi > 0), dtype=bool)
     active = np.asarray(lo >= 0, dtype=np.float64)
-    adaptive = np.asarray(hi > -lo, dtype=np.float64) if slope is None else slope
-    a = ops.convert(np.where(unstable, adaptive, active))
+    a = np.where(unstable, np.nan, active)
     width = np.where(unstable, hi - lo, 1)
     s_raw = np.clip(np.where(unstable, ops.ratio(hi, width), active), 0.0, 1.0)
     s = ops.convert(s_raw)
@@ -69,7 +70,7 @@ def _relaxation(ops: Arith, lo: np.ndarray, hi: np.ndarray, slope: np.ndarray | 
     return a, s, t
 
 
-def backsubstitute(ops: Arith, layers: list[Layer], bounds: list[tuple[np.ndarray, np.ndarray]],
+def backsubstitute(ops: Arith, layers: list[Layer], bounds: list[tuple[np.ndarray, ...]],
                    start: int, A: np.ndarray, box_of_row: np.ndarray, lower: np.ndarray,
                    upper: np.ndarray, c: np.ndarray, slopes: list[np.ndarray | None] | None = None
                    ) -> np.ndarray:
@@ -105,7 +106,11 @@ def backsubstitute(ops: Arith, layers: list[Layer], bounds: list[tuple[np.ndarra
         if E is not None:
             terms.append(-ops.rowdot_hi(E, _abs_max(*_post(layers[k - 1], lo, hi))))
         if layers[k - 1].relu:
-            a, s, t = _relaxation(ops, lo, hi, None if slopes is None else slopes[k - 1])
+            a_fixed, s, t = (x[box_of_row] for x in bounds[k - 1][2:5])
+            a_adaptive = np.where(np.isnan(a_fixed), bounds[k - 1][5][box_of_row], a_fixed)
+            given = None if slopes is None else slopes[k - 1]
+            a = ops.convert(a_adaptive if given is None else
+                            np.where(np.isnan(a_fixed) & ~np.isnan(given), given, a_adaptive))
             neg = np.minimum(P, 0)
             A = np.maximum(P, 0) * a + neg * s
             terms.append(ops.rowdot_lo(neg, t))
@@ -119,17 +124,27 @@ def backsubstitute(ops: Arith, layers: list[Layer], bounds: list[tuple[np.ndarra
     raise AssertionError("unreachable: the loop returns at layer 0")
 
 
-def layer_bounds(ops: Arith, layers: list[Layer], lower: np.ndarray, upper: np.ndarray
-                 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Sound bounds ``(lo, hi)`` of every layer's pre-activation over each box, shapes (n, m_k)."""
-    bounds: list[tuple[np.ndarray, np.ndarray]] = []
+def layer_bounds(ops: Arith, layers: list[Layer], lower: np.ndarray, upper: np.ndarray,
+                 prior: list[tuple[np.ndarray, ...]] | None = None) -> list[tuple[np.ndarray, ...]]:
+    """Sound bounds ``(lo, hi)`` of every layer's pre-activation over each box, shapes (n, m_k).
+
+    For a ReLU layer the tuple goes on with its relaxation ``(a, s, t, adaptive)``
+    (see :func:`_relaxation`; ``adaptive`` is CROWN's slope, 1 where ``hi > -lo``).
+
+    ``prior``: bounds valid on each box already (those of its parent box, which
+    contains it), intersected in before the unstable units are chosen, so a
+    unit stable on the parent is never back-substituted again.
+    """
+    bounds: list[tuple[np.ndarray, ...]] = []
     post_lo, post_hi = lower, upper
     for k, layer in enumerate(layers):
         Wp, Wn = np.maximum(layer.W, 0).T, np.minimum(layer.W, 0).T
         bias = np.broadcast_to(layer.b, (lower.shape[0], layer.b.shape[0]))
         lo = ops.sum_lo(ops.dot_lo(post_lo, Wp), ops.dot_lo(post_hi, Wn), bias)
         hi = -ops.sum_lo(-ops.dot_hi(post_hi, Wp), -ops.dot_hi(post_lo, Wn), -bias)
-        if k > 0 and layer.relu:
+        if prior is not None:
+            lo, hi = np.maximum(lo, prior[k][0]), np.minimum(hi, prior[k][1])
+        if any(earlier.relu for earlier in layers[:k]) and layer.relu:
             box, unit = np.nonzero(np.asarray((lo < 0) & (hi > 0), dtype=bool))
             if box.size:
                 r = box.size
@@ -141,12 +156,17 @@ def layer_bounds(ops: Arith, layers: list[Layer], lower: np.ndarray, upper: np.n
                                      ops.convert(np.zeros(2 * r)))
                 lo[box, unit] = np.maximum(lo[box, unit], got[:r])
                 hi[box, unit] = np.minimum(hi[box, unit], -got[r:])
-        bounds.append((lo, hi))
+        lo, hi = ops.outward(lo, hi)
+        if layer.relu:
+            a, s, t = _relaxation(ops, lo, hi)
+            bounds.append((lo, hi, a, s, t, np.asarray(hi > -lo, dtype=np.float64)))
+        else:
+            bounds.append((lo, hi))
         post_lo, post_hi = _post(layer, lo, hi)
     return bounds
 
 
-def spec_lower(ops: Arith, layers: list[Layer], bounds: list[tuple[np.ndarray, np.ndarray]],
+def spec_lower(ops: Arith, layers: list[Layer], bounds: list[tuple[np.ndarray, ...]],
                lower: np.ndarray, upper: np.ndarray, G: np.ndarray, box_of_row: np.ndarray,
                slopes: list[np.ndarray | None] | None) -> np.ndarray:
     """Lower bound of ``G . y(x)`` over each row's box; ``y`` is the last layer's output.

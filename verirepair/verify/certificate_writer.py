@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from verirepair.atomic import sha256_file, write_bytes_atomic
-from verirepair.checker import evidence_margins, read_chain
+from verirepair.checker import evidence_margins, read_chain, tree_margins
 from verirepair.checker.check import CHECK_BATCH, FORMAT, VERSION
 from verirepair.network.model import Network
 from verirepair.properties.property import Property
@@ -211,13 +211,15 @@ class _Builder:
     def build(self) -> _Section:
         """Validate every record with the checker's bound; re-derive what it cannot confirm."""
         tree = _tree_of(self.prop, self.recorder)
-        (lower, upper, _, _, _), ev, _ = self._listed(tree)
+        (lower, upper, parent, _, _), ev, _ = self._listed(tree)
         node = np.array([r[0] for r in ev], dtype=np.int64)
+        polys = np.array([r[1] for r in ev], dtype=np.int64)
         weights = np.array([r[2] for r in ev]).reshape(len(ev), self.q)
         slopes = np.array([np.full(self.n_slopes, np.nan) if r[3] is None else r[3].astype(np.float64)
                            for r in ev]).reshape(len(ev), self.n_slopes)
-        ok = self.margins(lower[node], upper[node], np.array([r[1] for r in ev], dtype=np.int64),
-                          weights, slopes) > 0
+        margins, _ = tree_margins(self.raw, lower, upper, parent, node, self.A[polys], self.b[polys],
+                                  weights, slopes)
+        ok = margins > 0
         self.rejected = int((~ok).sum())
         tree.evidence = {}
         for i in np.flatnonzero(ok):
