@@ -7,8 +7,15 @@ imports nothing from :mod:`verirepair.verify`.  The format it reads is
 documented in ``docs/certificate-format.md``.
 """
 
-from verirepair.checker.check import CheckResult, Rejected, check_certificate, evidence_margins, tree_margins
+from verirepair.checker.check import (
+    CheckResult,
+    Rejected,
+    check_certificate,
+    evidence_margins,
+    node_bounds,
+    tree_margins,
+)
 from verirepair.checker.network_reader import NetworkRejected, read_chain
 
-__all__ = ["CheckResult", "NetworkRejected", "Rejected", "check_certificate", "evidence_margins", "read_chain",
-           "tree_margins"]
+__all__ = ["CheckResult", "NetworkRejected", "Rejected", "check_certificate", "evidence_margins", "node_bounds",
+           "read_chain", "tree_margins"]

@@ -110,7 +110,7 @@ def _tree_boxes(root_lo: np.ndarray, root_hi: np.ndarray, split_dim: np.ndarray,
                 point = float(split_point[node])
                 if dim >= d or not lo[dim] < point < hi[dim]:
                     raise Rejected(f"node {node}: split of dimension {dim} at {point!r} is not "
-                                   f"inside the box [{lo[min(dim, d - 1)]!r}, {hi[min(dim, d - 1)]!r}]")
+                                   f"inside the box [{float(lo[min(dim, d - 1)])!r}, {float(hi[min(dim, d - 1)])!r}]")
                 left_hi, right_lo = hi.copy(), lo.copy()
                 left_hi[dim] = right_lo[dim] = point
                 stack.append((right_lo, hi, node))      # popped second: preorder is left first
@@ -147,8 +147,10 @@ def _record_margins(ops: Outward | Exact, layers: list[Layer], raw: list, bounds
 
 
 def evidence_margins(raw: list[tuple[np.ndarray, np.ndarray, bool]], lower: np.ndarray, upper: np.ndarray,
-                     A: np.ndarray, b: np.ndarray, weights: np.ndarray, slopes: np.ndarray) -> np.ndarray:
-    """Proven (outward float64) lower bounds of ``w . (A y(x) - b)`` over each record's box, from scratch.
+                     A: np.ndarray, b: np.ndarray, weights: np.ndarray, slopes: np.ndarray,
+                     prior: list[tuple[np.ndarray, ...]] | None = None
+                     ) -> tuple[np.ndarray, list[tuple[np.ndarray, ...]]]:
+    """Proven (outward float64) lower bounds of ``w . (A y(x) - b)`` over each record's box.
 
     Parameters
     ----------
@@ -157,18 +159,41 @@ def evidence_margins(raw: list[tuple[np.ndarray, np.ndarray, bool]], lower: np.n
     A : array, shape (r, q, m); b : array, shape (r, q) -- each record's disjunct (rows padded with 0)
     weights : array, shape (r, q) -- the row combination ``w >= 0``
     slopes : array, shape (r, H) -- lower slopes of the ReLU units (layers in order), NaN for CROWN's adaptive choice
+    prior : per layer ``(lo, hi)`` of shape (r, m_k), or None -- bounds known to hold on each box
+        (its parent's, as :func:`tree_margins` uses them)
 
     Returns
     -------
-    array, shape (r,) -- a value > 0 proves that no output of the box lies in the disjunct
+    margins : array, shape (r,) -- a value > 0 proves that no output of the box lies in the disjunct
+    bounds : the layer bounds of each box (first axis r), a prior for its sub-boxes
     """
     ops = Outward()
     layers = _layers(ops, raw)
-    nodes, box_of_row = np.unique(np.hstack([lower, upper]), axis=0, return_inverse=True)
-    d = lower.shape[1]
-    bounds = layer_bounds(ops, layers, nodes[:, :d], nodes[:, d:])
-    return _record_margins(ops, layers, raw, bounds, nodes[:, :d], nodes[:, d:], box_of_row.reshape(-1),
-                           A, b, weights, slopes)
+    bounds = layer_bounds(ops, layers, lower, upper, prior)
+    margins = _record_margins(ops, layers, raw, bounds, lower, upper, np.arange(lower.shape[0]),
+                              A, b, weights, slopes)
+    return margins, bounds
+
+
+def node_bounds(raw: list[tuple[np.ndarray, np.ndarray, bool]], lower: np.ndarray, upper: np.ndarray,
+                parent: np.ndarray, node: int) -> list[tuple[np.ndarray, ...]]:
+    """The layer bounds :func:`tree_margins` gives ``node`` (its root-to-node path bounded in turn), first axis 1."""
+    ops = Outward()
+    return _path_bounds(ops, _layers(ops, raw), lower, upper, parent, node, {})
+
+
+def _path_bounds(ops: Outward | Exact, layers: list[Layer], lower: np.ndarray, upper: np.ndarray,
+                 parent: np.ndarray, node: int, cache: dict[int, list]) -> list:
+    path = []
+    k = node
+    while k >= 0 and k not in cache:
+        path.append(k)
+        k = int(parent[k])
+    for step in reversed(path):
+        up = int(parent[step])
+        cache[step] = layer_bounds(ops, layers, ops.convert(lower[step:step + 1]), ops.convert(upper[step:step + 1]),
+                                   cache[up] if up >= 0 else None)
+    return cache[node]
 
 
 def tree_margins(raw: list[tuple[np.ndarray, np.ndarray, bool]], lower: np.ndarray, upper: np.ndarray,
@@ -230,22 +255,10 @@ def _exact_margins(raw: list, lower: np.ndarray, upper: np.ndarray, parent: np.n
     ops = Exact()
     layers = _layers(ops, raw)
     cache: dict[int, list] = {}
-
-    def bounds_of(k: int) -> list:
-        path = []
-        while k >= 0 and k not in cache:
-            path.append(k)
-            k = int(parent[k])
-        for node in reversed(path):
-            up = int(parent[node])
-            cache[node] = layer_bounds(ops, layers, ops.convert(lower[node:node + 1]),
-                                       ops.convert(upper[node:node + 1]), cache[up] if up >= 0 else None)
-        return cache[path[0]] if path else cache[k]
-
     verdicts = {}
     for record in exact_ids:
         k = int(ev_node[record])
-        bounds = bounds_of(k)
+        bounds = _path_bounds(ops, layers, lower, upper, parent, k, cache)
         margin = _record_margins(ops, layers, raw, bounds, ops.convert(lower[k:k + 1]), ops.convert(upper[k:k + 1]),
                                  np.zeros(1, dtype=np.int64), A[record:record + 1], b[record:record + 1],
                                  weights[record:record + 1], slopes[record:record + 1])

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from verirepair.atomic import sha256_file, write_bytes_atomic
-from verirepair.checker import evidence_margins, read_chain, tree_margins
+from verirepair.checker import evidence_margins, node_bounds, read_chain, tree_margins
 from verirepair.checker.check import CHECK_BATCH, FORMAT, VERSION
 from verirepair.network.model import Network
 from verirepair.properties.property import Property
@@ -41,6 +41,11 @@ from verirepair.verify.search_state import SpecRows
 
 #: Boxes the writer may bound while re-deriving the evidence of one leaf and disjunct.
 REFINE_MAX_BOXES = 4096
+#: Validate / re-derive rounds before the writer gives up (see :meth:`_Builder.build`).
+REFINE_ROUNDS = 4
+#: A re-derived exclusion needs a margin above this: the checker bounds the box in
+#: another batch, and BLAS may round a row differently in another matrix shape.
+REFINE_SLACK = 1e-9
 
 
 class CertificateUnavailable(Exception):
@@ -125,26 +130,30 @@ class _Builder:
         self.n_slopes = sum(W.shape[0] for W, _, relu in raw if relu)
         self.rejected = self.rederived = self.refine_boxes = 0
 
-    def margins(self, lower: np.ndarray, upper: np.ndarray, polys: np.ndarray, weights: np.ndarray,
-                slopes: np.ndarray) -> np.ndarray:
-        """The checker's float lower bounds for records given as arrays (first axis r)."""
-        out = np.empty(len(polys))
-        for start in range(0, len(polys), CHECK_BATCH):
-            s = slice(start, start + CHECK_BATCH)
-            out[s] = evidence_margins(self.raw, lower[s], upper[s], self.A[polys[s]], self.b[polys[s]],
-                                      weights[s], slopes[s])
-        return out
-
-    def _best_margins(self, boxes: list[tuple[np.ndarray, np.ndarray]], poly: int, rows: np.ndarray
-                      ) -> tuple[np.ndarray, np.ndarray]:
-        """Per box, the best checker margin over the candidate rows, and that row."""
-        lo = np.repeat(np.array([b[0] for b in boxes]), rows.size, axis=0)
-        hi = np.repeat(np.array([b[1] for b in boxes]), rows.size, axis=0)
-        weights = np.tile(self.spec.weights[rows], (len(boxes), 1))
-        got = self.margins(lo, hi, np.full(len(lo), poly), weights,
-                           np.full((len(lo), self.n_slopes), np.nan)).reshape(len(boxes), rows.size)
-        got = np.where(np.isnan(got), -np.inf, got)
-        return got.max(axis=1), rows[got.argmax(axis=1)]
+    def _best_margins(self, boxes: list[tuple[np.ndarray, np.ndarray, list | None]], poly: int, rows: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray, list[list]]:
+        """Per box ``(lower, upper, prior)``: the best checker margin over the candidate rows, that row,
+        and the box's layer bounds (the prior of its halves)."""
+        best = np.full(len(boxes), -np.inf)
+        row = np.zeros(len(boxes), dtype=np.int64)
+        bounds_of: list[list] = []
+        for start in range(0, len(boxes), max(1, CHECK_BATCH // rows.size)):
+            part = boxes[start:start + max(1, CHECK_BATCH // rows.size)]
+            lo = np.repeat(np.array([b[0] for b in part]), rows.size, axis=0)
+            hi = np.repeat(np.array([b[1] for b in part]), rows.size, axis=0)
+            prior = None if part[0][2] is None else [
+                tuple(np.repeat(np.vstack([b[2][k][j] for b in part]), rows.size, axis=0) for j in range(2))
+                for k in range(len(part[0][2]))]
+            got, bounds = evidence_margins(self.raw, lo, hi, self.A[np.full(len(lo), poly)],
+                                           self.b[np.full(len(lo), poly)],
+                                           np.tile(self.spec.weights[rows], (len(part), 1)),
+                                           np.full((len(lo), self.n_slopes), np.nan), prior)
+            got = np.where(np.isnan(got), -np.inf, got).reshape(len(part), rows.size)
+            best[start:start + len(part)] = got.max(axis=1)
+            row[start:start + len(part)] = rows[got.argmax(axis=1)]
+            bounds_of += [[(layer[0][i * rows.size:i * rows.size + 1], layer[1][i * rows.size:i * rows.size + 1])
+                           for layer in bounds] for i in range(len(part))]
+        return best, row, bounds_of
 
     @staticmethod
     def _halves(lo: np.ndarray, hi: np.ndarray, dim: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -153,14 +162,16 @@ class _Builder:
         left_hi[dim] = right_lo[dim] = mid
         return [(lo, left_hi), (right_lo, hi)]
 
-    def refine(self, tree: _Tree, lower: np.ndarray, upper: np.ndarray, poly: int) -> None:
+    def refine(self, tree: _Tree, lower: np.ndarray, upper: np.ndarray, poly: int, prior: list | None) -> None:
         """Prove ``poly`` excluded on a leaf box by splitting it with the checker's bound (adds to ``tree``).
 
         Each open box is split along the dimension whose halves get the best
         worse-half margin (every dimension is tried: 2 d more bounds per box).
+        ``prior``: the layer bounds of the leaf's parent, so that every box is
+        bounded exactly as the checker will bound it (with its parent's bounds).
         """
         rows = np.flatnonzero(self.spec.poly_of_row == poly)
-        todo = [(lower, upper)]
+        todo = [(lower, upper, prior)]
         spent = 0
         d = lower.shape[0]
         while todo:
@@ -168,22 +179,23 @@ class _Builder:
                 raise CertificateUnavailable(
                     f"{self.prop.name}: disjunct {poly} could not be re-proven with the checker's bounds on "
                     f"the box {lower.tolist()} .. {upper.tolist()} within {REFINE_MAX_BOXES} sub-boxes")
-            best, row = self._best_margins(todo, poly, rows)
+            best, row, own = self._best_margins(todo, poly, rows)
             spent += len(todo)
             still = []
-            for (blo, bhi), margin, r in zip(todo, best, row, strict=True):
-                if margin > 0:
+            for (blo, bhi, _), margin, r, bounds in zip(todo, best, row, own, strict=True):
+                if margin > REFINE_SLACK:
                     tree.evidence.setdefault(_key(blo, bhi), []).append((poly, self.spec.weights[r], None))
                 else:
-                    still.append((blo, bhi))
+                    still.append((blo, bhi, bounds))
             if not still:
                 break
-            trials = [half for blo, bhi in still for dim in range(d) for half in self._halves(blo, bhi, dim)]
-            trial_best, _ = self._best_margins(trials, poly, rows)
+            trials = [(*half, bounds) for blo, bhi, bounds in still for dim in range(d)
+                      for half in self._halves(blo, bhi, dim)]
+            trial_best, _, _ = self._best_margins(trials, poly, rows)
             spent += len(trials)
             worse = trial_best.reshape(len(still), d, 2).min(axis=2)
             todo = []
-            for (blo, bhi), scores in zip(still, worse, strict=True):
+            for (blo, bhi, bounds), scores in zip(still, worse, strict=True):
                 scores = np.where(bhi - blo > 0, scores, -np.inf)
                 dim = int(np.argmax(scores))
                 mid = (blo[dim] + bhi[dim]) / 2.0
@@ -191,7 +203,7 @@ class _Builder:
                     raise CertificateUnavailable(f"{self.prop.name}: a box became too small to split "
                                                  "while re-proving a disjunct for the checker")
                 tree.splits[_key(blo, bhi)] = (dim, float(mid))
-                todo += self._halves(blo, bhi, dim)
+                todo += [(*half, bounds) for half in self._halves(blo, bhi, dim)]
         self.refine_boxes += spent
 
     def _listed(self, tree: _Tree) -> tuple[tuple[np.ndarray, ...], list, np.ndarray]:
@@ -209,34 +221,43 @@ class _Builder:
         return (lower, upper, parent, dims, points), ev, excluded
 
     def build(self) -> _Section:
-        """Validate every record with the checker's bound; re-derive what it cannot confirm."""
+        """Validate every record with the checker's own computation; re-derive what it cannot confirm.
+
+        Rounds: validate all records on the whole tree (each node bounded with
+        its parent's bounds, as the checker does), drop the failing ones,
+        re-derive the leaves they leave open; repeat until a round drops
+        nothing (a re-derived leaf is checked once more with its parent's bounds).
+        """
         tree = _tree_of(self.prop, self.recorder)
-        (lower, upper, parent, _, _), ev, _ = self._listed(tree)
-        node = np.array([r[0] for r in ev], dtype=np.int64)
-        polys = np.array([r[1] for r in ev], dtype=np.int64)
-        weights = np.array([r[2] for r in ev]).reshape(len(ev), self.q)
-        slopes = np.array([np.full(self.n_slopes, np.nan) if r[3] is None else r[3].astype(np.float64)
-                           for r in ev]).reshape(len(ev), self.n_slopes)
-        margins, _ = tree_margins(self.raw, lower, upper, parent, node, self.A[polys], self.b[polys],
-                                  weights, slopes)
-        ok = margins > 0
-        self.rejected = int((~ok).sum())
-        tree.evidence = {}
-        for i in np.flatnonzero(ok):
-            tree.evidence.setdefault(_key(lower[node[i]], upper[node[i]]), []).append(ev[i][1:])
-        (lower, upper, _, dims, points), ev, excluded = self._listed(tree)
-        holes = [(k, int(p)) for k in np.flatnonzero(dims < 0) for p in np.flatnonzero(~excluded[k])]
-        if holes and not self.recorder.lp and self.rejected == 0:
-            k, p = holes[0]
-            raise CertificateUnavailable(f"{self.prop.name}: the search left leaf {k} without a proof for "
-                                         f"disjunct {p} (it did not answer HOLDS)")
-        for k, p in holes:
-            self.rederived += 1
-            self.refine(tree, lower[k], upper[k], p)
-        if holes:
-            (lower, upper, _, dims, points), ev, excluded = self._listed(tree)
-            if not excluded[dims < 0].all():
-                raise CertificateUnavailable(f"{self.prop.name}: re-derived evidence still left leaves open")
+        for round_index in range(REFINE_ROUNDS):
+            (lower, upper, parent, _, _), ev, _ = self._listed(tree)
+            node = np.array([r[0] for r in ev], dtype=np.int64)
+            polys = np.array([r[1] for r in ev], dtype=np.int64)
+            weights = np.array([r[2] for r in ev]).reshape(len(ev), self.q)
+            slopes = np.array([np.full(self.n_slopes, np.nan) if r[3] is None else r[3].astype(np.float64)
+                               for r in ev]).reshape(len(ev), self.n_slopes)
+            margins, _ = tree_margins(self.raw, lower, upper, parent, node, self.A[polys], self.b[polys],
+                                      weights, slopes)
+            ok = margins > 0
+            self.rejected += int((~ok).sum())
+            tree.evidence = {}
+            for i in np.flatnonzero(ok):
+                tree.evidence.setdefault(_key(lower[node[i]], upper[node[i]]), []).append(ev[i][1:])
+            (lower, upper, parent, dims, points), ev, excluded = self._listed(tree)
+            holes = [(k, int(p)) for k in np.flatnonzero(dims < 0) for p in np.flatnonzero(~excluded[k])]
+            if not holes:
+                break
+            if round_index == 0 and not self.recorder.lp and self.rejected == 0:
+                k, p = holes[0]
+                raise CertificateUnavailable(f"{self.prop.name}: the search left leaf {k} without a proof for "
+                                             f"disjunct {p} (it did not answer HOLDS)")
+            for k, p in holes:
+                self.rederived += 1
+                prior = node_bounds(self.raw, lower, upper, parent, int(parent[k])) if parent[k] >= 0 else None
+                self.refine(tree, lower[k], upper[k], p, prior)
+        else:
+            raise CertificateUnavailable(f"{self.prop.name}: after {REFINE_ROUNDS} rounds of re-deriving "
+                                         "evidence, the checker's bounds still leave leaves open")
         with_slopes = [i for i, r in enumerate(ev) if r[3] is not None]
         slope_index = np.full(len(ev), -1, dtype=np.int64)
         slope_index[with_slopes] = np.arange(len(with_slopes))
