@@ -141,9 +141,10 @@ class _Builder:
             part = boxes[start:start + max(1, CHECK_BATCH // rows.size)]
             lo = np.repeat(np.array([b[0] for b in part]), rows.size, axis=0)
             hi = np.repeat(np.array([b[1] for b in part]), rows.size, axis=0)
-            prior = None if part[0][2] is None else [
-                tuple(np.repeat(np.vstack([b[2][k][j] for b in part]), rows.size, axis=0) for j in range(2))
-                for k in range(len(part[0][2]))]
+            known = [b[2] for b in part if b[2] is not None]
+            prior = None if len(known) < len(part) else [
+                tuple(np.repeat(np.vstack([p[k][j] for p in known]), rows.size, axis=0) for j in range(2))
+                for k in range(len(known[0]))]
             got, bounds = evidence_margins(self.raw, lo, hi, self.A[np.full(len(lo), poly)],
                                            self.b[np.full(len(lo), poly)],
                                            np.tile(self.spec.weights[rows], (len(part), 1)),
@@ -171,7 +172,7 @@ class _Builder:
         bounded exactly as the checker will bound it (with its parent's bounds).
         """
         rows = np.flatnonzero(self.spec.poly_of_row == poly)
-        todo = [(lower, upper, prior)]
+        todo: list[tuple[np.ndarray, np.ndarray, list | None]] = [(lower, upper, prior)]
         spent = 0
         d = lower.shape[0]
         while todo:
