@@ -130,7 +130,7 @@ class _Builder:
         self.n_slopes = sum(W.shape[0] for W, _, relu in raw if relu)
         self.rejected = self.rederived = self.refine_boxes = 0
 
-    def _best_margins(self, boxes: list[tuple[np.ndarray, np.ndarray, list | None]], poly: int, rows: np.ndarray
+    def _best_margins(self, boxes: Sequence[tuple[np.ndarray, np.ndarray, list | None]], poly: int, rows: np.ndarray
                       ) -> tuple[np.ndarray, np.ndarray, list[list]]:
         """Per box ``(lower, upper, prior)``: the best checker margin over the candidate rows, that row,
         and the box's layer bounds (the prior of its halves)."""
