@@ -268,8 +268,8 @@ def test_margins_are_below_sampled_values(instance: dict) -> None:
     upper = lower + rng.uniform(0.01, 0.2, (8, 5))
     poly = prop.unsafe[1]
     weights = rng.uniform(0, 1, (8, 3))
-    margins = evidence_margins(raw, lower, upper, np.repeat(poly.A[None], 8, 0), np.repeat(poly.b[None], 8, 0),
-                               weights, np.full((8, 24), np.nan))
+    margins, _ = evidence_margins(raw, lower, upper, np.repeat(poly.A[None], 8, 0), np.repeat(poly.b[None], 8, 0),
+                                  weights, np.full((8, 24), np.nan))
     for i in range(8):
         y = net.forward(rng.uniform(lower[i], upper[i], (2000, 5)))
         assert margins[i] <= ((y @ poly.A.T - poly.b) @ weights[i]).min()
