@@ -58,7 +58,7 @@ STAGE_PACKAGES = tuple(f"verirepair.{name}" for name in
 #: of these would make the data flow both ways.
 TOP_FLOOR = tuple(f"verirepair.{name}" for name in (
     "pipeline", "certify_loop", "counterexamples", "cross_check", "fidelity", "demo", "run_config", "task",
-    "tasks", "outcome", "report", "report_plots", "render", "cli", "harness"))
+    "tasks", "outcome", "report", "report_plots", "render", "cli", "harness", "repair_certificates"))
 
 #: Test and benchmark harnesses; only the CLI may import them.
 HARNESS = "verirepair.harness"

@@ -41,8 +41,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     """Check a certificate: exit 0 when it proves the property for exactly these files, 1 otherwise."""
     from verirepair.checker import Rejected, check_certificate
 
+    if Path(args.certificate).is_dir() and args.network is None:
+        return _check_report(Path(args.certificate), args)
     if args.network is None or args.property is None:
-        raise BadInput("check needs CERT NET PROP")
+        raise BadInput("check needs CERT NET PROP, or a repair report folder")
     cert, network, prop = (existing_file(p) for p in (args.certificate, args.network, args.property))
     exact = "all" if args.exact else ("sample" if args.exact_sample else "none")
     try:
@@ -60,13 +62,48 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _check_report(folder: Path, args: argparse.Namespace) -> int:
+    """``check REPORT_DIR``: every certificate listed in the report's certificate.json."""
+    import json
+
+    from verirepair.checker import Rejected, check_certificate
+
+    summary_path = folder / "certificate.json"
+    if not summary_path.is_file():
+        raise BadInput(f"{folder} has no certificate.json (not a repair report folder)")
+    try:
+        listed = json.loads(summary_path.read_text())["checkable_certificates"]
+        network, entries = Path(listed["network"]), listed["entries"]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise BadInput(f"{summary_path}: no checkable_certificates list ({exc})") from None
+    exact = "all" if args.exact else ("sample" if args.exact_sample else "none")
+    failures = []
+    for entry in entries:
+        if not entry.get("certificate"):
+            failures.append(f"{entry.get('property')}: no certificate ({entry.get('reason', 'none written')})")
+            continue
+        try:
+            result = check_certificate(folder / entry["certificate"], network, folder / entry["vnnlib"],
+                                       exact=exact, sample=args.exact_sample or 0)
+            console.print(f"[green]accepted[/green]  {entry['property']}: {result.leaves} leaves, "
+                          f"{result.evidence} exclusions, {result.time_s:.2f} s")
+        except (Rejected, OSError) as exc:
+            failures.append(f"{entry.get('property')}: {exc}")
+    if failures:
+        print_error(f"{len(failures)} of {len(entries)} certificates not accepted: {failures[0]}")
+        return EXIT_REJECTED
+    console.print(f"[green]ALL {len(entries)} CERTIFICATES ACCEPTED[/green] for {network}")
+    return EXIT_OK
+
+
 def add_check_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``check``."""
     p = sub.add_parser("check", help="check a HOLDS certificate with the independent checker",
                        description="Check that CERT (written by verify --certificate) proves PROP for NET. "
                                    "The checker re-reads both files and recomputes every bound itself. "
                                    "Exit 0: proven; 1: rejected (one line says why); 2: bad input.")
-    p.add_argument("certificate", metavar="CERT", help="certificate file (.npz)")
+    p.add_argument("certificate", metavar="CERT", help="certificate file (.npz), or a repair report folder "
+                                                       "(checks every certificate its certificate.json lists)")
     p.add_argument("network", metavar="NET", nargs="?", help="the ONNX network")
     p.add_argument("property", metavar="PROP", nargs="?", help="the VNN-LIB property")
     p.add_argument("--exact", action="store_true",
