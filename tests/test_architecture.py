@@ -58,7 +58,7 @@ STAGE_PACKAGES = tuple(f"verirepair.{name}" for name in
 #: of these would make the data flow both ways.
 TOP_FLOOR = tuple(f"verirepair.{name}" for name in (
     "pipeline", "certify_loop", "counterexamples", "cross_check", "fidelity", "demo", "run_config", "task",
-    "tasks", "outcome", "report", "report_plots", "render", "cli", "harness"))
+    "tasks", "outcome", "report", "report_plots", "render", "cli", "harness", "repair_certificates"))
 
 #: Test and benchmark harnesses; only the CLI may import them.
 HARNESS = "verirepair.harness"
@@ -494,6 +494,27 @@ def test_only_the_cli_imports_the_harness(graph: ImportGraph) -> None:
     bad = [f"{imp.path}:{imp.line}: {imp.importer} imports {imp.target}"
            for imp in foreign_imports(graph, HARNESS, HARNESS_IMPORTERS)]
     assert not bad, "only the CLI may import the harness:\n  " + "\n  ".join(bad)
+
+
+#: The certificate checker (issue 13) must share no code with the verifier: it
+#: may use itself, the VNN-LIB reader (no bounding code; it reads named tolerance
+#: constants), errors and the file hash.
+CHECKER = "verirepair.checker"
+CHECKER_MAY_IMPORT = (CHECKER, "verirepair.properties", "verirepair.errors", "verirepair.atomic",
+                      "verirepair.tolerances")
+
+
+def test_the_checker_shares_no_code_with_the_verifier(graph: ImportGraph) -> None:
+    assert any(within(m, (CHECKER,)) for m in graph.modules), "the checker package is missing"
+    reached, todo = set(), [m for m in graph.modules if within(m, (CHECKER,))]
+    while todo:            # everything the checker needs, transitively
+        module = todo.pop()
+        for imp in graph.imports:
+            if imp.importer == module and imp.target not in reached:
+                reached.add(imp.target)
+                todo.append(imp.target)
+    bad = sorted(m for m in reached if m.startswith("verirepair") and not within(m, CHECKER_MAY_IMPORT))
+    assert not bad, f"the checker (transitively) imports {bad}; allowed: {CHECKER_MAY_IMPORT}"
 
 
 def test_no_star_imports(graph: ImportGraph) -> None:

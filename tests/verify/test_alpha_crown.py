@@ -76,13 +76,13 @@ def test_zero_steps_is_plain_crown() -> None:
 
 def test_a_short_budget_still_uses_alpha_crown(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
-    real = bab.optimize_spec_lower
+    real = bab.optimize_spec_slopes
 
     def counting(*args, **kwargs):
         calls.append(args[4].shape[0])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(bab, "optimize_spec_lower", counting)
+    monkeypatch.setattr(bab, "optimize_spec_slopes", counting)
     net, prop = hard_property()
     start = time.perf_counter()
     result = verify(net, prop, VerifyConfig(timeout_s=2.0, pgd_steps=0))

@@ -84,10 +84,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     network, props = _network_and_property(args)
     check_output(args.out, "--out", inputs=(args.network, args.property))
+    check_output(args.certificate, "--certificate", inputs=(args.network, args.property))
     config = VerifyConfig(timeout_s=args.timeout, seed=args.seed, use_lp=args.lp,
                           workers=args.workers if args.engine == "own" else 1)
     with console.status(f"verifying with {args.engine} ...", spinner="dots") if not args.json else NullContext():
-        if args.engine == "own":
+        if args.certificate:
+            from verirepair.cli.check_commands import verify_with_certificate
+
+            result = verify_with_certificate(args, network, props, config)
+        elif args.engine == "own":
             result = verify(network, props, config, engine=args.engine)
         else:
             result = verify_killable(Path(args.network), props, args.engine, config)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 from verirepair.cli.backdoor_commands import add_backdoor_parser
 from verirepair.cli.campaign_commands import add_campaign_parser
+from verirepair.cli.check_commands import add_check_parser
 from verirepair.cli.commands import cmd_bench, cmd_info, cmd_localize, cmd_properties_export, cmd_spec, cmd_verify
 from verirepair.cli.common import EXIT_BAD_INPUT, EXIT_CODES_HELP, print_error
 from verirepair.cli.fairness_commands import add_fairness_parser
@@ -220,7 +221,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=seed_type, default=0, help="falsifier seed (default 0)")
     p.add_argument("--out", metavar="RESULT", help="write a VNN-COMP result file (sat/unsat/timeout/unknown)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--certificate", metavar="CERT",
+                   help="when the property holds, write a certificate that 'verirepair check' verifies "
+                        "(own engine; the search runs in one process)")
     p.set_defaults(func=cmd_verify)
+    add_check_parser(sub)
 
     p = sub.add_parser("bench", help="run a VNN-COMP instances.csv",
                        description="Run every instance of a VNN-COMP instances.csv (onnx,vnnlib,timeout "

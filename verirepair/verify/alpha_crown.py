@@ -164,6 +164,19 @@ def optimize_spec_lower(network: Network, pre_lower: list[np.ndarray],
                         pre_upper: list[np.ndarray], C: np.ndarray, lower: np.ndarray,
                         upper: np.ndarray, steps: int = ALPHA_STEPS
                         ) -> tuple[np.ndarray, np.ndarray]:
+    """Lower bounds of ``C @ y`` with optimised ReLU lower slopes (see :func:`optimize_spec_slopes`).
+
+    Returns the best bound (n, k) and its input coefficients (n, k, d).
+    """
+    best, best_coef, _ = optimize_spec_slopes(network, pre_lower, pre_upper, C, lower, upper,
+                                              steps, keep_slopes=False)
+    return best, best_coef
+
+
+def optimize_spec_slopes(network: Network, pre_lower: list[np.ndarray],
+                         pre_upper: list[np.ndarray], C: np.ndarray, lower: np.ndarray,
+                         upper: np.ndarray, steps: int = ALPHA_STEPS, keep_slopes: bool = True
+                         ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     """Lower bounds of ``C @ y`` with optimised ReLU lower slopes.
 
     Parameters
@@ -178,6 +191,9 @@ def optimize_spec_lower(network: Network, pre_lower: list[np.ndarray],
     -------
     bound : array, shape (n, k) -- the best sound lower bound seen per row
     coef : array, shape (n, k, d) -- the input coefficients of that bound
+    slopes : list of arrays, shapes (n, k, m_j), one per hidden layer -- the lower
+        slopes that gave the best bound (the fixed 1/0 at stable units); empty
+        unless ``keep_slopes`` (a certificate records them, :mod:`certificate_recorder`)
     """
     n, k = lower.shape[0], C.shape[0]
     relax = _relaxations(network, pre_lower, pre_upper)
@@ -186,6 +202,7 @@ def optimize_spec_lower(network: Network, pre_lower: list[np.ndarray],
     bound, coef, grads = _bound_and_slope_gradients(network, relax, alphas, Cn, lower, upper,
                                                     want_grad=steps > 0)
     best, best_coef = bound.copy(), coef.copy()
+    best_slopes = [a.copy() for a in alphas] if keep_slopes else []
     for step in range(1, steps + 1):
         for alpha, grad, r in zip(alphas, grads, relax, strict=True):
             np.clip(alpha + ALPHA_LR * np.sign(grad), r.slope_min, 1.0, out=alpha)
@@ -195,4 +212,6 @@ def optimize_spec_lower(network: Network, pre_lower: list[np.ndarray],
         better = bound > best
         best = np.where(better, bound, best)
         best_coef = np.where(better[:, :, None], coef, best_coef)
-    return best, best_coef
+        for kept, alpha in zip(best_slopes, alphas, strict=False):
+            kept[better] = alpha[better]
+    return best, best_coef, best_slopes

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -47,7 +48,7 @@ from verirepair.properties.property import Property
 from verirepair.tolerances import BOUND_TOL
 from verirepair.verify import lp_tighten
 from verirepair.verify.activation_bounds import derivative_range
-from verirepair.verify.alpha_crown import optimize_spec_lower
+from verirepair.verify.alpha_crown import optimize_spec_slopes
 from verirepair.verify.bounds import (
     Bounds,
     backward_lower,
@@ -58,6 +59,9 @@ from verirepair.verify.confirm import confirm
 from verirepair.verify.falsify import deepen, pgd_attack
 from verirepair.verify.result import Verdict, VerifyConfig
 from verirepair.verify.search_state import BoxStack, SearchOutcome, SpecRows
+
+if TYPE_CHECKING:
+    from verirepair.verify.certificate_recorder import TreeRecorder
 
 #: A box whose widest edge is below this (in input units) is not split further;
 #: if it is still undecided the search answers UNKNOWN instead of looping.
@@ -175,6 +179,8 @@ class _Batch:
         self.pre_l, self.pre_u = pre_l, pre_u
         self.coef = np.zeros((lower.shape[0], 0, lower.shape[1]))
         self.best_row = np.zeros((lower.shape[0], 0), dtype=np.int64)
+        #: (boxes given alpha-CROWN, rows it improved, its slopes), for a recorder
+        self.alpha: tuple[np.ndarray, np.ndarray, list[np.ndarray]] | None = None
 
     def __len__(self) -> int:
         return int(self.lower.shape[0])
@@ -224,10 +230,11 @@ class BranchAndBound:
     prop : Property
     config : VerifyConfig -- ``batch_size`` and ``use_lp`` are used
     deadline : float -- ``time.perf_counter()`` value at which to stop
+    recorder : TreeRecorder or None -- told every split and exclusion (a certificate)
     """
 
     def __init__(self, network: Network, prop: Property, config: VerifyConfig,
-                 deadline: float) -> None:
+                 deadline: float, recorder: TreeRecorder | None = None) -> None:
         # Bounds need a linear last layer; the function is the same.
         network = with_linear_output(network)
         self.network, self.prop, self.config, self.deadline = network, prop, config, deadline
@@ -239,6 +246,7 @@ class BranchAndBound:
         self.paused: BoxStack | None = None
         self.max_batch = batch_limit(network, self.spec.C.shape[0], config.batch_size)
         self.seconds_per_box = 0.0
+        self.recorder = recorder
 
     def _unpack(self, flat: np.ndarray) -> list[np.ndarray]:
         return [flat[:, a:b] for a, b in itertools.pairwise(self.offsets)]
@@ -264,10 +272,12 @@ class BranchAndBound:
             hard = np.flatnonzero((batch.open_polys & ~(poly_margin > 0.0)).any(axis=1))
             if hard.size:
                 sub = lambda arrays: [a[hard] for a in arrays]  # noqa: E731
-                opt, opt_coef = optimize_spec_lower(
+                opt, opt_coef, slopes = optimize_spec_slopes(
                     self.network, sub(batch.pre_l), sub(batch.pre_u), self.spec.C,
-                    batch.lower[hard], batch.upper[hard], ALPHA_STEPS)
+                    batch.lower[hard], batch.upper[hard], ALPHA_STEPS,
+                    keep_slopes=self.recorder is not None)
                 better = opt > bound[hard]
+                batch.alpha = (hard, better, slopes)
                 bound[hard] = np.where(better, opt, bound[hard])
                 batch.coef[hard] = np.where(better[:, :, None], opt_coef, batch.coef[hard])
                 margin = bound - self.spec.b - BOUND_TOL
@@ -303,6 +313,8 @@ class BranchAndBound:
                 self.outcome.lp_calls += calls
                 if result.margin > BOUND_TOL:
                     open_polys[i, poly_index] = False
+                    if self.recorder is not None:
+                        self.recorder.lp_excluded(batch.lower[i], batch.upper[i], int(poly_index))
                 elif result.x is not None:
                     self.outcome.counterexamples.extend(
                         confirm(self.network, self.prop, result.x, "lp"))
@@ -324,6 +336,8 @@ class BranchAndBound:
         self.outcome.max_depth = max(self.outcome.max_depth, int(depth.max()))
         margin = self.bound(batch)
         poly_margin, batch.best_row = self.spec.best_rows(margin)
+        if self.recorder is not None:
+            self.recorder.excluded(batch, batch.open_polys & (poly_margin > 0.0))
         batch.open_polys = batch.open_polys & ~(poly_margin > 0.0)
         batch.keep(np.any(batch.open_polys, axis=1))
         if len(batch) == 0:
@@ -379,6 +393,8 @@ class BranchAndBound:
         right_lower = batch.lower.copy()
         right_lower[index, dim] = mid
         self.outcome.splits += n
+        if self.recorder is not None:
+            self.recorder.split(batch.lower, batch.upper, dim, mid)
         flat_l = np.hstack(batch.pre_l)
         flat_u = np.hstack(batch.pre_u)
         stack.push((np.vstack([batch.lower, right_lower]), np.vstack([left_upper, batch.upper]),
@@ -436,8 +452,8 @@ class BranchAndBound:
         return self.outcome
 
 
-def search(network: Network, prop: Property, config: VerifyConfig, deadline: float
-           ) -> SearchOutcome:
+def search(network: Network, prop: Property, config: VerifyConfig, deadline: float,
+           recorder: TreeRecorder | None = None) -> SearchOutcome:
     """Decide ``prop`` on ``network`` by input-splitting branch and bound.
 
     Parameters
@@ -448,10 +464,12 @@ def search(network: Network, prop: Property, config: VerifyConfig, deadline: flo
         :func:`verirepair.verify.parallel.parallel_search` spreads a search over
         ``workers`` processes, and :func:`verirepair.verify.engine.verify_own` picks one)
     deadline : float -- ``time.perf_counter()`` value at which to stop
+    recorder : TreeRecorder or None -- records the search tree for a certificate
+        (:mod:`verirepair.verify.certificate_recorder`)
 
     Returns
     -------
     SearchOutcome
         Verdict, confirmed counterexamples (when VIOLATED) and effort counters.
     """
-    return BranchAndBound(network, prop, config, deadline).run()
+    return BranchAndBound(network, prop, config, deadline, recorder).run()

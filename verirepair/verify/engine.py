@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,6 +30,9 @@ from verirepair.verify.falsify import falsify
 from verirepair.verify.parallel import parallel_search
 from verirepair.verify.result import Counterexample, Verdict, VerificationResult, VerifyConfig, VerifyStats
 from verirepair.verify.search_state import SearchOutcome
+
+if TYPE_CHECKING:
+    from verirepair.verify.certificate_recorder import TreeRecorder
 
 Verifier = Callable[[Network, Sequence[Property], VerifyConfig], VerificationResult]
 
@@ -45,18 +49,26 @@ def _check_inputs(network: Network, props: Sequence[Property]) -> None:
 
 
 def verify_own(network: Network, props: Sequence[Property], config: VerifyConfig,
-               split: str = "auto") -> VerificationResult:
+               split: str = "auto",
+               recorder_factory: Callable[[Property], TreeRecorder] | None = None
+               ) -> VerificationResult:
     """Our own sound and complete engine: falsifier, then input- or ReLU-splitting BaB.
 
     ``split`` picks the branch and bound per property: ``"auto"`` (the rule of
     :func:`verirepair.verify.relu_bab.use_activation_splitting`: ReLU splits for
     piecewise-linear networks with many inputs), ``"input"`` or ``"relu"``.
+    ``recorder_factory`` (certificates, :mod:`verirepair.verify.certificate_writer`) records
+    the input-splitting search, the one a certificate describes: with it every property is
+    searched by input splitting in this process, whatever ``split`` says.
 
     Parameters
     ----------
     network : Network
     props : sequence of Property -- violated iff any is violated
     config : VerifyConfig
+    recorder_factory : callable or None -- a recorder per property, given the search
+        tree (a certificate, :mod:`verirepair.verify.certificate_writer`); the search
+        is then sequential whatever ``config.workers`` says
 
     Returns
     -------
@@ -96,7 +108,9 @@ def verify_own(network: Network, props: Sequence[Property], config: VerifyConfig
     for prop in props:
         # Several workers: the parallel search (it starts like bab.search and hands
         # a search still open after a warm-up to worker processes).
-        if relu_bab.use_activation_splitting(network, prop, split):
+        if recorder_factory is not None:
+            outcome = bab.search(network, prop, config, deadline, recorder_factory(prop))
+        elif relu_bab.use_activation_splitting(network, prop, split):
             outcome = relu_bab.search(network, prop, config, deadline)
         elif config.workers > 1:
             outcome = parallel_search(network, prop, config, deadline)

@@ -48,12 +48,18 @@ class SearchOutcome:
 
 @dataclass(slots=True)
 class SpecRows:
-    """The unsafe set flattened into rows: ``C`` (k, m), ``b`` (k,), row -> polytope."""
+    """The unsafe set flattened into rows: ``C`` (k, m), ``b`` (k,), row -> polytope.
+
+    ``weights`` (k, q) says how each row combines its polytope's rows
+    (``C[r] = weights[r] @ A``, ``q`` the most rows of any polytope): a
+    certificate records it as the evidence of an exclusion.
+    """
 
     C: np.ndarray
     b: np.ndarray
     poly_of_row: np.ndarray
     n_polys: int
+    weights: np.ndarray
 
     @classmethod
     def of(cls, prop: Property) -> SpecRows:
@@ -66,7 +72,8 @@ class SpecRows:
         properties 2 and 3 it excludes boxes near the decision boundary where
         no single row does (an LP would too, but costs ~60 ms per box).
         """
-        rows, rhs, owner = [], [], []
+        rows, rhs, owner, weights = [], [], [], []
+        q_max = max(poly.A.shape[0] for poly in prop.unsafe)
         for index, poly in enumerate(prop.unsafe):
             A, b = poly.A, poly.b
             q = A.shape[0]
@@ -74,13 +81,20 @@ class SpecRows:
                 if q <= MAX_ROWS_FOR_PAIRS else []
             extra_A = [A[i] + A[j] for i, j in combos]
             extra_b = [b[i] + b[j] for i, j in combos]
+            combo_w = np.zeros((q + len(combos) + (q >= 3), q_max))
+            combo_w[np.arange(q), np.arange(q)] = 1.0
+            for r, (i, j) in enumerate(combos):
+                combo_w[q + r, [i, j]] = 1.0
             if A.shape[0] >= 3:
                 extra_A.append(A.sum(axis=0))
                 extra_b.append(b.sum())
+                combo_w[-1, :q] = 1.0
             rows.append(np.vstack([A] + [a[None] for a in extra_A]))
             rhs.append(np.concatenate([b, np.asarray(extra_b, dtype=float)]))
             owner.append(np.full(rows[-1].shape[0], index))
-        return cls(np.vstack(rows), np.concatenate(rhs), np.concatenate(owner), len(prop.unsafe))
+            weights.append(combo_w)
+        return cls(np.vstack(rows), np.concatenate(rhs), np.concatenate(owner), len(prop.unsafe),
+                   np.vstack(weights))
 
     def best_rows(self, margin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per box and polytope, the largest row margin and the row achieving it.
