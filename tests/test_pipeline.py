@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -23,7 +24,7 @@ from verirepair.verify.result import Verdict, VerifyConfig
 
 NET_PATH, PROP_PATHS = demo_paths()
 FAST = run_config(max_rounds=6, timeout_s=240, n_preserve=1500, n_fidelity=2000, n_care=500,
-                  cross_check="marabou", cross_check_timeout_s=60, solver="highs")
+                  cross_check="marabou", cross_check_timeout_s=60, solver="highs", certificates=True)
 
 
 def _task(network, paths=PROP_PATHS):
@@ -218,3 +219,30 @@ def test_guilty_neurons_confine_the_change(tmp_path):
     allowed = {e["unit"] for e in sorted(ranking, key=lambda e: -e["effect"])[:2]}
     changed_columns = set(np.flatnonzero(np.any(result.patch.delta_weight != 0.0, axis=0)))
     assert changed_columns <= allowed
+
+
+def test_checkable_certificates_of_the_delivered_file(repaired):
+    """With ``delivery.certificates`` each proven property of the delivered file gets a certificate
+    that the independent checker accepts for exactly those bytes, and ``check REPORT_DIR`` checks them."""
+    import json
+    import subprocess
+    import sys
+
+    from verirepair.checker import check_certificate
+
+    result, named, _, _ = repaired
+    folder = Path(result.report_dir)
+    listing = json.loads((folder / "certificate.json").read_text())["checkable_certificates"]
+    entries = listing["entries"]
+    assert [e["property"] for e in entries] == [name for name, _ in named]
+    for entry in entries:
+        assert entry["certificate"] is not None, entry.get("reason")
+        check_certificate(folder / entry["certificate"], result.output_path, folder / entry["vnnlib"])
+    done = subprocess.run([sys.executable, "-m", "verirepair.cli", "check", str(folder)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    # The original network is not what the certificates prove: the checker refuses it.
+    refused = subprocess.run([sys.executable, "-m", "verirepair.cli", "check", str(folder / entries[0]["certificate"]),
+                              str(NET_PATH), str(folder / entries[0]["vnnlib"])], capture_output=True, text=True,
+                             timeout=300)
+    assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr

@@ -93,3 +93,18 @@ def test_cli_flags_override_the_file(tmp_path):
     config = run_config_from_args(args)
     assert config.loop.max_rounds == 5 and config.repair.solver == "highs"
     assert config.verify.timeout_s == 12.0 and config.delivery.cross_check is None
+
+
+def test_repair_certificates_are_opt_in_from_the_flag_and_the_file(tmp_path):
+    from verirepair.cli.parser import build_parser
+    from verirepair.cli.repair_commands import run_config_from_args
+
+    parser = build_parser()
+    assert run_config_from_args(parser.parse_args(["repair", "n.onnx"])).delivery.certificates is False
+    assert run_config_from_args(parser.parse_args(["repair", "n.onnx", "--certificates"])).delivery.certificates
+    path = tmp_path / "run.toml"
+    path.write_text("[delivery]\ncertificates = true\n")
+    assert load_run_config(path).delivery.certificates is True
+    path.write_text("[delivery]\ncertificates = 1\n")
+    with pytest.raises(ConfigError, match="certificates"):
+        load_run_config(path)

@@ -294,7 +294,8 @@ class _Delivery:
             self._moved = True
         report.write_report(result, self.original, self.task, self.config, self.source_path,
                             state.localization, self.deadline)
-        if result.output_path is not None and result.status is PipelineStatus.REPAIRED:
+        if (self.config.delivery.certificates and result.output_path is not None
+                and result.status is PipelineStatus.REPAIRED):
             from verirepair.repair_certificates import attach_certificates
 
             self.emit("report", {"text": "writing a checkable certificate per property", "log": True})

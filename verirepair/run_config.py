@@ -172,6 +172,13 @@ class DeliveryConfig:
         the budget; None: no statement.
     pac_delta : float
         One minus the confidence of that statement.
+    certificates : bool
+        After a REPAIRED run, write a checkable certificate per proven property
+        of the delivered file into ``REPORT_DIR/certificates/`` (listed in
+        ``certificate.json``; ``verirepair check REPORT_DIR`` checks them), within
+        the run's total budget.  Off by default: validating a certificate for the
+        independent checker takes several times the verification
+        (``benchmarks/results/certificates.md``).
     """
 
     cross_check: str | None = "marabou"
@@ -180,6 +187,7 @@ class DeliveryConfig:
     n_care: int = 10016
     pac_epsilon: float | None = 1e-3
     pac_delta: float = 1e-3
+    certificates: bool = False
 
     def __post_init__(self) -> None:
         _check_positive("DeliveryConfig", "cross_check_timeout_s", self.cross_check_timeout_s)

@@ -162,6 +162,11 @@ def add_repair_parser(sub: Any) -> None:
     p.add_argument("--cross-check-timeout", type=seconds, default=None, metavar="S",
                    help="budget of the cross-check per property, within the total --timeout "
                         f"(default {d('cross_check_timeout'):g})")
+    p.add_argument("--certificates", action="store_const", const=True, default=None,
+                   help="after a repair, write a checkable certificate per proven property of the delivered "
+                        "file into REPORT/certificates/ (check them with 'verirepair check REPORT'), within "
+                        f"--timeout; writing one takes several times the verification (default "
+                        f"{'on' if d('certificates') else 'off'})")
     p.add_argument("--seed", type=seed_type, default=None, help=f"seed (default {d('seed')})")
     p.set_defaults(func=cmd_repair)
 

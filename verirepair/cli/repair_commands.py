@@ -49,6 +49,7 @@ REPAIR_CONFIG_OPTIONS: dict[str, tuple[str | None, str]] = {
     "guilty_neurons": ("loop", "guilty_neurons"),
     "cross_check": ("delivery", "cross_check"),
     "cross_check_timeout": ("delivery", "cross_check_timeout_s"),
+    "certificates": ("delivery", "certificates"),
 }
 
 

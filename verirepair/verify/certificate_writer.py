@@ -119,8 +119,9 @@ class _Section:
 class _Builder:
     """Turns one property's recorded search into checked certificate arrays."""
 
-    def __init__(self, raw: list, prop: Property, recorder: TreeRecorder) -> None:
+    def __init__(self, raw: list, prop: Property, recorder: TreeRecorder, deadline: float | None = None) -> None:
         self.raw, self.prop, self.recorder = raw, prop, recorder
+        self.deadline = deadline
         self.spec = SpecRows.of(prop)
         self.q = max(poly.A.shape[0] for poly in prop.unsafe)
         self.A = np.zeros((len(prop.unsafe), self.q, prop.n_outputs))
@@ -129,6 +130,11 @@ class _Builder:
             self.A[j, :poly.A.shape[0]], self.b[j, :poly.A.shape[0]] = poly.A, poly.b
         self.n_slopes = sum(W.shape[0] for W, _, relu in raw if relu)
         self.rejected = self.rederived = self.refine_boxes = 0
+
+    def _check_clock(self) -> None:
+        if self.deadline is not None and time.perf_counter() > self.deadline:
+            raise CertificateUnavailable(f"{self.prop.name}: the time budget ran out while the certificate "
+                                         "was being validated for the checker")
 
     def _best_margins(self, boxes: Sequence[tuple[np.ndarray, np.ndarray, list | None]], poly: int, rows: np.ndarray
                       ) -> tuple[np.ndarray, np.ndarray, list[list]]:
@@ -176,6 +182,7 @@ class _Builder:
         spent = 0
         d = lower.shape[0]
         while todo:
+            self._check_clock()
             if spent > REFINE_MAX_BOXES:
                 raise CertificateUnavailable(
                     f"{self.prop.name}: disjunct {poly} could not be re-proven with the checker's bounds on "
@@ -231,6 +238,7 @@ class _Builder:
         """
         tree = _tree_of(self.prop, self.recorder)
         for round_index in range(REFINE_ROUNDS):
+            self._check_clock()
             (lower, upper, parent, _, _), ev, _ = self._listed(tree)
             node = np.array([r[0] for r in ev], dtype=np.int64)
             polys = np.array([r[1] for r in ev], dtype=np.int64)
@@ -293,8 +301,12 @@ class Certified:
 
 
 def write_certificate(path: Path, network_path: Path, property_path: Path, props: Sequence[Property],
-                      recorders: Sequence[TreeRecorder], result: VerificationResult) -> tuple[int, list[dict]]:
+                      recorders: Sequence[TreeRecorder], result: VerificationResult,
+                      deadline: float | None = None) -> tuple[int, list[dict]]:
     """Rebuild, validate and write the certificate of a HOLDS ``result``; returns (bytes, summaries).
+
+    ``deadline`` (``time.perf_counter()``): the validation stops there with
+    :class:`CertificateUnavailable` (nothing is written).
 
     Raises
     ------
@@ -302,7 +314,8 @@ def write_certificate(path: Path, network_path: Path, property_path: Path, props
         When some evidence cannot be made checkable (nothing is written then).
     """
     raw = read_chain(network_path)
-    sections = [_Builder(raw, prop, recorder).build() for prop, recorder in zip(props, recorders, strict=True)]
+    sections = [_Builder(raw, prop, recorder, deadline).build()
+                for prop, recorder in zip(props, recorders, strict=True)]
     header = {
         "format": FORMAT, "version": VERSION,
         "network": {"file": Path(network_path).name, "sha256": sha256_file(Path(network_path))},
@@ -330,7 +343,8 @@ def certify(network: Network, props: Sequence[Property], config: VerifyConfig, n
     ----------
     network : Network -- read from ``network_path``
     props : sequence of Property -- all properties of ``property_path``, in file order
-    config : VerifyConfig -- the search is sequential (``workers`` is ignored)
+    config : VerifyConfig -- the search is sequential (``workers`` is ignored);
+        ``config.timeout_s`` bounds the search and the writing together
     network_path, property_path : Path -- the files the certificate is tied to (SHA-256)
     cert_path : Path -- written atomically, only for a HOLDS with a producible certificate
 
@@ -354,7 +368,8 @@ def certify(network: Network, props: Sequence[Property], config: VerifyConfig, n
         return Certified(result, None, f"no certificate: the verdict is {result.verdict.value}",
                          search_s, 0.0, 0, [])
     try:
-        size, summary = write_certificate(cert_path, network_path, property_path, props, recorders, result)
+        size, summary = write_certificate(cert_path, network_path, property_path, props, recorders, result,
+                                          start + config.timeout_s)
     except CertificateUnavailable as exc:
         return Certified(result, None, f"HOLDS, but no certificate could be produced: {exc}",
                          search_s, time.perf_counter() - start - search_s, 0, [])
