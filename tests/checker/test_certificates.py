@@ -303,3 +303,22 @@ def test_cli_check_exit_codes(instance: dict, tmp_path: Path) -> None:
     assert rejected.returncode == 1 and rejected.stderr.count("\n") == 1 and "another property" in rejected.stderr
     missing = run("check", str(tmp_path / "nothing.npz"), str(instance["net"]), str(instance["prop"]))
     assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+def test_a_holds_on_a_smooth_network_says_why_there_is_no_certificate(tmp_path: Path) -> None:
+    """The checker reads ReLU chains only: a tanh network's HOLDS stays a HOLDS, with no file and the reason."""
+    from verirepair.network.activation import Activation, ActivationKind
+    from verirepair.network.model import random_network
+    from verirepair.network.onnx_io import save_onnx
+
+    net = random_network([5, 8, 5], seed=3, activation=Activation(ActivationKind.TANH))
+    net_path = save_onnx(net, tmp_path / "tanh.onnx")
+    prop_path = tmp_path / "p.vnnlib"
+    bound = float(np.abs(net.layers[-1].weight).sum(axis=1).max() + np.abs(net.layers[-1].bias).max()) + 1.0
+    prop_path.write_text(HEAD + f"(assert (>= Y_0 {bound}))\n")     # |tanh| <= 1: never reached
+    cert = tmp_path / "c.npz"
+    done = certify(load_network(net_path), parse_vnnlib(prop_path), VerifyConfig(timeout_s=30), net_path,
+                   prop_path, cert)
+    assert done.result.verdict is Verdict.HOLDS
+    assert done.path is None and not cert.exists()
+    assert "Tanh" in done.reason and "unsupported operator" in done.reason

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from verirepair.atomic import sha256_file, write_bytes_atomic
-from verirepair.checker import evidence_margins, node_bounds, read_chain, tree_margins
+from verirepair.checker import NetworkRejected, evidence_margins, node_bounds, read_chain, tree_margins
 from verirepair.checker.check import CHECK_BATCH, FORMAT, VERSION
 from verirepair.network.model import Network
 from verirepair.properties.property import Property
@@ -313,7 +313,10 @@ def write_certificate(path: Path, network_path: Path, property_path: Path, props
     CertificateUnavailable
         When some evidence cannot be made checkable (nothing is written then).
     """
-    raw = read_chain(network_path)
+    try:
+        raw = read_chain(network_path)
+    except NetworkRejected as exc:      # e.g. a smooth activation: the checker reads ReLU chains only
+        raise CertificateUnavailable(f"the checker cannot read the network: {exc}") from None
     sections = [_Builder(raw, prop, recorder, deadline).build()
                 for prop, recorder in zip(props, recorders, strict=True)]
     header = {
