@@ -106,3 +106,15 @@ def test_blas_runs_single_threaded_unless_the_environment_says_otherwise(monkeyp
     assert main(["info", str(net)]) == EXIT_OK
     assert os.environ["OPENBLAS_NUM_THREADS"] == os.environ["OMP_NUM_THREADS"] == "1"
     assert os.environ["MKL_NUM_THREADS"] == "2"
+
+
+def test_an_interrupt_names_the_undelivered_network_only_for_repairs():
+    from verirepair.cli.entry import _stop_note
+    from verirepair.cli.parser import build_parser
+
+    parser = build_parser()
+    assert "no repaired network" in _stop_note(parser.parse_args(["repair", "n.onnx", "--acasxu"]))
+    assert "no repaired network" in _stop_note(parser.parse_args(["fairness", "repair", "n.onnx", "--data", "german",
+                                                                  "--protected", "sex", "--out", "o.onnx",
+                                                                  "--report", "r"]))
+    assert _stop_note(parser.parse_args(["verify", "n.onnx", "p.vnnlib"])) == ""

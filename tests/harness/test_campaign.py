@@ -207,7 +207,10 @@ def _campaign_process(campaign: Path, out: Path, *options: str) -> subprocess.Po
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
-def test_sigint_stops_the_campaign_keeping_finished_results_and_a_rerun_finishes_it(tmp_path, cluster):
+@pytest.mark.parametrize(("signum", "code", "word"), [(signal.SIGINT, 130, "interrupted (SIGINT)"),
+                                                     (signal.SIGTERM, 143, "terminated (SIGTERM)")])
+def test_sigint_stops_the_campaign_keeping_finished_results_and_a_rerun_finishes_it(tmp_path, cluster, signum,
+                                                                                  code, word):
     # Six jobs on two workers: when the second result appears at most two more are running, so
     # the interrupt always leaves some job unstarted (with four, both running jobs could finish).
     campaign = write_campaign(tmp_path / "c", THRESHOLDS)
@@ -220,10 +223,10 @@ def test_sigint_stops_the_campaign_keeping_finished_results_and_a_rerun_finishes
             break
         time.sleep(0.1)
     assert proc.poll() is None, f"the campaign ended before it was interrupted: {proc.communicate()}"
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, (stdout, stderr)
-    assert "interrupted (SIGINT)" in stderr and "run the same command again" in stderr
+    assert proc.returncode == code, (stdout, stderr)
+    assert word in stderr and "run the same command again" in stderr
     done_first = {j.job_id: read_result(out, j) for j in spec.jobs if read_result(out, j) is not None}
     assert 2 <= len(done_first) < len(spec.jobs)
     sessions = json.loads((out / "campaign.json").read_text())["sessions"]

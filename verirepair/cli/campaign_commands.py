@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from rich.table import Table
 from rich.text import Text
 
-from verirepair.cli.common import EXIT_OK, EXIT_SIGINT, BadInput, console, print_error
+from verirepair.cli.common import EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, BadInput, Terminated, console, print_error
 
 if TYPE_CHECKING:
     from verirepair.harness.campaign.runner import CampaignOutcome
@@ -73,11 +73,12 @@ def cmd_campaign(args: argparse.Namespace) -> int:
         outcome = display.run(lambda emit: run_campaign(spec, out, scheduler=args.scheduler, workers=args.workers,
                                                          retry_errors=args.retry_errors, grace_s=args.grace,
                                                          on_event=emit))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Terminated) as stop:
         done = len([1 for j in spec.jobs if (out / "jobs" / j.job_id / "result.json").is_file()])
-        print_error(f"interrupted (SIGINT): {done} of {len(spec.jobs)} jobs are finished and kept in {out}; "
+        how = "interrupted (SIGINT)" if isinstance(stop, KeyboardInterrupt) else "terminated (SIGTERM)"
+        print_error(f"{how}: {done} of {len(spec.jobs)} jobs are finished and kept in {out}; "
                     "run the same command again to do the rest")
-        return EXIT_SIGINT
+        return EXIT_SIGINT if isinstance(stop, KeyboardInterrupt) else EXIT_SIGTERM
     # A line of its own: as the table's title it would wrap at the (narrow) table's width.
     console.print(Text(f"campaign {spec.path}: {len(outcome.results)} of {len(spec.jobs)} jobs finished",
                        style="bold"), soft_wrap=True)

@@ -5,6 +5,7 @@ Pipeline position: the outermost shell (see :mod:`verirepair.cli`).
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import signal
@@ -58,14 +59,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_error(_describe(exc))
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print_error("interrupted (SIGINT); no repaired network was delivered by this run")
+        print_error(f"interrupted (SIGINT){_stop_note(args)}")
         return EXIT_SIGINT
     except Terminated:
-        print_error("terminated (SIGTERM); no repaired network was delivered by this run")
+        print_error(f"terminated (SIGTERM){_stop_note(args)}")
         return EXIT_SIGTERM
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_note(args: argparse.Namespace) -> str:
+    """What an interrupted command left behind, for its one-line message."""
+    if args.command == "repair" or args.command == "demo" or getattr(args, "action", None) == "repair":
+        return "; no repaired network was delivered by this run"
+    return ""
 
 
 def threading_is_main() -> bool:
