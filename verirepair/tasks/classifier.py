@@ -25,6 +25,7 @@ from verirepair.network.model import AffineLayer, Network
 __all__ = [
     "TrainConfig",
     "accuracy",
+    "as_float32",
     "margins",
     "predict",
     "hidden_sizes_text",
@@ -223,3 +224,13 @@ def proportion_ci(k: int, n: int, confidence: float = 0.95) -> tuple[float, floa
 def hidden_sizes_text(hidden: Sequence[int]) -> str:
     """``(64, 32)`` -> ``"64-32"`` for names and reports."""
     return "-".join(str(int(h)) for h in hidden)
+
+
+def as_float32(network: Network) -> Network:
+    """The network with every parameter rounded to float32 (what ``save_onnx`` writes), activations kept.
+
+    Repairs measure and prove the rounded network, so that the numbers are those of the delivered file.
+    """
+    layers = tuple(replace(layer, weight=layer.weight.astype(np.float32), bias=layer.bias.astype(np.float32))
+                   for layer in network.layers)
+    return Network(layers, network.name, network.normalization, network.source)

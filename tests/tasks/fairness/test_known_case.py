@@ -7,6 +7,7 @@ import pytest
 from fairness_helpers import GUILTY_UNIT, fair_case_data, fair_case_network
 
 from verirepair.localize import LocalizeConfig
+from verirepair.network.activation import RELU, TANH
 from verirepair.network.model import random_network
 from verirepair.repair import RepairConfig
 from verirepair.tasks.classifier import predict
@@ -60,9 +61,10 @@ def test_age_groups_are_decades() -> None:
     np.testing.assert_array_equal(age.groups(encode_rows(encoding, rows)), [0, 2, 3, 6])
 
 
-def test_product_network_matches_two_forward_passes() -> None:
+@pytest.mark.parametrize("activation", [RELU, TANH], ids=["relu", "tanh"])
+def test_product_network_matches_two_forward_passes(activation) -> None:
     encoding, x = fair_case_data(60)
-    net = random_network([4, 7, 5, 2], seed=3)
+    net = random_network([4, 7, 5, 2], seed=3, activation=activation)
     for attribute in (protected_attribute(encoding, "sex"), protected_attribute(encoding, "x1")):
         product = product_network(net, attribute)
         other = np.roll(x[:, attribute.indices], 1, axis=0)
@@ -140,3 +142,20 @@ def test_repair_removes_the_dependence(neurons: str) -> None:
     woman = _individual(False, 0.4)
     assert prove_individuals(net, woman[None, :], sex, encoding, 0.01).proven == 0
     assert prove_individuals(result.network, woman[None, :], sex, encoding, 0.01).proven == 1
+
+
+def test_product_network_refuses_activated_outputs_and_float32_rounding_keeps_activations() -> None:
+    from verirepair.network.model import AffineLayer, Network
+    from verirepair.tasks.classifier import as_float32
+
+    encoding, x = fair_case_data(20)
+    net = random_network([4, 6, 2], seed=1, activation=TANH)
+    squashed = Network((net.layers[0], AffineLayer(net.layers[1].weight, net.layers[1].bias, activation=TANH)))
+    with pytest.raises(ValueError, match="linear output"):
+        product_network(squashed, protected_attribute(encoding, "sex"))
+    rounded = as_float32(net)
+    assert [layer.activation for layer in rounded.layers] == [layer.activation for layer in net.layers]
+    for before, after in zip(net.layers, rounded.layers, strict=True):    # values rounded to float32
+        np.testing.assert_array_equal(after.weight, before.weight.astype(np.float32).astype(np.float64))
+    assert any(not np.array_equal(a.weight, b.weight) for a, b in zip(net.layers, rounded.layers, strict=True))
+    np.testing.assert_allclose(rounded.forward(x), net.forward(x), atol=1e-5)

@@ -55,9 +55,8 @@ from verirepair.tasks.backdoor.reverse import (
     trigger_closeness,
 )
 from verirepair.tasks.backdoor.trigger import Trigger
-from verirepair.tasks.classifier import accuracy, predict
+from verirepair.tasks.classifier import accuracy, as_float32, predict
 from verirepair.tasks.classify_repair import ClassifyRepairStats, repair_to_targets
-from verirepair.tasks.fairness.repair import as_float32
 from verirepair.verify import VerifyConfig
 
 SCOPES = ("localized", "output")

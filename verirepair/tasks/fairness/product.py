@@ -67,10 +67,14 @@ def product_network(network: Network, attribute: ProtectedAttribute) -> Network:
     Raises
     ------
     ValueError
-        A network without exactly 2 outputs.
+        A network without exactly 2 outputs, or whose output layer has an activation (the
+        margin row ``y_1 - y_0`` is formed from the last affine map).
     """
     if network.n_outputs != 2:
         raise ValueError(f"the product network needs a 2-class network, got {network.n_outputs} outputs")
+    if not network.layers[-1].activation.is_identity:
+        raise ValueError("the product network needs linear output logits, got an output layer with "
+                         f"{network.layers[-1].activation.label}")
     shared = _shared_indices(network.n_inputs, attribute)
     w = attribute.width
     layers: list[AffineLayer] = []
@@ -90,7 +94,7 @@ def product_network(network: Network, attribute: ProtectedAttribute) -> Network:
             new_weight = np.zeros((2 * h, 2 * n_in))
             new_weight[:h, :n_in] = weight
             new_weight[h:, n_in:] = weight
-        layers.append(AffineLayer(new_weight, np.concatenate([bias, bias]), layer.relu))
+        layers.append(AffineLayer(new_weight, np.concatenate([bias, bias]), activation=layer.activation))
     return Network(tuple(layers), f"{network.name}.product.{attribute.name}")
 
 

@@ -36,16 +36,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from verirepair.localize import Localization, LocalizeConfig
-from verirepair.network.model import AffineLayer, Network
+from verirepair.network.model import Network
 from verirepair.repair import RepairConfig, RepairStatus
-from verirepair.tasks.classifier import margins, predict
+from verirepair.tasks.classifier import as_float32, margins, predict
 from verirepair.tasks.classify_repair import ClassifyRepairStats, repair_to_targets
 from verirepair.tasks.fairness.data import Encoding
 from verirepair.tasks.fairness.localization import localize_fairness
 from verirepair.tasks.fairness.measure import discriminated, sample_domain
 from verirepair.tasks.fairness.protected import ProtectedAttribute
 
-__all__ = ["FairRepairConfig", "FairRepairResult", "RoundRecord", "as_float32", "repair_fairness"]
+__all__ = ["FairRepairConfig", "FairRepairResult", "RoundRecord", "repair_fairness"]
 
 logger = logging.getLogger(__name__)
 
@@ -150,13 +150,6 @@ class FairRepairResult:
     def repaired(self) -> bool:
         """Whether some round produced a patch."""
         return self.stats is not None and self.stats.status is RepairStatus.REPAIRED
-
-
-def as_float32(network: Network) -> Network:
-    """The network with every parameter rounded to float32 (what ``save_onnx`` writes)."""
-    layers = tuple(AffineLayer(layer.weight.astype(np.float32), layer.bias.astype(np.float32), layer.relu)
-                   for layer in network.layers)
-    return Network(layers, network.name, network.normalization, network.source)
 
 
 def _find_pairs(network: Network, x: np.ndarray, attribute: ProtectedAttribute
