@@ -180,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = OneLineArgumentParser(
         prog="verirepair",
-        description="Repair ReLU networks with proof: specify (VNN-LIB), verify, localize, "
+        description="Repair neural networks (ReLU, leaky and smooth activations) with proof: specify (VNN-LIB), verify, localize, "
                     "repair, re-verify, deliver an ONNX file, a report and a certificate.",
         epilog=EXIT_CODES_HELP,
     )
