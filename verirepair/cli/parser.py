@@ -180,8 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = OneLineArgumentParser(
         prog="verirepair",
-        description="Repair neural networks (ReLU, leaky and smooth activations) with proof: specify (VNN-LIB), verify, localize, "
-                    "repair, re-verify, deliver an ONNX file, a report and a certificate.",
+        description="Repair neural networks (ReLU, leaky and smooth activations) with proof: specify "
+                    "(VNN-LIB), verify, localize, repair, re-verify, deliver an ONNX file, a report and a "
+                    "certificate.",
         epilog=EXIT_CODES_HELP,
     )
     parser.add_argument("--version", action="version", version=f"verirepair {__version__}")
