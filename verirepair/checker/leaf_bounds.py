@@ -203,8 +203,9 @@ def layer_bounds(ops: Arith, layers: list[Layer], lower: np.ndarray, upper: np.n
         lo = ops.sum_lo(ops.dot_lo(post_lo, Wp), ops.dot_lo(post_hi, Wn), bias)
         hi = -ops.sum_lo(-ops.dot_hi(post_hi, Wp), -ops.dot_hi(post_lo, Wn), -bias)
         sym = _forward_affine(ops, layer, sym, x_abs)
-        lo, hi = np.maximum(lo, _sym_lo(ops, sym[0], sym[1], lower, upper)), \
-            np.minimum(hi, -_sym_lo(ops, -sym[2], -sym[3], lower, upper))
+        # fmax/fmin: a nan from an overflow in the forward pass must not hide the interval bound
+        lo, hi = np.fmax(lo, _sym_lo(ops, sym[0], sym[1], lower, upper)), \
+            np.fmin(hi, -_sym_lo(ops, -sym[2], -sym[3], lower, upper))
         if prior is not None:
             lo, hi = np.maximum(lo, prior[k][0]), np.minimum(hi, prior[k][1])
         if sum(earlier.relu for earlier in layers[:k]) >= 2 and layer.relu:
