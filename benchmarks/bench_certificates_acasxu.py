@@ -59,15 +59,17 @@ def _peak(function: Callable[..., object], *args: object) -> float:
     return peak / 2**20
 
 
-def run(out: Path, timeout_s: float, exact_every: int, memory_every: int, limit: int | None) -> None:
-    """Run every instance and append one CSV row each to ``out`` (flushed per row)."""
+def run(out: Path, timeout_s: float, exact_every: int, memory_every: int, limit: int | None,
+        only: set[str] | None = None) -> None:
+    """Run every instance (or those named in ``only``, ``"N_M:P"``) and append one CSV row each to ``out``."""
     acasxu_nets.require_data(("onnx",))
     config = VerifyConfig(timeout_s=timeout_s)
     work = Path(tempfile.mkdtemp(prefix="certs_"))
     with open(out, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=FIELDS)
         writer.writeheader()
-        for index, (name, number, _) in enumerate(_instances()[:limit]):
+        chosen = [r for r in _instances() if only is None or "{}_{}:{}".format(*r[0].split("_")[2:4], r[1]) in only]
+        for index, (name, number, _) in enumerate(chosen[:limit]):
             net_path = acasxu_nets.acasxu_dir() / "onnx" / f"{name}.onnx"
             prop_path = acasxu_nets.acasxu_dir() / "vnnlib" / f"prop_{number}.vnnlib"
             network = acasxu_nets.load_acasxu(name)
@@ -117,8 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exact-every", type=int, default=0)
     parser.add_argument("--memory-every", type=int, default=0)
     parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--only", default=None, help="comma-separated instances N_M:PROP, e.g. 1_7:1,4_6:3")
     args = parser.parse_args(argv)
-    run(args.csv, args.timeout, args.exact_every, args.memory_every, args.limit)
+    only = None if args.only is None else set(args.only.split(","))
+    run(args.csv, args.timeout, args.exact_every, args.memory_every, args.limit, only)
     return 0
 
 

@@ -322,3 +322,34 @@ def test_a_holds_on_a_smooth_network_says_why_there_is_no_certificate(tmp_path: 
     assert done.result.verdict is Verdict.HOLDS
     assert done.path is None and not cert.exists()
     assert "Tanh" in done.reason and "unsupported operator" in done.reason
+
+
+@pytest.mark.parametrize("arith", ["float", "exact"])
+def test_layer_bounds_contain_exact_values_and_the_forward_pass_tightens_them(arith: str) -> None:
+    from verirepair.checker.arith import Exact
+    from verirepair.checker.leaf_bounds import Layer, layer_bounds
+    rng = np.random.default_rng(3)
+    sizes = [4, 12, 12, 12, 3]
+    raw = [(rng.normal(size=(m, n)) / np.sqrt(n), rng.normal(size=m) * 0.1)
+           for n, m in zip(sizes, sizes[1:], strict=False)]
+    ops = Outward() if arith == "float" else Exact()
+    layers = [Layer(ops.convert(W), ops.convert(b), k < len(raw) - 1) for k, (W, b) in enumerate(raw)]
+    lower = rng.uniform(-1, 0.5, (3, 4))
+    upper = lower + rng.uniform(0.1, 0.8, (3, 4))
+    bounds = layer_bounds(ops, layers, ops.convert(lower), ops.convert(upper))
+    for box in range(3):
+        for x in rng.uniform(lower[box], upper[box], (6, 4)):
+            h = [Fraction(float(v)) for v in x]
+            for k, (W, b) in enumerate(raw):
+                z = [sum((Fraction(float(w)) * v for w, v in zip(row, h, strict=True)), Fraction(float(c)))
+                     for row, c in zip(W, b, strict=True)]
+                lo, hi = bounds[k][0][box], bounds[k][1][box]
+                assert all(Fraction(float(lo[j])) <= z[j] <= Fraction(float(hi[j])) for j in range(len(z)))
+                h = [max(v, Fraction(0)) for v in z] if layers[k].relu else z
+    # the last (linear) layer is never back-substituted: its bounds are interval arithmetic on the
+    # previous layer's bounds intersected with the forward symbolic pass: never looser, tighter somewhere
+    lo2, hi2 = (np.maximum(np.asarray(v, dtype=np.float64), 0) for v in bounds[-2][:2])
+    W, b = raw[-1]
+    interval_width = (np.maximum(W, 0) @ (hi2 - lo2).T - np.minimum(W, 0) @ (hi2 - lo2).T).T
+    width = np.asarray(bounds[-1][1], dtype=np.float64) - np.asarray(bounds[-1][0], dtype=np.float64)
+    assert (width <= interval_width * (1 + 1e-9)).all() and (width < 0.98 * interval_width).any()

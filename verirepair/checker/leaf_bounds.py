@@ -19,9 +19,27 @@ coefficient vector: each step's rounding error is moved into ``c`` using
 bounds on ``|h|`` and ``|z|`` (the intermediate bounds), so the invariant holds
 for the coefficients actually computed.
 
-Intermediate bounds: interval arithmetic for every unit, then, for every unit
-of a ReLU layer that is still unstable, the lower bounds of ``+z_j`` and
-``-z_j`` by back-substitution (CROWN's adaptive lower slope, 1 when ``u > -l``).
+Intermediate bounds: interval arithmetic for every unit, intersected with a
+forward symbolic pass (below), then, for every unit of a ReLU layer that is
+still unstable, the lower bounds of ``+z_j`` and ``-z_j`` by back-substitution
+(CROWN's adaptive lower slope, 1 when ``u > -l``) -- from the second ReLU layer
+on: behind a single ReLU layer back-substitution builds the same linear
+function as the forward pass (same slopes per weight sign), so it cannot
+tighten anything there.
+
+The forward symbolic pass keeps, per box, two affine functions of the input
+with ``L(x) <= z_k(x) <= U(x)`` on the box (DeepPoly-style): through an affine
+layer ``L' = W+ L + W- U + b`` (and ``U'`` alike); through a ReLU, ``relu(z) >=
+a z >= a L`` with ``a`` in ``{0, 1}`` (CROWN's adaptive choice, stable units
+exact) and ``relu(z) <= s z + t <= s U + t`` (the same upper line as above,
+``s >= 0``).  The concrete bounds are the minimum of ``L`` and the maximum of
+``U`` over the box.  With ``Outward`` the computed coefficient matrices are
+again treated as *given*: the rounding error ``E`` of each matrix product (or
+of each product by ``s``, at most ``2u|.| + eta`` per entry) is moved into the
+constant as ``-/+ E . |x|max``, where ``|x|max`` bounds ``|x|`` on the box, so
+the inequalities hold for the coefficients actually computed; the constants
+are themselves computed with the outward ``*_lo``/``*_hi`` operations.  Every
+bound so obtained is a bound, so intersecting them is sound.
 """
 
 from __future__ import annotations
@@ -124,6 +142,44 @@ def backsubstitute(ops: Arith, layers: list[Layer], bounds: list[tuple[np.ndarra
     raise AssertionError("unreachable: the loop returns at layer 0")
 
 
+def _forward_affine(ops: Arith, layer: Layer, sym: tuple[np.ndarray, ...], x_abs: np.ndarray
+                    ) -> tuple[np.ndarray, ...]:
+    """``(Fl, fl, Fu, fu)`` of ``z = W h + b`` from those of ``h`` (``F`` shape (n, m, d), ``f`` (n, m))."""
+    Hl, hl, Hu, hu = sym
+    Wp, Wn = np.maximum(layer.W, 0), np.minimum(layer.W, 0)
+    X = np.concatenate([Wp, Wn], axis=1)                                # (m, 2 m_prev)
+    bias = np.broadcast_to(layer.b, (hl.shape[0], layer.b.shape[0]))
+    out = []
+    for sign, first, second, f_first, f_second in ((1, Hl, Hu, hl, hu), (-1, Hu, Hl, -hu, -hl)):
+        # lower function of z (sign 1), then the negated upper function: -U' = W+ (-U) + W- (-L) - b
+        F, E = ops.dot(X, sign * np.concatenate([first, second], axis=1))
+        terms = [ops.dot_lo(np.concatenate([f_first, f_second], axis=1), X.T), sign * bias]
+        if E is not None:
+            terms.append(-ops.dot_hi(E, x_abs)[:, :, 0])
+        out += [sign * F, sign * ops.sum_lo(*terms)]
+    return tuple(out)
+
+
+def _forward_relu(ops: Arith, sym: tuple[np.ndarray, ...], a: np.ndarray, s: np.ndarray, t: np.ndarray,
+                  x_abs: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The functions of ``h = relu(z)``: ``a L`` below (``a`` float64 in {0, 1}: exact), ``s U + t`` above."""
+    Fl, fl, Fu, fu = sym
+    a_ = ops.convert(a)
+    Hu = s[:, :, None] * Fu
+    terms = [-ops.mul_hi(s, fu), -t]
+    if ops.name == "float":
+        # each entry of s * Fu is one rounded product: |error| <= 2u|Hu| + eta
+        err = np.nextafter(2.0 ** -52 * np.abs(Hu) + 2.0 ** -1074, np.inf)
+        terms.append(-ops.dot_hi(err, x_abs)[:, :, 0])
+    return a_[:, :, None] * Fl, a_ * fl, Hu, -ops.sum_lo(*terms)
+
+
+def _sym_lo(ops: Arith, F: np.ndarray, f: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """Lower bound over each box of ``F x + f`` (shapes (n, m, d), (n, m); boxes (n, d))."""
+    return ops.sum_lo(ops.dot_lo(np.maximum(F, 0), lower[:, :, None])[:, :, 0],
+                      ops.dot_lo(np.minimum(F, 0), upper[:, :, None])[:, :, 0], f)
+
+
 def layer_bounds(ops: Arith, layers: list[Layer], lower: np.ndarray, upper: np.ndarray,
                  prior: list[tuple[np.ndarray, ...]] | None = None) -> list[tuple[np.ndarray, ...]]:
     """Sound bounds ``(lo, hi)`` of every layer's pre-activation over each box, shapes (n, m_k).
@@ -137,14 +193,22 @@ def layer_bounds(ops: Arith, layers: list[Layer], lower: np.ndarray, upper: np.n
     """
     bounds: list[tuple[np.ndarray, ...]] = []
     post_lo, post_hi = lower, upper
+    n, d = lower.shape
+    x_abs = _abs_max(lower, upper)[:, :, None]                       # (n, d, 1)
+    eye = ops.convert(np.broadcast_to(np.eye(d), (n, d, d)).copy())
+    sym: tuple[np.ndarray, ...] = (eye, ops.convert(np.zeros((n, d))), eye, ops.convert(np.zeros((n, d))))  # x<=x<=x
     for k, layer in enumerate(layers):
         Wp, Wn = np.maximum(layer.W, 0).T, np.minimum(layer.W, 0).T
         bias = np.broadcast_to(layer.b, (lower.shape[0], layer.b.shape[0]))
         lo = ops.sum_lo(ops.dot_lo(post_lo, Wp), ops.dot_lo(post_hi, Wn), bias)
         hi = -ops.sum_lo(-ops.dot_hi(post_hi, Wp), -ops.dot_hi(post_lo, Wn), -bias)
+        sym = _forward_affine(ops, layer, sym, x_abs)
+        # fmax/fmin: a nan from an overflow in the forward pass must not hide the interval bound
+        lo, hi = np.fmax(lo, _sym_lo(ops, sym[0], sym[1], lower, upper)), \
+            np.fmin(hi, -_sym_lo(ops, -sym[2], -sym[3], lower, upper))
         if prior is not None:
             lo, hi = np.maximum(lo, prior[k][0]), np.minimum(hi, prior[k][1])
-        if any(earlier.relu for earlier in layers[:k]) and layer.relu:
+        if sum(earlier.relu for earlier in layers[:k]) >= 2 and layer.relu:
             box, unit = np.nonzero(np.asarray((lo < 0) & (hi > 0), dtype=bool))
             if box.size:
                 r = box.size
@@ -159,7 +223,9 @@ def layer_bounds(ops: Arith, layers: list[Layer], lower: np.ndarray, upper: np.n
         lo, hi = ops.outward(lo, hi)
         if layer.relu:
             a, s, t = _relaxation(ops, lo, hi)
-            bounds.append((lo, hi, a, s, t, np.asarray(hi > -lo, dtype=np.float64)))
+            adaptive = np.asarray(hi > -lo, dtype=np.float64)
+            bounds.append((lo, hi, a, s, t, adaptive))
+            sym = _forward_relu(ops, sym, np.where(np.isnan(a), adaptive, a), s, t, x_abs)
         else:
             bounds.append((lo, hi))
         post_lo, post_hi = _post(layer, lo, hi)
