@@ -353,3 +353,24 @@ def test_layer_bounds_contain_exact_values_and_the_forward_pass_tightens_them(ar
     interval_width = (np.maximum(W, 0) @ (hi2 - lo2).T - np.minimum(W, 0) @ (hi2 - lo2).T).T
     width = np.asarray(bounds[-1][1], dtype=np.float64) - np.asarray(bounds[-1][0], dtype=np.float64)
     assert (width <= interval_width * (1 + 1e-9)).all() and (width < 0.98 * interval_width).any()
+
+
+def test_an_overflowing_bound_is_unbounded_never_nan() -> None:
+    """inf - inf in a layer's interval sum must give an unstable unit with infinite bounds: a NaN
+    bound would make the unit look stable and inactive, and the checker could accept a false proof."""
+    import warnings
+
+    from verirepair.checker.leaf_bounds import Layer, layer_bounds
+
+    ops = Outward()
+    big = np.finfo(np.float64).max / 2
+    layers = [Layer(ops.convert(np.array([[big, big, -big]])), ops.convert(np.zeros(1)), True),
+              Layer(ops.convert(np.array([[1.0]])), ops.convert(np.zeros(1)), False)]
+    lower, upper = np.full((1, 3), 2.0), np.full((1, 3), 3.0)       # 2 big + 2 big - 3 big: inf - inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        bounds = layer_bounds(ops, layers, ops.convert(lower), ops.convert(upper))
+    lo, hi = bounds[0][0], bounds[0][1]
+    assert not np.isnan(lo).any() and not np.isnan(hi).any()
+    assert lo[0, 0] <= 0 <= hi[0, 0]
+    assert not (bounds[1][0] > 0).any()        # nothing downstream is claimed positive

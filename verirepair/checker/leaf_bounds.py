@@ -61,6 +61,19 @@ class Layer:
     relu: bool
 
 
+def _no_nan(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A NaN bound (an overflow, inf - inf) becomes the unbounded one, -inf or +inf.
+
+    Without this a NaN pre-activation bound would make its unit look stable and
+    inactive (``lo < 0`` and ``hi > 0`` are both false for NaN), which is unsound;
+    an infinite bound only makes later bounds useless (the proof then fails).
+    Exact (rational) arrays have no NaN and pass through.
+    """
+    if lo.dtype.kind != "f":
+        return lo, hi
+    return np.where(np.isnan(lo), -np.inf, lo), np.where(np.isnan(hi), np.inf, hi)
+
+
 def _abs_max(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return np.maximum(abs(lo), abs(hi))
 
@@ -208,6 +221,7 @@ def layer_bounds(ops: Arith, layers: list[Layer], lower: np.ndarray, upper: np.n
             np.fmin(hi, -_sym_lo(ops, -sym[2], -sym[3], lower, upper))
         if prior is not None:
             lo, hi = np.maximum(lo, prior[k][0]), np.minimum(hi, prior[k][1])
+        lo, hi = _no_nan(lo, hi)
         if sum(earlier.relu for earlier in layers[:k]) >= 2 and layer.relu:
             box, unit = np.nonzero(np.asarray((lo < 0) & (hi > 0), dtype=bool))
             if box.size:
@@ -220,7 +234,7 @@ def layer_bounds(ops: Arith, layers: list[Layer], lower: np.ndarray, upper: np.n
                                      ops.convert(np.zeros(2 * r)))
                 lo[box, unit] = np.maximum(lo[box, unit], got[:r])
                 hi[box, unit] = np.minimum(hi[box, unit], -got[r:])
-        lo, hi = ops.outward(lo, hi)
+        lo, hi = _no_nan(*ops.outward(lo, hi))
         if layer.relu:
             a, s, t = _relaxation(ops, lo, hi)
             adaptive = np.asarray(hi > -lo, dtype=np.float64)
