@@ -344,28 +344,16 @@ def _identity(node: onnx.NodeProto, state: TraceState) -> None:
     state.advance(node)
 
 
-@register_op("Relu", inputs=1)
-def _relu(node: onnx.NodeProto, state: TraceState) -> None:
-    state.close_layer(RELU)
-    state.advance(node)
+def _register_parameterless_activation(op_type: str, activation: Activation) -> None:
+    """``op_type`` closes the current affine layer with ``activation`` (it has no attributes)."""
+    @register_op(op_type, inputs=1)
+    def _convert(node: onnx.NodeProto, state: TraceState) -> None:
+        state.close_layer(activation)
+        state.advance(node)
 
 
-@register_op("Tanh", inputs=1)
-def _tanh(node: onnx.NodeProto, state: TraceState) -> None:
-    state.close_layer(TANH)
-    state.advance(node)
-
-
-@register_op("Sigmoid", inputs=1)
-def _sigmoid(node: onnx.NodeProto, state: TraceState) -> None:
-    state.close_layer(SIGMOID)
-    state.advance(node)
-
-
-@register_op("Softplus", inputs=1)
-def _softplus(node: onnx.NodeProto, state: TraceState) -> None:
-    state.close_layer(SOFTPLUS)
-    state.advance(node)
+for _op_type, _activation in (("Relu", RELU), ("Tanh", TANH), ("Sigmoid", SIGMOID), ("Softplus", SOFTPLUS)):
+    _register_parameterless_activation(_op_type, _activation)
 
 
 def _alpha_activation(node: onnx.NodeProto, state: TraceState, kind: ActivationKind,
