@@ -47,8 +47,10 @@ VERSION = 1
 #: Evidence records bounded together (their boxes' arrays are held at once).
 CHECK_BATCH = 512
 #: The passes of :func:`tree_margins`: a record still unproven is bounded again with the
-#: bounds of this many ancestors intersected in (None: all of them, up to the root).
-INHERIT_GENERATIONS: tuple[int | None, ...] = (0, 1, None)
+#: bounds of this many ancestors intersected in (None: all of them, up to the root), and
+#: with the forward symbolic pass through all layers (True) or only up to the first
+#: back-substituted one (False, cheaper).
+CHECK_PASSES: tuple[tuple[int | None, bool], ...] = ((0, False), (None, True))
 KEYS = ("roots_lower", "roots_upper", "split_dim", "split_point", "ev_node", "ev_disjunct",
         "ev_weights", "ev_slope", "slopes")
 
@@ -204,16 +206,16 @@ def _path_bounds(ops: Outward | Exact, layers: list[Layer], lower: np.ndarray, u
 def tree_margins(raw: list[tuple[np.ndarray, np.ndarray, bool]], lower: np.ndarray, upper: np.ndarray,
                  parent: np.ndarray, ev_node: np.ndarray, A: np.ndarray, b: np.ndarray, weights: np.ndarray,
                  slopes: np.ndarray, exact_ids: Sequence[int] = ()) -> tuple[np.ndarray, dict[int, bool]]:
-    """Margins of every evidence record: first on its node's box alone, then, for the records
-    that fails, with every node's bounds intersected with its parent's.
+    """Margins of every evidence record, in the passes of :data:`CHECK_PASSES`.
 
     Any sound bounds of a box may prove a record, so the first pass bounds only
-    the nodes that carry evidence (about half the tree).  A record it leaves
-    unproven is bounded again along its root-to-node path, level by level (a
-    parent box contains its children, so its bounds hold on them and make theirs
-    tighter); its margin is the better of the two.  Shapes: ``lower, upper``
-    (N, d) per node in preorder, ``parent`` (N,) (-1 at roots), ``ev_node`` (E,)
-    and the records' ``A`` (E, q, m), ``b, weights`` (E, q), ``slopes`` (E, H).
+    the nodes that carry evidence (about half the tree), each alone and with the
+    cheaper forward pass.  A record it leaves unproven is bounded again along its
+    root-to-node path, level by level (a parent box contains its children, so its
+    bounds hold on them and make theirs tighter), with the full forward pass; its
+    margin is the best of its passes.  Shapes: ``lower, upper`` (N, d) per node in
+    preorder, ``parent`` (N,) (-1 at roots), ``ev_node`` (E,) and the records' ``A``
+    (E, q, m), ``b, weights`` (E, q), ``slopes`` (E, H).
 
     Returns
     -------
@@ -225,17 +227,18 @@ def tree_margins(raw: list[tuple[np.ndarray, np.ndarray, bool]], lower: np.ndarr
     layers = _layers(ops, raw)
     records = np.arange(len(ev_node))
     margins = np.full(len(ev_node), -np.inf)
-    for generations in INHERIT_GENERATIONS:
+    for generations, full_forward in CHECK_PASSES:
         again = records[~(margins > 0)]
         if again.size:
             margins[again] = np.fmax(margins[again], _level_margins(
-                ops, layers, raw, lower, upper, parent, ev_node, again, (A, b, weights, slopes), generations))
+                ops, layers, raw, lower, upper, parent, ev_node, again, (A, b, weights, slopes), generations,
+                full_forward))
     return margins, _exact_margins(raw, lower, upper, parent, ev_node, A, b, weights, slopes, exact_ids)
 
 
 def _level_margins(ops: Outward, layers: list[Layer], raw: list, lower: np.ndarray, upper: np.ndarray,
                    parent: np.ndarray, ev_node: np.ndarray, records: np.ndarray, data: tuple,
-                   generations: int | None) -> np.ndarray:
+                   generations: int | None, full_forward: bool) -> np.ndarray:
     """Margins of ``records``, their nodes' bounds intersected with those of up to ``generations``
     ancestors (None: all, up to the root), bounded level by level from the oldest; only these
     nodes are bounded."""
@@ -271,7 +274,7 @@ def _level_margins(ops: Outward, layers: list[Layer], raw: list, lower: np.ndarr
                 up = np.where(inherits, position[np.maximum(parent[chunk], 0)], -1)
                 prior = [(np.where(inherits[:, None], lo[up], -np.inf), np.where(inherits[:, None], hi[up], np.inf))
                          for lo, hi in previous]
-            bounds = layer_bounds(ops, layers, lower[chunk], upper[chunk], prior)
+            bounds = layer_bounds(ops, layers, lower[chunk], upper[chunk], prior, full_forward)
             chunks.append(bounds)
             recs = [r for k in chunk for r in records_at.get(int(k), [])]
             if recs:

@@ -150,8 +150,12 @@ def backsubstitute(ops: Arith, layers: list[Layer], bounds: list[tuple[np.ndarra
                 a = np.where(np.isnan(a_fixed)[:, None, :] & ~np.isnan(given), given, a)
             A_neg = np.minimum(P, 0)
             terms.append(ops.nonpos_sum_lo(ops.rowdot3(A_neg, t), P.shape[-1]))    # A_neg <= 0, t >= 0
-            # one rounded product per entry (the other summand is 0): the error is charged at the next step
-            A = np.maximum(P, 0) * ops.convert(a) + A_neg * s[:, None, :]
+            # A = max(P, 0) a + min(P, 0) s, in place: one rounded product per entry (the other
+            # summand is 0); its rounding error is charged at the next step
+            A = np.maximum(P, 0, out=P)
+            A *= ops.convert(a)
+            A_neg *= s[:, None, :]
+            A += A_neg
         else:
             A = P
         c = ops.sum_lo(*terms)
@@ -232,7 +236,8 @@ def _refine_unstable(ops: Arith, layers: list[Layer], bounds: list[tuple[np.ndar
 
 
 def layer_bounds(ops: Arith, layers: list[Layer], lower: np.ndarray, upper: np.ndarray,
-                 prior: list[tuple[np.ndarray, ...]] | None = None) -> list[tuple[np.ndarray, ...]]:
+                 prior: list[tuple[np.ndarray, ...]] | None = None, full_forward: bool = True
+                 ) -> list[tuple[np.ndarray, ...]]:
     """Sound bounds ``(lo, hi)`` of every layer's pre-activation over each box, shapes (n, m_k).
 
     For a ReLU layer the tuple goes on with its relaxation ``(a, s, t, adaptive)``
@@ -241,30 +246,40 @@ def layer_bounds(ops: Arith, layers: list[Layer], lower: np.ndarray, upper: np.n
     ``prior``: bounds valid on each box already (those of its parent box, which
     contains it), intersected in before the unstable units are chosen, so a
     unit stable on the parent is never back-substituted again.
+
+    ``full_forward``: run the forward symbolic pass through every layer; when
+    False it stops after the first layer whose unstable units are back-substituted
+    (cheaper; those deeper bounds come from intervals and back-substitution).
     """
     bounds: list[tuple[np.ndarray, ...]] = []
     post_lo, post_hi = lower, upper
     n, d = lower.shape
     x_abs = _abs_max(lower, upper)                                    # (n, d)
     eye = ops.convert(np.broadcast_to(np.eye(d), (n, d, d)).copy())
-    sym: tuple[np.ndarray, ...] = (eye, ops.convert(np.zeros((n, d))), eye, ops.convert(np.zeros((n, d))))  # x<=x<=x
+    zero = ops.convert(np.zeros((n, d)))
+    sym: tuple[np.ndarray, ...] | None = (eye, zero, eye, zero)                # x <= x <= x
     for k, layer in enumerate(layers):
         lo, hi = ops.interval_affine(layer.W, abs(layer.W), layer.b, post_lo, post_hi)
-        sym = _forward_affine(ops, layer, sym, x_abs)
-        # fmax/fmin: a nan from an overflow in the forward pass must not hide the interval bound
-        lo, hi = np.fmax(lo, _box_min(ops, sym[0], [sym[1]], lower, upper)), \
-            np.fmin(hi, -_box_min(ops, -sym[2], [-sym[3]], lower, upper))
+        refined = sum(earlier.relu for earlier in layers[:k]) >= 2 and layer.relu
+        if sym is not None:
+            sym = _forward_affine(ops, layer, sym, x_abs)
+            # fmax/fmin: a nan from an overflow in the forward pass must not hide the interval bound
+            lo, hi = np.fmax(lo, _box_min(ops, sym[0], [sym[1]], lower, upper)), \
+                np.fmin(hi, -_box_min(ops, -sym[2], [-sym[3]], lower, upper))
+            if refined and not full_forward:
+                sym = None
         if prior is not None:
             lo, hi = np.maximum(lo, prior[k][0]), np.minimum(hi, prior[k][1])
         lo, hi = _no_nan(lo, hi)
-        if sum(earlier.relu for earlier in layers[:k]) >= 2 and layer.relu:
+        if refined:
             _refine_unstable(ops, layers, bounds, k, lo, hi, lower, upper)
         lo, hi = _no_nan(*ops.outward(lo, hi))
         if layer.relu:
             a, s, t = _relaxation(ops, lo, hi)
             adaptive = np.asarray(hi > -lo, dtype=np.float64)
             bounds.append((lo, hi, a, s, t, adaptive))
-            sym = _forward_relu(ops, sym, np.where(np.isnan(a), adaptive, a), s, t, x_abs)
+            if sym is not None:
+                sym = _forward_relu(ops, sym, np.where(np.isnan(a), adaptive, a), s, t, x_abs)
         else:
             bounds.append((lo, hi))
         post_lo, post_hi = _post(layer, lo, hi)
