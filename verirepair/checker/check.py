@@ -250,13 +250,14 @@ def _level_margins(ops: Outward, layers: list[Layer], raw: list, lower: np.ndarr
             depth[k] = depth[parent[k]] + 1
     needed = np.zeros(n, dtype=bool)
     needed[ev_node[records]] = True
-    frontier = np.unique(ev_node[records])
+    frontier = needed.copy()
     for _ in itertools.count() if generations is None else range(generations):
-        frontier = np.unique(parent[frontier])
-        frontier = frontier[frontier >= 0]
-        if not frontier.size:
+        up = parent[frontier]
+        frontier = np.zeros(n, dtype=bool)
+        frontier[up[up >= 0]] = True
+        if not frontier.any():
             break
-        needed[frontier] = True
+        needed |= frontier
     records_at: dict[int, list[int]] = {}
     for record in records:
         records_at.setdefault(int(ev_node[record]), []).append(int(record))
