@@ -6,6 +6,8 @@ verdict in ``benchmarks/results/verify_acasxu_newcore.csv`` is ``unsat``
 like on a shared machine:
 
 1. plain verification (our engine, one process) -- the baseline;
+   (wall-clock times, and CPU times of this process -- robust to other load on the machine --
+   in the ``*_cpu_s`` columns)
 2. the same verification with the tree recorder (``certify``: search + writing,
    which includes the writer's validation of every record with the checker's bound);
 3. the independent checker in outward-rounded float64 on the written file;
@@ -41,7 +43,8 @@ from verirepair.verify.result import VerifyConfig
 RESULTS = Path(__file__).resolve().parent / "results"
 FIELDS = ("network", "prop", "verify_s", "certify_search_s", "certify_write_s", "overhead_pct", "size_bytes",
           "leaves", "evidence", "with_slopes", "rederived", "check_s", "check_over_verify", "accepted",
-          "exact_records", "exact_s", "exact_accepted", "verify_peak_mb", "certify_peak_mb", "note")
+          "exact_records", "exact_s", "exact_accepted", "verify_peak_mb", "certify_peak_mb", "verify_cpu_s",
+          "certify_cpu_s", "check_cpu_s", "note")
 
 
 def _instances() -> list[tuple[str, int, float]]:
@@ -60,11 +63,12 @@ def _peak(function: Callable[..., object], *args: object) -> float:
 
 
 def run(out: Path, timeout_s: float, exact_every: int, memory_every: int, limit: int | None,
-        only: set[str] | None = None) -> None:
+        only: set[str] | None = None, keep: Path | None = None) -> None:
     """Run every instance (or those named in ``only``, ``"N_M:P"``) and append one CSV row each to ``out``."""
     acasxu_nets.require_data(("onnx",))
     config = VerifyConfig(timeout_s=timeout_s)
-    work = Path(tempfile.mkdtemp(prefix="certs_"))
+    work = Path(tempfile.mkdtemp(prefix="certs_")) if keep is None else keep
+    work.mkdir(parents=True, exist_ok=True)
     with open(out, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=FIELDS)
         writer.writeheader()
@@ -75,21 +79,26 @@ def run(out: Path, timeout_s: float, exact_every: int, memory_every: int, limit:
             network = acasxu_nets.load_acasxu(name)
             props = parse_vnnlib(prop_path)
             cert = work / f"{name}_{number}.npz"
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             plain = verify_own(network, props, config)
-            verify_s = time.perf_counter() - start
+            verify_s, verify_cpu = time.perf_counter() - start, time.process_time() - cpu
+            cpu = time.process_time()
             done = certify(network, props, config, net_path, prop_path, cert)
+            certify_cpu = time.process_time() - cpu
             row: dict = {"network": name, "prop": number, "verify_s": round(verify_s, 3),
                          "certify_search_s": round(done.search_s, 3), "certify_write_s": round(done.write_s, 3),
                          "overhead_pct": round(100 * (done.search_s + done.write_s - verify_s) / verify_s, 1),
-                         "size_bytes": done.size_bytes, "note": done.reason or plain.verdict.value}
+                         "size_bytes": done.size_bytes, "note": done.reason or plain.verdict.value,
+                         "verify_cpu_s": round(verify_cpu, 3), "certify_cpu_s": round(certify_cpu, 3)}
             if done.path is not None:
                 row.update(leaves=sum(s["leaves"] for s in done.summary),
                            evidence=sum(s["evidence"] for s in done.summary),
                            with_slopes=sum(s["with_slopes"] for s in done.summary),
                            rederived=sum(s["rederived"] for s in done.summary))
                 try:
+                    cpu = time.process_time()
                     checked = check_certificate(cert, net_path, prop_path)
+                    row.update(check_cpu_s=round(time.process_time() - cpu, 3))
                     row.update(check_s=round(checked.time_s, 3), accepted=True,
                                check_over_verify=round(checked.time_s / verify_s, 2))
                 except Rejected as exc:
@@ -120,9 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-every", type=int, default=0)
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--only", default=None, help="comma-separated instances N_M:PROP, e.g. 1_7:1,4_6:3")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="write the certificates into this folder (default: a temporary one)")
     args = parser.parse_args(argv)
     only = None if args.only is None else set(args.only.split(","))
-    run(args.csv, args.timeout, args.exact_every, args.memory_every, args.limit, only)
+    run(args.csv, args.timeout, args.exact_every, args.memory_every, args.limit, only, args.keep)
     return 0
 
 
