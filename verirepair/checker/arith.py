@@ -19,15 +19,15 @@ roundoff ``u = 2**-53`` and ``eta = 2**-1074`` (the smallest subnormal):
   where ``S`` is the exact sum of the absolute products and ``gamma_k =
   k u / (1 - k u)`` (Higham, *Accuracy and Stability of Numerical Algorithms*,
   2nd ed., Thm. 3.5 and sec. 2.1 for underflow);
-* the computed ``M = fl(|X| @ |Y|)`` satisfies ``S <= (M + k eta) / (1 - gamma_k)``;
+* the computed ``M = fl(sum |x_i y_i|)`` satisfies ``S <= (M + k eta) / (1 - gamma_k)``;
   for ``k u <= 0.01`` this makes the error at most ``1.03 k u M + 2 k eta``,
-  and :func:`Outward.dot` returns ``3 k u M + 2 k eta``, rounded up with
+  and :func:`Outward._error` returns ``3 k u M + 2 k eta``, rounded up with
   :func:`numpy.nextafter` (one ulp above a round-to-nearest result is above
   the exact value);
 * a sum of ``T`` floats is handled the same way (products by 1, ``k = T``).
 
-So ``Outward.dot_lo(X, Y) = R - E`` with ``R = fl(X @ Y)`` and ``E`` that bound,
-and the subtraction is itself followed by one ``nextafter`` toward ``-inf``.
+So ``Outward.rowdot_lo(X, Y) = R - E`` with ``R`` the float dot products and ``E``
+that bound, and the subtraction is itself followed by one ``nextafter`` toward ``-inf``.
 
 The bound computation never needs the error of a matrix product entry by
 entry, only summed against a bound ``h`` of the vector it multiplies:
@@ -49,7 +49,7 @@ from fractions import Fraction
 import numpy as np
 
 try:
-    from gmpy2 import mpq as Rational
+    from gmpy2 import mpq as Rational  # type: ignore[import-untyped,import-not-found,unused-ignore]
 except ImportError:          # pragma: no cover - gmpy2 is a dependency; exact either way
     Rational = Fraction
 
@@ -73,21 +73,6 @@ class Outward:
         if k * U > 0.01:
             raise ValueError(f"inner dimension {k} too large for the rounding-error bound")
         return np.nextafter(3.0 * k * U * abs_sum + 2.0 * k * ETA, np.inf)
-
-    def dot(self, X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(R, E)`` with the exact ``X @ Y`` in ``[R - E, R + E]`` entrywise."""
-        k = X.shape[-1]
-        return X @ Y, self._error(np.abs(X) @ np.abs(Y), k)
-
-    def dot_lo(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-        """A lower bound of every entry of ``X @ Y``."""
-        R, E = self.dot(X, Y)
-        return np.nextafter(R - E, -np.inf)
-
-    def dot_hi(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-        """An upper bound of every entry of ``X @ Y``."""
-        R, E = self.dot(X, Y)
-        return np.nextafter(R + E, np.inf)
 
     def rowdot_lo(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
         """Lower bound of ``sum(X * Y, axis=-1)`` (row-wise dot products, shapes (r, k))."""
@@ -115,10 +100,6 @@ class Outward:
         if k * U > 0.01:
             raise ValueError(f"inner dimension {k} too large for the rounding-error bound")
         return np.nextafter(value * (1.0 + 4.0 * k * U) + 2.0 * k * ETA, np.inf)
-
-    def nonneg_rowdot_hi(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-        """Upper bound of ``sum(X * Y, axis=-1)`` for ``X, Y >= 0`` (one pass: no separate error sum)."""
-        return self.nonneg_sum_hi(np.einsum("rk,rk->r", X, Y), X.shape[-1])
 
     @staticmethod
     def up(x: np.ndarray) -> np.ndarray:
@@ -243,11 +224,6 @@ class Outward:
         """Some value near ``num / den`` (callers clip it; any value is sound)."""
         return np.asarray(num, dtype=np.float64) / np.asarray(den, dtype=np.float64)
 
-    @staticmethod
-    def positive(x: np.ndarray) -> np.ndarray:
-        """Elementwise ``x > 0`` as a bool array (False for nan)."""
-        return np.asarray(x > 0, dtype=bool)
-
 
 class Exact:
     """Exact rational arithmetic: ``Rational`` (``mpq`` or ``Fraction``) entries in numpy object arrays."""
@@ -264,28 +240,11 @@ class Exact:
         return out
 
     @staticmethod
-    def dot(X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, None]:
-        """The exact product; no error term."""
-        return X @ Y, None
-
-    @staticmethod
-    def dot_lo(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-        """``X @ Y`` exactly."""
-        return X @ Y
-
-    dot_hi = dot_lo
-
-    @staticmethod
     def rowdot_lo(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
         """``sum(X * Y, axis=-1)`` exactly."""
         return (X * Y).sum(axis=-1)
 
     rowdot_hi = rowdot_lo
-
-    @staticmethod
-    def nonneg_rowdot_hi(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-        """``sum(X * Y, axis=-1)`` exactly."""
-        return (X * Y).sum(axis=-1)
 
     @staticmethod
     def step_weights(W_abs: np.ndarray, b_abs: np.ndarray, h_abs: np.ndarray, z_abs: np.ndarray | None) -> None:
@@ -358,7 +317,3 @@ class Exact:
         q = np.asarray(num, dtype=np.float64) / np.asarray(den, dtype=np.float64)
         return Exact.convert(q)
 
-    @staticmethod
-    def positive(x: np.ndarray) -> np.ndarray:
-        """Elementwise ``x > 0`` as a bool array."""
-        return np.asarray(x > 0, dtype=bool)
