@@ -103,7 +103,8 @@ def _relaxation(ops: Arith, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray,
 
 def backsubstitute(ops: Arith, layers: list[Layer], bounds: list[tuple[np.ndarray, ...]],
                    start: int, A: np.ndarray, lower: np.ndarray, upper: np.ndarray,
-                   slopes: list[np.ndarray | None] | None = None) -> np.ndarray:
+                   slopes: list[np.ndarray | None] | None = None, exact_first: np.ndarray | None = None
+                   ) -> np.ndarray:
     """Lower bound over box ``n`` of ``A[n, r] . z_start(x)`` for each row ``r``.
 
     Parameters
@@ -116,6 +117,9 @@ def backsubstitute(ops: Arith, layers: list[Layer], bounds: list[tuple[np.ndarra
     lower, upper : arrays, shape (n, d) -- the boxes
     slopes : list of arrays or None -- per layer ``k < start``, shape (n, R or 1, m_k): the
         lower slopes of its unstable ReLU units, NaN for CROWN's adaptive choice (None: adaptive)
+    exact_first : array, shape (n, R), or None -- when given, the first affine step is already
+        done and exact: ``A`` is ``A_start W_start`` (it multiplies ``h_{start-1}``) and this is
+        ``A_start . b_start`` (e.g. a unit row: a row of ``W`` and an entry of ``b``)
 
     Returns
     -------
@@ -129,16 +133,16 @@ def backsubstitute(ops: Arith, layers: list[Layer], bounds: list[tuple[np.ndarra
     relaxed = False
     for k in range(start, -1, -1):
         layer = layers[k]
-        weights = None
-        if ops.rounds:
-            z_abs = _abs_max(bounds[k][0], bounds[k][1]) if relaxed else None
-            h_abs = _abs_max(lower, upper) if k == 0 else \
-                _abs_max(*_post(layers[k - 1], bounds[k - 1][0], bounds[k - 1][1]))
-            weights = ops.step_weights(abs(layer.W), abs(layer.b), h_abs, z_abs)
-        terms = [c, A @ layer.b]
-        if weights is not None:
-            terms.append(-ops.step_error_hi(A, weights))
-        P = _matmul(A, layer.W)
+        if k == start and exact_first is not None:
+            terms, P = [exact_first], A
+        else:
+            terms = [c, A @ layer.b]
+            if ops.rounds:
+                z_abs = _abs_max(bounds[k][0], bounds[k][1]) if relaxed else None
+                h_abs = _abs_max(lower, upper) if k == 0 else \
+                    _abs_max(*_post(layers[k - 1], bounds[k - 1][0], bounds[k - 1][1]))
+                terms.append(-ops.step_error_hi(A, ops.step_weights(abs(layer.W), abs(layer.b), h_abs, z_abs)))
+            P = _matmul(A, layer.W)
         if k == 0:
             return _box_min(ops, P, terms, lower, upper)
         relaxed = layers[k - 1].relu
@@ -223,12 +227,13 @@ def _refine_unstable(ops: Arith, layers: list[Layer], bounds: list[tuple[np.ndar
     R = int(counts.max())
     order = np.argsort(~unstable[boxes], axis=1, kind="stable")[:, :R]      # unstable units first
     valid = np.arange(R)[None, :] < counts[boxes][:, None]
-    rows = np.zeros((boxes.size, 2 * R, lo.shape[1]))
-    pick = np.arange(boxes.size)[:, None]
-    rows[pick, np.arange(R)[None, :], order] = np.where(valid, 1.0, 0.0)
-    rows[pick, R + np.arange(R)[None, :], order] = np.where(valid, -1.0, 0.0)
+    # the first step of +-z_j is exact: +-(row j of W, entry j of b); padded rows are 0
+    sign = np.where(valid, 1, 0)
+    W, b = layers[k].W, layers[k].b
+    rows = np.concatenate([W[order] * sign[:, :, None], -W[order] * sign[:, :, None]], axis=1)
+    consts = np.concatenate([b[order] * sign, -b[order] * sign], axis=1)
     sub = [tuple(x[boxes] for x in layer) for layer in bounds]
-    got = backsubstitute(ops, layers, sub, k, ops.convert(rows), lower[boxes], upper[boxes])
+    got = backsubstitute(ops, layers, sub, k, rows, lower[boxes], upper[boxes], exact_first=consts)
     b_sel, r_sel = np.nonzero(valid)
     units = order[b_sel, r_sel]
     lo[boxes[b_sel], units] = np.maximum(lo[boxes[b_sel], units], got[b_sel, r_sel])
