@@ -63,7 +63,7 @@ def _peak(function: Callable[..., object], *args: object) -> float:
 
 
 def run(out: Path, timeout_s: float, exact_every: int, memory_every: int, limit: int | None,
-        only: set[str] | None = None, keep: Path | None = None) -> None:
+        only: set[str] | None = None, keep: Path | None = None, validate: bool = True) -> None:
     """Run every instance (or those named in ``only``, ``"N_M:P"``) and append one CSV row each to ``out``."""
     acasxu_nets.require_data(("onnx",))
     config = VerifyConfig(timeout_s=timeout_s)
@@ -83,7 +83,7 @@ def run(out: Path, timeout_s: float, exact_every: int, memory_every: int, limit:
             plain = verify_own(network, props, config)
             verify_s, verify_cpu = time.perf_counter() - start, time.process_time() - cpu
             cpu = time.process_time()
-            done = certify(network, props, config, net_path, prop_path, cert)
+            done = certify(network, props, config, net_path, prop_path, cert, validate)
             certify_cpu = time.process_time() - cpu
             row: dict = {"network": name, "prop": number, "verify_s": round(verify_s, 3),
                          "certify_search_s": round(done.search_s, 3), "certify_write_s": round(done.write_s, 3),
@@ -131,9 +131,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=None, help="comma-separated instances N_M:PROP, e.g. 1_7:1,4_6:3")
     parser.add_argument("--keep", type=Path, default=None,
                         help="write the certificates into this folder (default: a temporary one)")
+    parser.add_argument("--unvalidated", action="store_true",
+                        help="write without the writer's validation (certify(..., validate=False))")
     args = parser.parse_args(argv)
     only = None if args.only is None else set(args.only.split(","))
-    run(args.csv, args.timeout, args.exact_every, args.memory_every, args.limit, only, args.keep)
+    run(args.csv, args.timeout, args.exact_every, args.memory_every, args.limit, only, args.keep,
+        not args.unvalidated)
     return 0
 
 

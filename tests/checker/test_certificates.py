@@ -66,6 +66,26 @@ def test_exact_mode_agrees_on_a_sample(instance: dict) -> None:
     assert result.exact_evidence == 3
 
 
+def test_an_unvalidated_certificate_is_the_same_tree_and_says_so(instance: dict, tmp_path: Path) -> None:
+    """Without the writer's validation the search's records are written as they are: same tree and
+    records as the validated file here (the checker confirmed them all), header says it was not validated."""
+    from verirepair.checker.check import read_certificate
+    cert = tmp_path / "fast.npz"
+    done = certify(load_network(instance["net"]), parse_vnnlib(instance["prop"]), VerifyConfig(timeout_s=60),
+                   instance["net"], instance["prop"], cert, validate=False)
+    assert done.path == cert and done.summary[0]["not_confirmed_by_checker"] == 0
+    fast, slow = read_certificate(cert), read_certificate(instance["cert"])
+    assert fast[0]["producer"]["validated_by_writer"] is False and slow[0]["producer"]["validated_by_writer"]
+    for key in ("p0_split_dim", "p0_ev_node", "p0_ev_disjunct"):
+        np.testing.assert_array_equal(fast[1][key], slow[1][key])
+    assert check_certificate(cert, instance["net"], instance["prop"]).evidence == instance["done"].summary[0][
+        "evidence"]
+    cli = subprocess.run([sys.executable, "-m", "verirepair.cli", "verify", str(instance["net"]),
+                          str(instance["prop"]), "--certificate-unvalidated"], capture_output=True, text=True,
+                         timeout=120)
+    assert cli.returncode == 2 and "needs --certificate" in cli.stderr and cli.stderr.count("\n") == 1
+
+
 def test_no_certificate_for_a_violated_property(instance: dict) -> None:
     bad = instance["folder"] / "violated.vnnlib"
     bad.write_text(_property(0.5, 0.3))

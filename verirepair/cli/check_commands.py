@@ -28,10 +28,13 @@ def verify_with_certificate(args: argparse.Namespace, network: Network, props: l
 
     if args.engine != "own":
         raise BadInput(f"--certificate needs the own engine (got --engine {args.engine})")
-    done = certify(network, props, config, Path(args.network), Path(args.property), Path(args.certificate))
+    validate = not getattr(args, "certificate_unvalidated", False)
+    done = certify(network, props, config, Path(args.network), Path(args.property), Path(args.certificate),
+                   validate)
     if done.path is not None:
+        how = "validated with the checker" if validate else "not validated: run 'verirepair check' on it"
         console.print(f"  certificate written to {done.path} ({done.size_bytes} bytes, "
-                      f"{sum(s['leaves'] for s in done.summary)} leaves; writing took {done.write_s:.2f} s)")
+                      f"{sum(s['leaves'] for s in done.summary)} leaves, {how}; writing took {done.write_s:.2f} s)")
     else:
         console.print(f"  {done.reason}")
     return done.result

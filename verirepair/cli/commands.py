@@ -82,6 +82,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from verirepair.verify.result import VerifyConfig
     from verirepair.verify.vnncomp_io import write_result
 
+    if getattr(args, "certificate_unvalidated", False) and not args.certificate:
+        raise BadInput("--certificate-unvalidated needs --certificate CERT")
     network, props = _network_and_property(args)
     check_output(args.out, "--out", inputs=(args.network, args.property))
     check_output(args.certificate, "--certificate", inputs=(args.network, args.property))

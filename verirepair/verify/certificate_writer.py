@@ -119,9 +119,10 @@ class _Section:
 class _Builder:
     """Turns one property's recorded search into checked certificate arrays."""
 
-    def __init__(self, raw: list, prop: Property, recorder: TreeRecorder, deadline: float | None = None) -> None:
+    def __init__(self, raw: list, prop: Property, recorder: TreeRecorder, deadline: float | None = None,
+                 validate: bool = True) -> None:
         self.raw, self.prop, self.recorder = raw, prop, recorder
-        self.deadline = deadline
+        self.deadline, self.validate = deadline, validate
         self.spec = SpecRows.of(prop)
         self.q = max(poly.A.shape[0] for poly in prop.unsafe)
         self.A = np.zeros((len(prop.unsafe), self.q, prop.n_outputs))
@@ -235,6 +236,8 @@ class _Builder:
         its parent's bounds, as the checker does), drop the failing ones,
         re-derive the leaves they leave open; repeat until a round drops
         nothing (a re-derived leaf is checked once more with its parent's bounds).
+        Without ``validate`` the first round keeps the search's records unchecked
+        (the leaves only an LP excluded are still re-derived, and checked).
         """
         tree = _tree_of(self.prop, self.recorder)
         for round_index in range(REFINE_ROUNDS):
@@ -242,12 +245,15 @@ class _Builder:
             (lower, upper, parent, _, _), ev, _ = self._listed(tree)
             node = np.array([r[0] for r in ev], dtype=np.int64)
             polys = np.array([r[1] for r in ev], dtype=np.int64)
-            weights = np.array([r[2] for r in ev]).reshape(len(ev), self.q)
-            slopes = np.array([np.full(self.n_slopes, np.nan) if r[3] is None else r[3].astype(np.float64)
-                               for r in ev]).reshape(len(ev), self.n_slopes)
-            margins, _ = tree_margins(self.raw, lower, upper, parent, node, self.A[polys], self.b[polys],
-                                      weights, slopes)
-            ok = margins > 0
+            if self.validate or round_index > 0:
+                weights = np.array([r[2] for r in ev]).reshape(len(ev), self.q)
+                slopes = np.array([np.full(self.n_slopes, np.nan) if r[3] is None else r[3].astype(np.float64)
+                                   for r in ev]).reshape(len(ev), self.n_slopes)
+                margins, _ = tree_margins(self.raw, lower, upper, parent, node, self.A[polys], self.b[polys],
+                                          weights, slopes)
+                ok = margins > 0
+            else:       # the search's records as they are; only LP exclusions are re-derived below
+                ok = np.ones(len(ev), dtype=bool)
             self.rejected += int((~ok).sum())
             tree.evidence = {}
             for i in np.flatnonzero(ok):
@@ -302,11 +308,13 @@ class Certified:
 
 def write_certificate(path: Path, network_path: Path, property_path: Path, props: Sequence[Property],
                       recorders: Sequence[TreeRecorder], result: VerificationResult,
-                      deadline: float | None = None) -> tuple[int, list[dict]]:
+                      deadline: float | None = None, validate: bool = True) -> tuple[int, list[dict]]:
     """Rebuild, validate and write the certificate of a HOLDS ``result``; returns (bytes, summaries).
 
     ``deadline`` (``time.perf_counter()``): the validation stops there with
-    :class:`CertificateUnavailable` (nothing is written).
+    :class:`CertificateUnavailable` (nothing is written).  ``validate`` False
+    skips running the checker's computation on the search's records (about
+    half the cost of writing; ``check`` may then reject the file).
 
     Raises
     ------
@@ -317,7 +325,7 @@ def write_certificate(path: Path, network_path: Path, property_path: Path, props
         raw = read_chain(network_path)
     except NetworkRejected as exc:      # e.g. a smooth activation: the checker reads ReLU chains only
         raise CertificateUnavailable(f"the checker cannot read the network: {exc}") from None
-    sections = [_Builder(raw, prop, recorder, deadline).build()
+    sections = [_Builder(raw, prop, recorder, deadline, validate).build()
                 for prop, recorder in zip(props, recorders, strict=True)]
     header = {
         "format": FORMAT, "version": VERSION,
@@ -326,6 +334,7 @@ def write_certificate(path: Path, network_path: Path, property_path: Path, props
         "relu_widths": [int(W.shape[0]) for W, _, relu in raw if relu],
         "properties": [s.summary for s in sections],
         "producer": {"tool": "verirepair", "engine": "own", "search": "input-splitting branch and bound",
+                     "validated_by_writer": validate,
                      "verify_time_s": result.stats.time_s, "subproblems": result.stats.subproblems},
     }
     arrays = {"header": np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)}
@@ -339,7 +348,7 @@ def write_certificate(path: Path, network_path: Path, property_path: Path, props
 
 
 def certify(network: Network, props: Sequence[Property], config: VerifyConfig, network_path: Path,
-            property_path: Path, cert_path: Path) -> Certified:
+            property_path: Path, cert_path: Path, validate: bool = True) -> Certified:
     """Verify ``props`` with our engine and, when they hold, write their certificate to ``cert_path``.
 
     Parameters
@@ -350,6 +359,8 @@ def certify(network: Network, props: Sequence[Property], config: VerifyConfig, n
         ``config.timeout_s`` bounds the search and the writing together
     network_path, property_path : Path -- the files the certificate is tied to (SHA-256)
     cert_path : Path -- written atomically, only for a HOLDS with a producible certificate
+    validate : bool -- run the checker's computation on every record before writing (default);
+        False writes the search's records as they are (faster; ``check`` then decides)
 
     Returns
     -------
@@ -372,7 +383,7 @@ def certify(network: Network, props: Sequence[Property], config: VerifyConfig, n
                          search_s, 0.0, 0, [])
     try:
         size, summary = write_certificate(cert_path, network_path, property_path, props, recorders, result,
-                                          start + config.timeout_s)
+                                          start + config.timeout_s, validate)
     except CertificateUnavailable as exc:
         return Certified(result, None, f"HOLDS, but no certificate could be produced: {exc}",
                          search_s, time.perf_counter() - start - search_s, 0, [])
