@@ -55,3 +55,9 @@ def lp_property(name: str = "lp") -> tuple[Network, Property]:
 def stuck_worker(*args: object) -> None:
     """A branch-and-bound worker that ignores its deadline (for the kill backstop test)."""
     time.sleep(60.0)
+
+
+def import_verifier(_: int) -> bool:
+    """A worker task that only imports the verifier (what a search worker does first)."""
+    import verirepair.verify.bab  # noqa: F401
+    return True
