@@ -102,18 +102,22 @@ def _child(onnx: str, vnnlib: str, variant: str, timeout: float) -> dict:
 
 def summary(rows: list[dict], variants: list[str], args: argparse.Namespace, wall: float) -> str:
     """Markdown: per variant, counterexamples found and times; per instance, the table."""
-    by = {(r["vnnlib"], r["variant"]): r for r in rows}
+    by = {(r["vnnlib"], r["variant"]): {**r, "time_s": float(r["time_s"]),
+                                          "subproblems": int(r["subproblems"])} for r in rows}
     stems = list(dict.fromkeys(r["vnnlib"] for r in rows))
     sat_any = [s for s in stems if any(by[(s, v)]["verdict"] == "sat" for v in variants if (s, v) in by)]
     lines = [f"Command: `OMP_NUM_THREADS=1 nice -n 5 python benchmarks/bench_falsifier.py --devset "
              f"{args.devset} --timeout {args.timeout:g} --images {args.images} --variants "
              f"{','.join(variants)}`; {len(stems)} instances, wall {wall / 60:.1f} min.", "",
              "| variant | sat | unsat | timeout/other | sat on the instances some variant falsified | "
-             "total time to cex s (those) | median s | onnx-rejected |",
-             "|---|---|---|---|---|---|---|---|"]
+             "total time to cex s (those) | median s | time on the instances all proved s | "
+             "onnx-rejected |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    proved_all = [s for s in stems if all(by.get((s, v), {}).get("verdict") == "unsat" for v in variants)]
     for v in variants:
         mine = [by[(s, v)] for s in stems if (s, v) in by]
         hard = [by[(s, v)] for s in sat_any if (s, v) in by]
+        proved = sum(float(by[(s, v)]["time_s"]) for s in proved_all)
         # a variant that did not falsify an instance is charged the full timeout
         times = [r["time_s"] if r["verdict"] == "sat" else args.timeout for r in hard]
         lines.append(f"| {v} | {sum(r['verdict'] == 'sat' for r in mine)} | "
@@ -121,6 +125,7 @@ def summary(rows: list[dict], variants: list[str], args: argparse.Namespace, wal
                      f"{sum(r['verdict'] not in ('sat', 'unsat') for r in mine)} | "
                      f"{sum(r['verdict'] == 'sat' for r in hard)}/{len(hard)} | {sum(times):.1f} | "
                      f"{float(np.median(times)) if times else 0.0:.1f} | "
+                     f"{proved:.1f} ({len(proved_all)}) | "
                      f"{sum(r['onnx_confirmed'] == 'False' for r in mine)} |")
     lines += ["", "| instance | " + " | ".join(variants) + " |", "|---|" + "---|" * len(variants)]
     for s in stems:
@@ -147,7 +152,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--csv", type=Path, default=Path("benchmarks/results/falsifier_ablation.csv"))
     ap.add_argument("--md", type=Path, default=Path("benchmarks/results/falsifier_ablation.md"))
+    ap.add_argument("--summarise", type=Path, default=None, metavar="CSV",
+                    help="only re-render the Markdown of an earlier run's CSV (give its "
+                         "--devset/--timeout/--images/--variants for the command line)")
     args = ap.parse_args(argv)
+    if args.summarise is not None:
+        with args.summarise.open(newline="") as fh:
+            print(summary(list(csv.DictReader(fh)), args.variants.split(","), args, 0.0))
+        return 0
     if args.one:
         row = run_variant(args.one[0], args.one[1], args.one[2], float(args.one[3]))
         row["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)

@@ -68,12 +68,30 @@ def _read(path: Path) -> dict[str, dict]:
         return {row["vnnlib"]: row for row in csv.DictReader(fh)}
 
 
+def _read_log(path: Path) -> dict[str, dict]:
+    """Rows of a bench_wide_inputs progress log (``ENGINE STEM: VERDICT TIMEs sub=.. rss=..MB``).
+
+    For a run stopped before it wrote its CSV; the log has no onnxruntime column.
+    """
+    rows = {}
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and parts[1].endswith(":") and parts[3].endswith("s"):
+            rows[f"props/{parts[1][:-1]}.vnnlib"] = {"verdict": parts[2], "time_s": parts[3][:-1],
+                                                      "onnx_confirmed": "not logged"}
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--devset", type=Path, default=Path("/work/wt/artifacts/digits_devset"))
     ap.add_argument("--own", type=Path, default=Path("benchmarks/results/wide_inputs_all90.csv"))
     ap.add_argument("--marabou", type=Path, default=Path("benchmarks/results/wide_inputs_marabou.csv"))
+    ap.add_argument("--marabou-log", type=Path, default=None,
+                    help="read Marabou's verdicts from this progress log instead of --marabou")
+    ap.add_argument("--milp-from", type=Path, default=None,
+                    help="reuse the MILP columns of an earlier crosscheck CSV instead of solving")
     ap.add_argument("--milp-max-relus", type=int, default=384,
                     help="MILP only on networks with at most this many ReLUs")
     ap.add_argument("--milp-timeout", type=float, default=120.0, help="seconds per instance")
@@ -83,14 +101,20 @@ def main(argv: list[str] | None = None) -> int:
     manifest = json.loads((args.devset / "manifest.json").read_text())
     relus = {name: sum(info["hidden"]) for name, info in manifest["networks"].items()}
     own = _read(args.own)
-    marabou = _read(args.marabou) if args.marabou.exists() else {}
+    if args.marabou_log is not None:
+        marabou = _read_log(args.marabou_log)
+    else:
+        marabou = _read(args.marabou) if args.marabou.exists() else {}
+    earlier = _read(args.milp_from) if args.milp_from is not None else {}
     rows = []
     for inst in manifest["instances"]:
         key = inst["vnnlib"]
         mine = own.get(key, {}).get("verdict", "not run")
         theirs = marabou.get(key, {}).get("verdict", "not run")
         milp, milp_s = "", 0.0
-        if mine == "unsat" and relus[inst["network"]] <= args.milp_max_relus:
+        if key in earlier:
+            milp, milp_s = earlier[key]["milp"], float(earlier[key]["milp_s"])
+        elif mine == "unsat" and relus[inst["network"]] <= args.milp_max_relus:
             milp, milp_s = milp_decide(args.devset / "nets" / f"{inst['network']}.onnx",
                                        args.devset / key, args.milp_timeout)
             print(f"MILP {Path(key).stem}: {milp} ({milp_s:.1f} s)", flush=True)
@@ -118,8 +142,10 @@ def summary(rows: list[dict], relus: dict[str, int], args: argparse.Namespace) -
     theirs_values = sorted({r["marabou"] for r in rows})
     disagree = [r for r in rows if {r["own"], r["marabou"]} == set(DECIDED)]
     milp = [r for r in rows if r["milp"]]
+    source = f"--marabou-log {args.marabou_log}" if args.marabou_log else f"--marabou {args.marabou}"
+    reuse = f" --milp-from {args.milp_from}" if args.milp_from else ""
     lines = [f"Command: `OMP_NUM_THREADS=1 nice -n 5 python benchmarks/crosscheck_devset.py --own {args.own} "
-             f"--marabou {args.marabou} --milp-max-relus {args.milp_max_relus} "
+             f"{source}{reuse} --milp-max-relus {args.milp_max_relus} "
              f"--milp-timeout {args.milp_timeout:g}`", "",
              "Our verdict (rows) against Marabou's (columns), instances:", "",
              "| own \\ Marabou | " + " | ".join(theirs_values) + " |",
