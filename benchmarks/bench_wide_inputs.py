@@ -109,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--images", type=int, default=3, help="first N images per network")
     ap.add_argument("--eps", default="", help="comma-separated subset of radii (default: all)")
     ap.add_argument("--engines", default="own,own-input")
+    ap.add_argument("--instances", default="",
+                    help="comma-separated instance stems to keep (e.g. d8_2x64_img1400_eps0.02; "
+                         "default: all that --images/--eps select)")
     ap.add_argument("--order", choices=("manifest", "image-major"), default="manifest",
                     help="instance order; image-major runs image 1 of every network first, so a "
                          "run stopped early still covers every network")
@@ -132,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [inst for inst in manifest["instances"]
               if inst["image"] in images[inst["network"]][:args.images]
               and (eps_keep is None or inst["eps"] in eps_keep)]
+    if args.instances:
+        keep = set(args.instances.split(","))
+        chosen = [i for i in chosen if Path(i["vnnlib"]).stem in keep]
     if args.order == "image-major":
         nets = list(manifest["networks"])
         chosen.sort(key=lambda i: (images[i["network"]].index(i["image"]), nets.index(i["network"]),

@@ -82,6 +82,14 @@ def _read_log(path: Path) -> dict[str, dict]:
     return rows
 
 
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path, text.getvalue())
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -124,11 +132,9 @@ def main(argv: list[str] | None = None) -> int:
                      "marabou_onnx_confirmed": marabou.get(key, {}).get("onnx_confirmed", ""),
                      "marabou_time_s": marabou.get(key, {}).get("time_s", ""),
                      "milp": milp, "milp_s": round(milp_s, 1)})
-    text = io.StringIO(newline="")
-    writer = csv.DictWriter(text, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text_atomic(args.csv, text.getvalue())
+        if milp:
+            _write_csv(args.csv, rows)      # after every MILP: a stopped run keeps its checks
+    _write_csv(args.csv, rows)
     md = summary(rows, relus, args)
     write_text_atomic(args.md, md)
     print(md)
