@@ -158,14 +158,14 @@ def summary(rows: list[dict], relus: dict[str, int], args: argparse.Namespace) -
              "|---|" + "---|" * len(theirs_values)]
     for m in mine_values:
         lines.append(f"| {m} | " + " | ".join(str(pairs.get((m, t), 0)) for t in theirs_values) + " |")
-    small = sorted(n for n, k in relus.items() if k <= args.milp_max_relus)
+    small = sorted({r["network"] for r in milp}, key=lambda n: relus[n])
     lines += ["", f"- sat/unsat disagreements with Marabou: {len(disagree)}"
               + (": " + ", ".join(Path(r["vnnlib"]).stem for r in disagree) if disagree else ""),
               f"- counterexamples rejected by onnxruntime (float32): ours "
               f"{sum(r['own_onnx_confirmed'] == 'False' for r in rows)}, Marabou's "
               f"{sum(r['marabou_onnx_confirmed'] == 'False' for r in rows)}",
-              f"- exact MILP on our HOLDS answers (networks with <= {args.milp_max_relus} ReLUs: "
-              f"{', '.join(small)}): {len(milp)} instances, holds {sum(r['milp'] == 'holds' for r in milp)}, "
+              f"- exact MILP on our HOLDS answers (on {', '.join(f'{n} ({relus[n]} ReLUs)' for n in small)}): "
+              f"{len(milp)} instances, holds {sum(r['milp'] == 'holds' for r in milp)}, "
               f"violated {sum(r['milp'] == 'violated' for r in milp)}, unchecked (MILP over "
               f"{args.milp_timeout:g} s) {sum(r['milp'] == 'unchecked' for r in milp)}; MILP time "
               f"{sum(r['milp_s'] for r in milp):.0f} s in all, max {max((r['milp_s'] for r in milp), default=0):.0f} s"]

@@ -69,7 +69,8 @@ ACTIVATION_SPLIT_MIN_INPUTS = 16
 #: (benchmarks/results/wide_inputs.md, falsifier ablation, 24 digits instances where
 #: the first falsifier fails by construction): the restarts found no counterexample
 #: at 2 %, 5 % or 15 % (the 2 rare ones fell to the root's bound-minimiser corners),
-#: while proofs took 30.2 s (off) / 38.4 / 39.9 / 49.1 s; 2 % keeps one round.
+#: while the 15 proofs took 66.2 s (attacks off) / 75.8 / 81.8 / 103.6 s; 2 % keeps
+#: one round of restarts at a small cost.
 ATTACK_FRACTION = 0.02
 #: Adam steps on alpha at the root (the children start from its slopes).
 ROOT_STEPS = 40
