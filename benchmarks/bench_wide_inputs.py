@@ -19,8 +19,8 @@ Cross-checks ("wrong" counts): every VIOLATED carries a counterexample that
 the child re-checks with onnxruntime on the ONNX file (float32); two engines
 must never disagree (sat vs unsat); with ``--milp-max-relus N`` every HOLDS on
 a network with at most N ReLUs is re-decided by the exact big-M MILP of
-``tests/verify/milp_oracle.py`` (HiGHS, ``--milp-timeout`` per polytope; a MILP
-that times out is reported as unchecked).
+``tests/verify/milp_oracle.py`` (HiGHS, ``--milp-timeout`` per instance; an
+instance whose MILPs do not finish is reported as unchecked).
 """
 
 from __future__ import annotations
@@ -79,24 +79,15 @@ def _child(onnx: str, vnnlib: str, engine: str, timeout: float) -> dict:
 
 
 def milp_check(onnx: str, vnnlib: str, timeout: float) -> str:
-    """``holds`` / ``violated`` by the exact MILP, or ``unchecked`` (a MILP timed out)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "verify"))
-    from milp_oracle import exact_min
-    from verirepair.network import load_network
-    from verirepair.properties import parse_vnnlib
+    """``holds`` / ``violated`` by the exact MILP, or ``unchecked`` (its MILPs took over ``timeout`` s).
 
-    net = load_network(onnx)
-    for prop in parse_vnnlib(vnnlib):
-        box = prop.input_boxes[0]
-        for poly in prop.unsafe:
-            # one-row polytopes a y <= b: violated iff min a y <= b
-            try:
-                value, _ = exact_min(net, box.lower, box.upper, poly.A[0], time_limit_s=timeout)
-            except RuntimeError:
-                return "unchecked"
-            if value <= poly.b[0]:
-                return "violated"
-    return "holds"
+    The MILPs of one instance (one per unsafe polytope) share ``timeout``; see
+    :func:`crosscheck_devset.milp_decide`.
+    """
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from crosscheck_devset import milp_decide
+
+    return milp_decide(Path(onnx), Path(vnnlib), timeout)[0]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,8 +100,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--images", type=int, default=3, help="first N images per network")
     ap.add_argument("--eps", default="", help="comma-separated subset of radii (default: all)")
     ap.add_argument("--engines", default="own,own-input")
+    ap.add_argument("--instances", default="",
+                    help="comma-separated instance stems to keep (e.g. d8_2x64_img1400_eps0.02; "
+                         "default: all that --images/--eps select)")
+    ap.add_argument("--order", choices=("manifest", "image-major"), default="manifest",
+                    help="instance order; image-major runs image 1 of every network first, so a "
+                         "run stopped early still covers every network")
     ap.add_argument("--milp-max-relus", type=int, default=128)
-    ap.add_argument("--milp-timeout", type=float, default=60.0)
+    ap.add_argument("--milp-timeout", type=float, default=120.0, help="MILP seconds per instance")
     ap.add_argument("--csv", type=Path, default=Path("benchmarks/results/wide_inputs.csv"))
     ap.add_argument("--md", type=Path, default=Path("benchmarks/results/wide_inputs.md"))
     args = ap.parse_args(argv)
@@ -129,6 +126,13 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [inst for inst in manifest["instances"]
               if inst["image"] in images[inst["network"]][:args.images]
               and (eps_keep is None or inst["eps"] in eps_keep)]
+    if args.instances:
+        keep = set(args.instances.split(","))
+        chosen = [i for i in chosen if Path(i["vnnlib"]).stem in keep]
+    if args.order == "image-major":
+        nets = list(manifest["networks"])
+        chosen.sort(key=lambda i: (images[i["network"]].index(i["image"]), nets.index(i["network"]),
+                                   i["eps"]))
     engines = args.engines.split(",")
     print(f"{len(chosen)} instances x {len(engines)} engines, timeout {args.timeout:g} s", flush=True)
     started = time.time()
@@ -222,7 +226,9 @@ def summary(rows: list[dict], engines: list[str], chosen: list[dict], args: argp
               f"- HOLDS re-decided by the exact MILP (networks with <= {args.milp_max_relus} ReLUs): "
               f"{len(milp)}, of which violated by the MILP: {sum(r['milp'] == 'violated' for r in milp)}, "
               f"unchecked (MILP timeout): {sum(r['milp'] == 'unchecked' for r in milp)}",
-              "- Marabou: not installed on this machine (maraboupy missing), so no Marabou cross-check."]
+              ]
+    if "marabou" not in engines:
+        lines.append("- Marabou: not run here (see the Marabou cross-check section).")
     return "\n".join(lines) + "\n"
 
 

@@ -240,3 +240,23 @@ def test_acasxu_instances_agree_with_our_engine(net_id, prop_id, expected):
     theirs = verify_marabou(net, props, config)
     assert theirs.verdict is expected
     assert ours.verdict is expected
+
+
+def test_boundary_counterexample_is_pushed_deeper_so_float32_confirms_it(monkeypatch, tmp_path):
+    # Marabou's assignment x = 0.5 lies exactly on the boundary |x| >= 0.5 (score 0):
+    # float64 confirms it, but a float32 evaluation may not.  The backend must push
+    # it strictly inside (PGD on |x| goes towards 1), and onnxruntime must agree.
+    ort = pytest.importorskip("onnxruntime")
+    from verirepair.network import save_onnx
+
+    monkeypatch.setattr(marabou_backend, "_solve", lambda query, timeout: ("sat", {0: 0.5}, None))
+    prop = Property((Box([-1.0], [1.0]),), (_y_at_least(0.5),), "p")
+    result = verify_marabou(abs_net(), [prop], CONFIG)
+    assert result.verdict is Verdict.VIOLATED
+    cex = result.counterexamples[0]
+    assert cex.source == "marabou" and -1.0 <= cex.x[0] <= 1.0
+    assert cex.score >= 0.1 and abs(cex.x[0]) >= 0.6
+    save_onnx(abs_net(), tmp_path / "abs.onnx", keep_graph=False)
+    session = ort.InferenceSession(str(tmp_path / "abs.onnx"))
+    y = session.run(None, {session.get_inputs()[0].name: cex.x.astype(np.float32)[None]})[0]
+    assert prop.violation_score(np.asarray(y, dtype=np.float64))[0] > 0.0

@@ -29,7 +29,11 @@ wall-clock guard that kills the worker process on top of this.
 Soundness: ``unsat`` maps to ``HOLDS``.  ``sat`` maps to ``VIOLATED`` only once
 Marabou's input assignment has been confirmed by our float64 forward pass
 (:func:`~verirepair.verify.confirm.confirm`); an assignment that is only a
-counterexample within Marabou's own tolerances gives ``UNKNOWN``.
+counterexample within Marabou's own tolerances gives ``UNKNOWN``.  A confirmed
+assignment is then pushed deeper into the unsafe set by a few PGD steps
+(:func:`~verirepair.verify.falsify.deepen`): Marabou's points lie on the
+boundary (score about 0 or the retry margin), where a float32 evaluation such as
+onnxruntime's may disagree (digits d28_6x64: score 1e-6 in float64, -2e-6 in float32).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from verirepair.network.model import Network
 from verirepair.properties.property import Box, HalfSpaces, Property
 from verirepair.solvers.quiet import stdout_silenced
 from verirepair.verify.confirm import confirm
+from verirepair.verify.falsify import deepen
 from verirepair.verify.result import (
     Counterexample,
     Verdict,
@@ -285,8 +290,12 @@ def check_box(network: Network, prop: Property, box: Box, deadline: float,
             return Verdict.HOLDS, [], ""
         if exit_code == "sat":
             x = np.array([values[i] for i in range(network.n_inputs)], dtype=np.float64)
-            cexs = confirm(network, prop, x, ENGINE_NAME)[: max(1, config.max_counterexamples)]
+            cexs = confirm(network, prop, x, ENGINE_NAME)
             if cexs:
+                # Marabou's point sits on (or within its margin of) the unsafe set's
+                # boundary, so float32 (onnxruntime) may put it outside; PGD pushes it
+                # deeper inside, as the falsifier does with its own points.
+                cexs = deepen(network, prop, cexs)[: max(1, config.max_counterexamples)]
                 return Verdict.VIOLATED, cexs, ""
             score = float(prop.violation_score(network.forward(np.clip(x, box.lower, box.upper)))[0])
             continue
