@@ -48,7 +48,7 @@ from verirepair.properties.property import Property
 from verirepair.tolerances import BOUND_TOL
 from verirepair.verify import lp_tighten
 from verirepair.verify.activation_bounds import derivative_range
-from verirepair.verify.alpha_crown import optimize_spec_slopes
+from verirepair.verify.alpha_crown import optimize_spec_lower, optimize_spec_slopes
 from verirepair.verify.bounds import (
     Bounds,
     backward_lower,
@@ -57,6 +57,7 @@ from verirepair.verify.bounds import (
 )
 from verirepair.verify.confirm import confirm
 from verirepair.verify.falsify import deepen, pgd_attack
+from verirepair.verify.intermediate_alpha import tighten_intermediate
 from verirepair.verify.result import Verdict, VerifyConfig
 from verirepair.verify.search_state import BoxStack, SearchOutcome, SpecRows
 
@@ -79,6 +80,12 @@ INTERMEDIATE_MODE = "backward"
 #: 33 s; 6 steps: 15 s (16k boxes); 12 steps: 26 s; 25 steps: 46 s (17k boxes).
 ALPHA_AFTER_SUBPROBLEMS = 256
 ALPHA_STEPS = 6
+#: Boxes still open after that also get optimised intermediate bounds
+#: (:mod:`verirepair.verify.intermediate_alpha`; their children inherit them),
+#: once the search has bounded this many sub-boxes.  None: never.  Not with a
+#: certificate recorder: the checker recomputes intermediate bounds with
+#: CROWN's adaptive slopes, so a certificate must not depend on tighter ones.
+INTERMEDIATE_ALPHA_AFTER: int | None = 2048
 #: With ``use_lp``, boxes with at most this many unstable units first get
 #: their hidden bounds tightened by LP (two LPs per unstable unit), which the
 #: children inherit; boxes with more skip straight to the polytope LP.
@@ -281,7 +288,29 @@ class BranchAndBound:
                 bound[hard] = np.where(better, opt, bound[hard])
                 batch.coef[hard] = np.where(better[:, :, None], opt_coef, batch.coef[hard])
                 margin = bound - self.spec.b - BOUND_TOL
+        if (INTERMEDIATE_ALPHA_AFTER is not None and self.recorder is None
+                and self.outcome.subproblems >= INTERMEDIATE_ALPHA_AFTER):
+            margin = self._tighten_hard(batch, bound, margin)
         return margin
+
+    def _tighten_hard(self, batch: _Batch, bound: np.ndarray, margin: np.ndarray) -> np.ndarray:
+        """Optimised intermediate bounds, then the specification's alpha-CROWN, on the open boxes."""
+        poly_margin, _ = self.spec.best_rows(margin)
+        hard = np.flatnonzero((batch.open_polys & ~(poly_margin > 0.0)).any(axis=1))
+        if hard.size == 0:
+            return margin
+        pre_l, pre_u = tighten_intermediate(self.network, batch.lower[hard], batch.upper[hard],
+                                            [a[hard] for a in batch.pre_l],
+                                            [a[hard] for a in batch.pre_u])
+        for layer_index in range(len(pre_l)):
+            batch.pre_l[layer_index][hard] = pre_l[layer_index]
+            batch.pre_u[layer_index][hard] = pre_u[layer_index]
+        opt, opt_coef = optimize_spec_lower(self.network, pre_l, pre_u, self.spec.C,
+                                            batch.lower[hard], batch.upper[hard], ALPHA_STEPS)
+        better = opt > bound[hard]
+        bound[hard] = np.where(better, opt, bound[hard])
+        batch.coef[hard] = np.where(better[:, :, None], opt_coef, batch.coef[hard])
+        return bound - self.spec.b - BOUND_TOL
 
     def lp_refine(self, batch: _Batch) -> None:
         """Exclude polytopes by LP (triangle relaxation), updating ``batch.open_polys``.
