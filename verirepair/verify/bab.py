@@ -80,12 +80,16 @@ INTERMEDIATE_MODE = "backward"
 #: 33 s; 6 steps: 15 s (16k boxes); 12 steps: 26 s; 25 steps: 46 s (17k boxes).
 ALPHA_AFTER_SUBPROBLEMS = 256
 ALPHA_STEPS = 6
-#: Boxes still open after that also get optimised intermediate bounds
-#: (:mod:`verirepair.verify.intermediate_alpha`; their children inherit them),
-#: once the search has bounded this many sub-boxes.  None: never.  Not with a
-#: certificate recorder: the checker recomputes intermediate bounds with
-#: CROWN's adaptive slopes, so a certificate must not depend on tighter ones.
-INTERMEDIATE_ALPHA_AFTER: int | None = 2048
+#: Once the search has bounded this many sub-boxes, boxes still open after
+#: that also get optimised intermediate bounds
+#: (:mod:`verirepair.verify.intermediate_alpha`; their children inherit them).
+#: None (the default): never.  Measured (benchmarks/results/thin_margins.md):
+#: at 2048 they cut the sub-boxes of the four largest ACAS Xu searches by
+#: 1.1-2.2x but cost 1.3-2.5x their CPU time, and the repair loop of N1,9 and
+#: N2,9 did worse with them; so they are off.  Never with a certificate
+#: recorder: the checker recomputes intermediate bounds with CROWN's adaptive
+#: slopes, so a certificate must not depend on tighter ones.
+INTERMEDIATE_ALPHA_AFTER: int | None = None
 #: With ``use_lp``, boxes with at most this many unstable units first get
 #: their hidden bounds tightened by LP (two LPs per unstable unit), which the
 #: children inherit; boxes with more skip straight to the polytope LP.
