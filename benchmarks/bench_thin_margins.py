@@ -16,6 +16,9 @@ Opt-in measurement (not in CI), three parts, each writing CSV rows:
   optimised intermediate bounds close, at what cost per box.
 * ``ab``     -- ACAS Xu instances verified with and without the optimised
   intermediate bounds, alternated in one process (CPU time, sub-boxes, verdicts).
+* ``table``  -- one row per network of ``repair_acasxu.csv``: the recorded
+  change, that of ``repair_acasxu_newcore.csv``, and that of the ``repair``
+  runs' CSVs given with ``--after`` (comma-separated).
 * ``repair`` -- ``benchmarks/bench_repair_acasxu.py`` (its options follow
   ``--``) with the optimised intermediate bounds switched on in the verifier.
 
@@ -175,6 +178,31 @@ def ab(instances: list[tuple[str, int]], timeout_s: float) -> list[dict]:
     return rows
 
 
+def table(after_paths: list[Path]) -> list[dict]:
+    """Recorded, newcore and tightened-run changes per network (see the module docstring)."""
+    results = Path(__file__).resolve().parent / "results"
+
+    def read(path: Path) -> dict[str, dict]:
+        with open(path, newline="") as handle:
+            return {r["network"]: r for r in csv.DictReader(handle)}
+
+    recorded, newcore = read(results / "repair_acasxu.csv"), read(results / "repair_acasxu_newcore.csv")
+    after: dict[str, dict] = {}
+    for path in after_paths:
+        after.update(read(path))
+    rows = []
+    for name, old in recorded.items():
+        new, run = newcore.get(name, {}), after.get(name)
+        rows.append({"network": name, "instances": old["instances"],
+                     "status_recorded": old["status"], "l1_recorded": old["l1"], "time_s_recorded": old["time_s"],
+                     "status_newcore": new.get("status_now", ""), "l1_newcore": new.get("l1_now", ""),
+                     "time_s_newcore": new.get("time_s_now", ""),
+                     "status_tightened": run["status"] if run else "not run",
+                     "l1_tightened": run["l1"] if run else "", "rounds_tightened": run["rounds"] if run else "",
+                     "time_s_tightened": run["time_s"] if run else ""})
+    return rows
+
+
 def _write(rows: list[dict], path: Path) -> None:
     text = io.StringIO(newline="")
     writer = csv.DictWriter(text, fieldnames=list(rows[0]))
@@ -185,7 +213,8 @@ def _write(rows: list[dict], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=("ties", "shift", "depth", "ab", "repair"))
+    parser.add_argument("part", choices=("ties", "shift", "depth", "ab", "table", "repair"))
+    parser.add_argument("--after", default="", help="table: CSVs of repair runs, comma-separated")
     parser.add_argument("--csv", type=Path, required=True)
     parser.add_argument("--samples", type=int, default=200_000, help="ties: samples per region")
     parser.add_argument("--seed", type=int, default=0)
@@ -209,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average at start: {os.getloadavg()}", flush=True)
     if args.part == "ties":
         rows = ties(args.samples, args.seed)
+    elif args.part == "table":
+        rows = table([Path(p) for p in args.after.split(",") if p])
     elif args.part == "depth":
         rows = depth(float(args.deltas.split(",")[0]), args.timeout)
     elif args.part == "shift":
