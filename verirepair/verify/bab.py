@@ -85,7 +85,7 @@ ALPHA_STEPS = 6
 #: (:mod:`verirepair.verify.intermediate_alpha`; their children inherit them).
 #: None (the default): never.  Measured (benchmarks/results/thin_margins.md):
 #: at 2048 they cut the sub-boxes of the four largest ACAS Xu searches by
-#: 1.1-2.2x but cost 1.3-2.5x their CPU time, and the repair loop of N1,9 and
+#: 1.1-2.2x but cost 1.3-2.1x their CPU time, and the repair loop of N1,9 and
 #: N2,9 did worse with them; so they are off.  Never with a certificate
 #: recorder: the checker recomputes intermediate bounds with CROWN's adaptive
 #: slopes, so a certificate must not depend on tighter ones.

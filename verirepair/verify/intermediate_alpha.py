@@ -11,13 +11,14 @@ Why.  The input-splitting search bounds every hidden unit by one CROWN
 back-substitution with CROWN's adaptive lower slopes.  On the 6-layer ACAS Xu
 networks those bounds degrade layer after layer: on sub-boxes of N1,9 at split
 depth 19 (edges about 1/16 of the domain), sampling shows 8 units of the last
-hidden layer that really change sign, while the bounds call all 50 unstable;
-the whole property then fails by -0.17 on a box where the true margin is +0.18.
-Optimising the lower slopes of the earlier layers' unstable units for each
-hidden unit's bound, layer by layer, as alpha-CROWN does (Xu et al., "Fast and
-complete", ICLR 2021), turned those margins into +0.19 .. +0.47 (6 steps, about
-0.06 s for one box; a batch shares the cost).  That is what lets the repair
-loop prove thin margins over whole regions.
+hidden layer that really change sign, while the bounds call all 50 unstable,
+and the property's bound fails (-0.90 .. -0.07) on six boxes whose sampled
+margin is +0.18.  Optimising the lower slopes of the earlier layers' unstable
+units for each hidden unit's bound, layer by layer, as alpha-CROWN does (Xu et
+al., "Fast and complete", ICLR 2021), proved five of the six (+0.14 .. +0.36;
+6 steps, about 35 ms a box).  It costs about ten plain boxes, so it is off by
+default (:data:`verirepair.verify.bab.INTERMEDIATE_ALPHA_AFTER`); see
+benchmarks/results/thin_margins.md.
 
 Method, per hidden ReLU layer ``j = 1 .. L-2`` in order: the units that are
 unstable under the current bounds get two rows each (``+z_i`` and ``-z_i``),
@@ -41,8 +42,8 @@ from verirepair.network.model import AffineLayer, Network
 from verirepair.verify.alpha_crown import optimize_spec_slopes
 
 #: Slope-ascent steps per hidden layer.  Measured on six depth-19 sub-boxes of
-#: N1,9 phi7 (biases of outputs 3 and 4 raised by 0.18): 6 steps gave 90-95 %
-#: of the improvement of 20 steps at 40 % of the cost.
+#: N1,9 phi7 (biases of outputs 3 and 4 raised by 0.18): 3 steps proved four of
+#: them at half the cost of 6 steps, which proved five.
 STEPS = 6
 
 
