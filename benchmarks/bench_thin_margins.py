@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import os
 import sys
 import time
@@ -43,7 +42,6 @@ from pathlib import Path
 
 import numpy as np
 
-from verirepair.atomic import write_text_atomic
 from verirepair.certify_loop import float32_exact
 from verirepair.network import load_network
 from verirepair.properties import parse_vnnlib
@@ -51,6 +49,9 @@ from verirepair.tasks.acasxu import networks as acasxu_nets
 from verirepair.tasks.acasxu.physical import default_vnnlib_dir
 from verirepair.tolerances import BOUND_TOL
 from verirepair.verify import VerifyConfig, bab, verify
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_verify_smooth import _write_csv  # noqa: E402 -- a sibling benchmark script's CSV writer
 
 #: (network key, property number) pairs of the ``ties`` part.
 TIE_CASES = (("1_9", 7), ("2_9", 8), ("2_9", 2))
@@ -203,14 +204,6 @@ def table(after_paths: list[Path]) -> list[dict]:
     return rows
 
 
-def _write(rows: list[dict], path: Path) -> None:
-    text = io.StringIO(newline="")
-    writer = csv.DictWriter(text, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text_atomic(path, text.getvalue())
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("part", choices=("ties", "shift", "depth", "ab", "table", "repair"))
@@ -227,7 +220,6 @@ def main(argv: list[str] | None = None) -> int:
     rest = argv[argv.index("--") + 1:] if "--" in argv else []
     args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
     if args.part == "repair":
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
         import bench_repair_acasxu
 
         bab.INTERMEDIATE_ALPHA_AFTER = TIGHTEN_AFTER
@@ -247,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         pairs = [(k, int(p)) for k, p in (item.split(":") for item in args.instances.split(","))]
         rows = ab(pairs, args.timeout)
-    _write(rows, args.csv)
+    _write_csv(rows, args.csv)
     print(f"load average at end: {os.getloadavg()}", flush=True)
     return 0
 
