@@ -125,3 +125,25 @@ def test_a_certificate_search_keeps_crown_intermediate_bounds(monkeypatch) -> No
     outcome = bab.search(net, prop, VerifyConfig(timeout_s=20.0), time.perf_counter() + 20.0,
                          TreeRecorder(net, SpecRows.of(prop)))
     assert outcome.verdict is Verdict.HOLDS
+
+
+def test_the_deadline_holds_with_tightening_from_the_first_box(monkeypatch) -> None:
+    """A tightened box costs about ten plain ones; the chunks keep the budget anyway."""
+    import time
+
+    from hard_instances import hard_property
+
+    monkeypatch.setattr(bab, "INTERMEDIATE_ALPHA_AFTER", 0)
+    net, prop = hard_property()
+    # 256 input boxes: the first batch is all of them, tens of seconds of tightening in one piece
+    edges = np.linspace(-1.0, 1.0, 5)
+    cells = [np.array(c) for c in np.ndindex(4, 4, 4, 2, 2)]
+    boxes = tuple(Box(np.array([edges[i] if k < 3 else -1.0 + i for k, i in enumerate(c)]),
+                      np.array([edges[i + 1] if k < 3 else float(i) for k, i in enumerate(c)]))
+                  for c in cells)
+    prop = Property(boxes, prop.unsafe)
+    start = time.perf_counter()
+    outcome = bab.search(net, prop, VerifyConfig(timeout_s=1.5), start + 1.5)
+    elapsed = time.perf_counter() - start
+    assert outcome.verdict is Verdict.TIMEOUT
+    assert elapsed < 1.5 + 1.5, elapsed
