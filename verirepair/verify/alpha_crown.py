@@ -183,7 +183,7 @@ def optimize_spec_slopes(network: Network, pre_lower: list[np.ndarray],
     ----------
     network : Network -- with a linear last layer (see ``bounds.with_linear_output``)
     pre_lower, pre_upper : list of arrays, shapes (n, m_j) -- intermediate bounds
-    C : array, shape (k, n_outputs)
+    C : array, shape (k, n_outputs), or (n, k, n_outputs) for rows that differ per box
     lower, upper : array, shape (n, d)
     steps : int -- gradient steps (0 gives plain adaptive CROWN)
 
@@ -195,10 +195,10 @@ def optimize_spec_slopes(network: Network, pre_lower: list[np.ndarray],
         slopes that gave the best bound (the fixed 1/0 at stable units); empty
         unless ``keep_slopes`` (a certificate records them, :mod:`certificate_recorder`)
     """
-    n, k = lower.shape[0], C.shape[0]
+    n, k = lower.shape[0], C.shape[-2]
     relax = _relaxations(network, pre_lower, pre_upper)
     alphas = [np.repeat(r.fixed, k, axis=1) for r in relax]   # CROWN's adaptive start
-    Cn = np.broadcast_to(C, (n, k, C.shape[1]))
+    Cn = C if C.ndim == 3 else np.broadcast_to(C, (n, k, C.shape[1]))
     bound, coef, grads = _bound_and_slope_gradients(network, relax, alphas, Cn, lower, upper,
                                                     want_grad=steps > 0)
     best, best_coef = bound.copy(), coef.copy()

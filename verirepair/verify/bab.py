@@ -48,7 +48,7 @@ from verirepair.properties.property import Property
 from verirepair.tolerances import BOUND_TOL
 from verirepair.verify import lp_tighten
 from verirepair.verify.activation_bounds import derivative_range
-from verirepair.verify.alpha_crown import optimize_spec_slopes
+from verirepair.verify.alpha_crown import optimize_spec_lower, optimize_spec_slopes
 from verirepair.verify.bounds import (
     Bounds,
     backward_lower,
@@ -57,6 +57,7 @@ from verirepair.verify.bounds import (
 )
 from verirepair.verify.confirm import confirm
 from verirepair.verify.falsify import deepen, pgd_attack
+from verirepair.verify.intermediate_alpha import tighten_intermediate
 from verirepair.verify.result import Verdict, VerifyConfig
 from verirepair.verify.search_state import BoxStack, SearchOutcome, SpecRows
 
@@ -79,6 +80,18 @@ INTERMEDIATE_MODE = "backward"
 #: 33 s; 6 steps: 15 s (16k boxes); 12 steps: 26 s; 25 steps: 46 s (17k boxes).
 ALPHA_AFTER_SUBPROBLEMS = 256
 ALPHA_STEPS = 6
+#: Once the search has bounded this many sub-boxes, boxes still open after
+#: that also get optimised intermediate bounds
+#: (:mod:`verirepair.verify.intermediate_alpha`; their children inherit them).
+#: None (the default): never.  Measured (benchmarks/results/thin_margins.md):
+#: at 2048 they cut the sub-boxes of the four largest ACAS Xu searches by
+#: 1.1-2.2x but cost 1.3-2.1x their CPU time, and the repair loop of N1,9 and
+#: N2,9 did worse with them; so they are off.  Never with a certificate
+#: recorder: the checker recomputes intermediate bounds with CROWN's adaptive
+#: slopes, so a certificate must not depend on tighter ones.
+INTERMEDIATE_ALPHA_AFTER: int | None = None
+#: Boxes tightened between two readings of the clock (see ``_tighten_hard``).
+TIGHTEN_CHUNK = 32
 #: With ``use_lp``, boxes with at most this many unstable units first get
 #: their hidden bounds tightened by LP (two LPs per unstable unit), which the
 #: children inherit; boxes with more skip straight to the polytope LP.
@@ -281,7 +294,36 @@ class BranchAndBound:
                 bound[hard] = np.where(better, opt, bound[hard])
                 batch.coef[hard] = np.where(better[:, :, None], opt_coef, batch.coef[hard])
                 margin = bound - self.spec.b - BOUND_TOL
+        if (INTERMEDIATE_ALPHA_AFTER is not None and self.recorder is None
+                and self.outcome.subproblems >= INTERMEDIATE_ALPHA_AFTER):
+            margin = self._tighten_hard(batch, bound, margin)
         return margin
+
+    def _tighten_hard(self, batch: _Batch, bound: np.ndarray, margin: np.ndarray) -> np.ndarray:
+        """Optimised intermediate bounds, then the specification's alpha-CROWN, on the open boxes.
+
+        In chunks of :data:`TIGHTEN_CHUNK` boxes with the clock read between them: a box
+        costs about ten plain ones, more than the batch size was chosen for, so the
+        boxes left when the deadline passes keep their (sound) plain bounds.
+        """
+        poly_margin, _ = self.spec.best_rows(margin)
+        open_boxes = np.flatnonzero((batch.open_polys & ~(poly_margin > 0.0)).any(axis=1))
+        for start in range(0, open_boxes.size, TIGHTEN_CHUNK):
+            if time.perf_counter() > self.deadline:
+                break
+            hard = open_boxes[start:start + TIGHTEN_CHUNK]
+            pre_l, pre_u = tighten_intermediate(self.network, batch.lower[hard], batch.upper[hard],
+                                                [a[hard] for a in batch.pre_l],
+                                                [a[hard] for a in batch.pre_u])
+            for layer_index in range(len(pre_l)):
+                batch.pre_l[layer_index][hard] = pre_l[layer_index]
+                batch.pre_u[layer_index][hard] = pre_u[layer_index]
+            opt, opt_coef = optimize_spec_lower(self.network, pre_l, pre_u, self.spec.C,
+                                                batch.lower[hard], batch.upper[hard], ALPHA_STEPS)
+            better = opt > bound[hard]
+            bound[hard] = np.where(better, opt, bound[hard])
+            batch.coef[hard] = np.where(better[:, :, None], opt_coef, batch.coef[hard])
+        return bound - self.spec.b - BOUND_TOL
 
     def lp_refine(self, batch: _Batch) -> None:
         """Exclude polytopes by LP (triangle relaxation), updating ``batch.open_polys``.
