@@ -374,3 +374,66 @@ def test_an_overflowing_bound_is_unbounded_never_nan() -> None:
     assert not np.isnan(lo).any() and not np.isnan(hi).any()
     assert lo[0, 0] <= 0 <= hi[0, 0]
     assert not (bounds[1][0] > 0).any()        # nothing downstream is claimed positive
+
+
+def _F(x: float) -> Fraction:
+    return Fraction(float(x))
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1.0, 1e200])
+def test_outward_error_bounds_cover_the_exact_rounding_errors(scale: float) -> None:
+    """Each error bound of the float checker against the exact rational error of the float
+    operation it covers: sums of non-negative terms, signed sums with cancellation, the
+    back-substitution step (product and bias), the interval step, the forward step."""
+    from verirepair.checker.leaf_bounds import _matmul
+    rng = np.random.default_rng(7)
+    ops = Outward()
+    # non-negative sums and signed sums with heavy cancellation
+    X = np.abs(rng.normal(size=(5, 40))) * scale
+    X[0] = scale * np.r_[1.0, np.full(39, 0.9 * 2.0 ** -53)]     # every addition rounds down
+    for i, value in enumerate(ops.nonneg_sum_hi(X.sum(axis=1), 40)):
+        assert _F(value) >= sum(_F(v) for v in X[i])
+    terms = [rng.normal(size=6) * scale, rng.normal(size=6), -rng.normal(size=6) * scale]
+    terms.append(-(terms[0] + terms[1] + terms[2]))          # exact sum near 0
+    low = ops.sum_lo(*terms)
+    for j in range(6):
+        assert _F(low[j]) <= sum(_F(t[j]) for t in terms)
+    # one back-substitution step: P = A @ W and A @ b, used against |h| <= h_abs
+    n, R, m, p = 2, 3, 9, 7
+    A = rng.normal(size=(n, R, m)) * scale
+    W, b = rng.normal(size=(m, p)), rng.normal(size=m)
+    W[:, 0] = -A[0, 0] / scale                                # cancellation in one entry
+    h_abs, z_abs = np.abs(rng.normal(size=(n, p))), np.abs(rng.normal(size=(n, m)))
+    bound = ops.step_error_hi(A, ops.step_weights(np.abs(W), np.abs(b), h_abs, z_abs))
+    P, Ab = _matmul(A, W), A @ b
+    for i in range(n):
+        for r in range(R):
+            exact_P = [sum(_F(A[i, r, k]) * _F(W[k, j]) for k in range(m)) for j in range(p)]
+            err = sum(abs(_F(P[i, r, j]) - exact_P[j]) * _F(h_abs[i, j]) for j in range(p))
+            err += abs(_F(Ab[i, r]) - sum(_F(A[i, r, k]) * _F(b[k]) for k in range(m)))
+            err += sum((2 * Fraction(2) ** -53 * abs(_F(A[i, r, k])) + Fraction(2) ** -1074) * _F(z_abs[i, k])
+                       for k in range(m))                      # the entry-rounding allowance
+            assert _F(bound[i, r]) >= err
+    # interval step: the computed bounds enclose the exact interval image of the box
+    lo = rng.normal(size=(n, p)) * scale
+    hi = lo + np.abs(rng.normal(size=(n, p))) * scale
+    lo[1], hi[1] = 1e3 * scale, (1e3 + 1e-9) * scale               # a narrow box far from 0: mid's product dominates
+    zl, zu = ops.interval_affine(W, np.abs(W), b, lo, hi)
+    for i in range(n):
+        for j in range(m):
+            exact_lo = sum(_F(w) * (_F(lo[i, k]) if w > 0 else _F(hi[i, k])) for k, w in enumerate(W[j])) + _F(b[j])
+            exact_hi = sum(_F(w) * (_F(hi[i, k]) if w > 0 else _F(lo[i, k])) for k, w in enumerate(W[j])) + _F(b[j])
+            assert _F(zl[i, j]) <= exact_lo and _F(zu[i, j]) >= exact_hi
+    # forward step: F = X @ G and g @ X^T against |x| <= x_abs
+    K, d = 6, 3
+    Xf, G, g = rng.normal(size=(4, K)), rng.normal(size=(n, K, d)) * scale, rng.normal(size=(n, K)) * scale
+    x_abs = np.abs(rng.normal(size=(n, d)))
+    fbound = ops.forward_error_hi(np.abs(Xf), G, g, x_abs)
+    F = _matmul(G.transpose(0, 2, 1), Xf.T).transpose(0, 2, 1)
+    gX = g @ Xf.T
+    for i in range(n):
+        for u in range(4):
+            err = sum(abs(_F(F[i, u, e]) - sum(_F(Xf[u, k]) * _F(G[i, k, e]) for k in range(K))) * _F(x_abs[i, e])
+                      for e in range(d))
+            err += abs(_F(gX[i, u]) - sum(_F(g[i, k]) * _F(Xf[u, k]) for k in range(K)))
+            assert _F(fbound[i, u]) >= err

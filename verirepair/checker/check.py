@@ -26,6 +26,7 @@ What is checked (docs/certificate-format.md gives the format):
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 import zipfile
@@ -45,6 +46,11 @@ FORMAT = "verirepair-certificate"
 VERSION = 1
 #: Evidence records bounded together (their boxes' arrays are held at once).
 CHECK_BATCH = 512
+#: The passes of :func:`tree_margins`: a record still unproven is bounded again with the
+#: bounds of this many ancestors intersected in (None: all of them, up to the root), and
+#: with the forward symbolic pass through all layers (True) or only up to the first
+#: back-substituted one (False, cheaper).
+CHECK_PASSES: tuple[tuple[int | None, bool], ...] = ((0, False), (None, True))
 KEYS = ("roots_lower", "roots_upper", "split_dim", "split_point", "ev_node", "ev_disjunct",
         "ev_weights", "ev_slope", "slopes")
 
@@ -140,8 +146,9 @@ def _record_margins(ops: Outward | Exact, layers: list[Layer], raw: list, bounds
         if relu:
             per_layer[k] = slopes[:, offset:offset + W.shape[0]]      # NaN: CROWN's adaptive slope
             offset += W.shape[0]
-    bound = spec_lower(ops, layers, bounds, box_lo, box_hi, G_lo, box_of_row, per_layer)
-    ylo, yhi = bounds[-1][0][box_of_row], bounds[-1][1][box_of_row]
+    rows_bounds = [tuple(x[box_of_row] for x in layer) for layer in bounds]
+    bound = spec_lower(ops, layers, rows_bounds, box_lo[box_of_row], box_hi[box_of_row], G_lo, per_layer)
+    ylo, yhi = rows_bounds[-1][0], rows_bounds[-1][1]
     spread = ops.sub_hi(G_hi, G_lo)
     return ops.sum_lo(bound, -ops.rowdot_hi(spread, np.maximum(abs(ylo), abs(yhi))), -ops.rowdot_hi(w, b_ex))
 
@@ -199,12 +206,16 @@ def _path_bounds(ops: Outward | Exact, layers: list[Layer], lower: np.ndarray, u
 def tree_margins(raw: list[tuple[np.ndarray, np.ndarray, bool]], lower: np.ndarray, upper: np.ndarray,
                  parent: np.ndarray, ev_node: np.ndarray, A: np.ndarray, b: np.ndarray, weights: np.ndarray,
                  slopes: np.ndarray, exact_ids: Sequence[int] = ()) -> tuple[np.ndarray, dict[int, bool]]:
-    """Margins of every evidence record, each node's bounds intersected with its parent's.
+    """Margins of every evidence record, in the passes of :data:`CHECK_PASSES`.
 
-    The tree is bounded level by level (a parent box contains its children, so
-    its bounds hold on them).  Shapes: ``lower, upper`` (N, d) per node in
-    preorder, ``parent`` (N,) (-1 at roots), ``ev_node`` (E,) and the records'
-    ``A`` (E, q, m), ``b, weights`` (E, q), ``slopes`` (E, H).
+    Any sound bounds of a box may prove a record, so the first pass bounds only
+    the nodes that carry evidence (about half the tree), each alone and with the
+    cheaper forward pass.  A record it leaves unproven is bounded again along its
+    root-to-node path, level by level (a parent box contains its children, so its
+    bounds hold on them and make theirs tighter), with the full forward pass; its
+    margin is the best of its passes.  Shapes: ``lower, upper`` (N, d) per node in
+    preorder, ``parent`` (N,) (-1 at roots), ``ev_node`` (E,) and the records' ``A``
+    (E, q, m), ``b, weights`` (E, q), ``slopes`` (E, H).
 
     Returns
     -------
@@ -214,36 +225,68 @@ def tree_margins(raw: list[tuple[np.ndarray, np.ndarray, bool]], lower: np.ndarr
     """
     ops = Outward()
     layers = _layers(ops, raw)
-    depth = np.zeros(len(parent), dtype=np.int64)
-    for k in range(len(parent)):
+    records = np.arange(len(ev_node))
+    margins = np.full(len(ev_node), -np.inf)
+    for generations, full_forward in CHECK_PASSES:
+        again = records[~(margins > 0)]
+        if again.size:
+            margins[again] = np.fmax(margins[again], _level_margins(
+                ops, layers, raw, lower, upper, parent, ev_node, again, (A, b, weights, slopes), generations,
+                full_forward))
+    return margins, _exact_margins(raw, lower, upper, parent, ev_node, A, b, weights, slopes, exact_ids)
+
+
+def _level_margins(ops: Outward, layers: list[Layer], raw: list, lower: np.ndarray, upper: np.ndarray,
+                   parent: np.ndarray, ev_node: np.ndarray, records: np.ndarray, data: tuple,
+                   generations: int | None, full_forward: bool) -> np.ndarray:
+    """Margins of ``records``, their nodes' bounds intersected with those of up to ``generations``
+    ancestors (None: all, up to the root), bounded level by level from the oldest; only these
+    nodes are bounded."""
+    A, b, weights, slopes = data
+    n = len(lower)
+    depth = np.zeros(n, dtype=np.int64)
+    for k in range(n):
         if parent[k] >= 0:
             depth[k] = depth[parent[k]] + 1
+    needed = np.zeros(n, dtype=bool)
+    needed[ev_node[records]] = True
+    frontier = np.unique(ev_node[records])
+    for _ in itertools.count() if generations is None else range(generations):
+        frontier = np.unique(parent[frontier])
+        frontier = frontier[frontier >= 0]
+        if not frontier.size:
+            break
+        needed[frontier] = True
     records_at: dict[int, list[int]] = {}
-    for record, k in enumerate(ev_node):
-        records_at.setdefault(int(k), []).append(record)
-    margins = np.full(len(ev_node), -np.inf)
-    position = np.full(len(parent), -1, dtype=np.int64)
+    for record in records:
+        records_at.setdefault(int(ev_node[record]), []).append(int(record))
+    out: dict[int, float] = {}
+    position = np.full(len(lower), -1, dtype=np.int64)
     previous: list[tuple[np.ndarray, ...]] | None = None
-    for level in range(int(depth.max(initial=-1)) + 1):
-        ids = np.flatnonzero(depth == level)
+    for level in range(int(depth[needed].min(initial=0)), int(depth[needed].max(initial=-1)) + 1):
+        ids = np.flatnonzero(needed & (depth == level))
         chunks = []
         for start in range(0, ids.size, CHECK_BATCH):
             chunk = ids[start:start + CHECK_BATCH]
-            up = position[parent[chunk]]
-            prior: list[tuple[np.ndarray, ...]] | None = (
-                None if previous is None else [(lo[up], hi[up]) for lo, hi in previous])
-            bounds = layer_bounds(ops, layers, lower[chunk], upper[chunk], prior)
+            prior: list[tuple[np.ndarray, ...]] | None = None
+            inherits = (parent[chunk] >= 0) & needed[np.maximum(parent[chunk], 0)]
+            if previous is not None and inherits.any():
+                up = np.where(inherits, position[np.maximum(parent[chunk], 0)], -1)
+                prior = [(np.where(inherits[:, None], lo[up], -np.inf), np.where(inherits[:, None], hi[up], np.inf))
+                         for lo, hi in previous]
+            bounds = layer_bounds(ops, layers, lower[chunk], upper[chunk], prior, full_forward)
             chunks.append(bounds)
             recs = [r for k in chunk for r in records_at.get(int(k), [])]
             if recs:
                 where = {int(k): i for i, k in enumerate(chunk)}
                 rows = np.array([where[int(ev_node[r])] for r in recs])
-                margins[recs] = _record_margins(ops, layers, raw, bounds, lower[chunk], upper[chunk], rows,
-                                                A[recs], b[recs], weights[recs], slopes[recs])
+                got = _record_margins(ops, layers, raw, bounds, lower[chunk], upper[chunk], rows,
+                                      A[recs], b[recs], weights[recs], slopes[recs])
+                out.update(zip(recs, got, strict=True))
         position[ids] = np.arange(ids.size)
         previous = [(np.vstack([c[k][0] for c in chunks]), np.vstack([c[k][1] for c in chunks]))
                     for k in range(len(layers))] if chunks else None
-    return margins, _exact_margins(raw, lower, upper, parent, ev_node, A, b, weights, slopes, exact_ids)
+    return np.array([out[int(r)] for r in records], dtype=np.float64)
 
 
 def _exact_margins(raw: list, lower: np.ndarray, upper: np.ndarray, parent: np.ndarray, ev_node: np.ndarray,

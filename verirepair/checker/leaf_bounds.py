@@ -102,57 +102,79 @@ def _relaxation(ops: Arith, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray,
 
 
 def backsubstitute(ops: Arith, layers: list[Layer], bounds: list[tuple[np.ndarray, ...]],
-                   start: int, A: np.ndarray, box_of_row: np.ndarray, lower: np.ndarray,
-                   upper: np.ndarray, c: np.ndarray, slopes: list[np.ndarray | None] | None = None
-                   ) -> np.ndarray:
-    """Lower bound over its box of ``A . z_start(x) + c`` for each row.
+                   start: int, A: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+                   slopes: list[np.ndarray | None] | None = None) -> np.ndarray:
+    """Lower bound over box ``n`` of ``A[n, r] . z_start(x)`` for each row ``r``.
 
     Parameters
     ----------
     ops : arithmetic
     layers : list of Layer
-    bounds : list of (lo, hi), shapes (n, m_k) -- bounds of ``z_k`` for ``k < start``
+    bounds : list of (lo, hi, ...) per layer ``k < start``, shapes (n, m_k) -- from :func:`layer_bounds`
     start : int -- the layer whose pre-activation ``A`` multiplies
-    A : array, shape (r, m_start); c : array, shape (r,)
-    box_of_row : int array, shape (r,) -- the box (index into ``lower``) of each row
+    A : array, shape (n, R, m_start) -- R rows per box (exact numbers: unit vectors, spec rows)
     lower, upper : arrays, shape (n, d) -- the boxes
-    slopes : list of arrays or None -- per layer ``k < start``, shape (r, m_k): the
-        lower slopes of its unstable ReLU units (None: CROWN's adaptive choice)
+    slopes : list of arrays or None -- per layer ``k < start``, shape (n, R or 1, m_k): the
+        lower slopes of its unstable ReLU units, NaN for CROWN's adaptive choice (None: adaptive)
 
     Returns
     -------
-    array, shape (r,)
+    array, shape (n, R)
+
+    Each step keeps ``f(x) >= A . z_k(x) + c`` for the coefficients ``A`` actually
+    computed; its rounding errors (see :meth:`~verirepair.checker.arith.Outward.step_weights`)
+    are subtracted from ``c``.
     """
+    c = ops.convert(np.zeros(A.shape[:2]))
+    relaxed = False
     for k in range(start, -1, -1):
         layer = layers[k]
-        P, E = ops.dot(A, layer.W)
-        terms = [c, ops.dot_lo(A, layer.b)]
+        weights = None
+        if ops.rounds:
+            z_abs = _abs_max(bounds[k][0], bounds[k][1]) if relaxed else None
+            h_abs = _abs_max(lower, upper) if k == 0 else \
+                _abs_max(*_post(layers[k - 1], bounds[k - 1][0], bounds[k - 1][1]))
+            weights = ops.step_weights(abs(layer.W), abs(layer.b), h_abs, z_abs)
+        terms = [c, A @ layer.b]
+        if weights is not None:
+            terms.append(-ops.step_error_hi(A, weights))
+        P = _matmul(A, layer.W)
         if k == 0:
-            lo_x, hi_x = lower[box_of_row], upper[box_of_row]
-            if E is not None:
-                terms.append(-ops.rowdot_hi(E, _abs_max(lo_x, hi_x)))
-            terms += [ops.rowdot_lo(np.maximum(P, 0), lo_x), ops.rowdot_lo(np.minimum(P, 0), hi_x)]
-            return ops.sum_lo(*terms)
-        lo, hi = bounds[k - 1][0][box_of_row], bounds[k - 1][1][box_of_row]
-        if E is not None:
-            terms.append(-ops.rowdot_hi(E, _abs_max(*_post(layers[k - 1], lo, hi))))
-        if layers[k - 1].relu:
-            a_fixed, s, t = (x[box_of_row] for x in bounds[k - 1][2:5])
-            a_adaptive = np.where(np.isnan(a_fixed), bounds[k - 1][5][box_of_row], a_fixed)
+            return _box_min(ops, P, terms, lower, upper)
+        relaxed = layers[k - 1].relu
+        if relaxed:
+            a_fixed, s, t, adaptive = bounds[k - 1][2:6]
+            a = np.where(np.isnan(a_fixed), adaptive, a_fixed)[:, None, :]
             given = None if slopes is None else slopes[k - 1]
-            a = ops.convert(a_adaptive if given is None else
-                            np.where(np.isnan(a_fixed) & ~np.isnan(given), given, a_adaptive))
-            neg = np.minimum(P, 0)
-            A = np.maximum(P, 0) * a + neg * s
-            terms.append(ops.rowdot_lo(neg, t))
-            if E is not None:
-                # each entry of A is one rounded product: |error| <= 2u|A| + eta
-                err = np.nextafter(2.0 ** -52 * np.abs(A) + 2.0 ** -1074, np.inf)
-                terms.append(-ops.rowdot_hi(err, _abs_max(lo, hi)))
+            if given is not None:
+                a = np.where(np.isnan(a_fixed)[:, None, :] & ~np.isnan(given), given, a)
+            A_neg = np.minimum(P, 0)
+            terms.append(ops.nonpos_sum_lo(ops.rowdot3(A_neg, t), P.shape[-1]))    # A_neg <= 0, t >= 0
+            # A = max(P, 0) a + min(P, 0) s, in place: one rounded product per entry (the other
+            # summand is 0); its rounding error is charged at the next step
+            A = np.maximum(P, 0, out=P)
+            A *= ops.convert(a)
+            A_neg *= s[:, None, :]
+            A += A_neg
         else:
             A = P
         c = ops.sum_lo(*terms)
     raise AssertionError("unreachable: the loop returns at layer 0")
+
+
+def _matmul(A: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """``A @ W`` for ``A`` of shape (n, R, m) as one matrix product (numpy loops over ``n`` otherwise)."""
+    n, R, m = A.shape
+    return (A.reshape(n * R, m) @ W).reshape(n, R, W.shape[1])
+
+
+def _box_min(ops: Arith, F: np.ndarray, terms: list[np.ndarray], lower: np.ndarray, upper: np.ndarray
+             ) -> np.ndarray:
+    """Lower bound over box ``n`` of ``F[n, r] . x + sum(terms)[n, r]`` (``F`` shape (n, R, d))."""
+    terms = terms + [ops.rowdot3(np.maximum(F, 0), lower), ops.rowdot3(np.minimum(F, 0), upper)]
+    if ops.rounds:      # the two sums have mixed signs: bound their rounding error
+        terms.append(-ops.input_error_hi(F, _abs_max(lower, upper)))
+    return ops.sum_lo(*terms)
 
 
 def _forward_affine(ops: Arith, layer: Layer, sym: tuple[np.ndarray, ...], x_abs: np.ndarray
@@ -165,10 +187,11 @@ def _forward_affine(ops: Arith, layer: Layer, sym: tuple[np.ndarray, ...], x_abs
     out = []
     for sign, first, second, f_first, f_second in ((1, Hl, Hu, hl, hu), (-1, Hu, Hl, -hu, -hl)):
         # lower function of z (sign 1), then the negated upper function: -U' = W+ (-U) + W- (-L) - b
-        F, E = ops.dot(X, sign * np.concatenate([first, second], axis=1))
-        terms = [ops.dot_lo(np.concatenate([f_first, f_second], axis=1), X.T), sign * bias]
-        if E is not None:
-            terms.append(-ops.dot_hi(E, x_abs)[:, :, 0])
+        G, g = sign * np.concatenate([first, second], axis=1), np.concatenate([f_first, f_second], axis=1)
+        terms = [g @ X.T, sign * bias]
+        if ops.rounds:
+            terms.append(-ops.forward_error_hi(abs(X), G, g, x_abs))
+        F = _matmul(G.transpose(0, 2, 1), X.T).transpose(0, 2, 1)          # X @ G per box
         out += [sign * F, sign * ops.sum_lo(*terms)]
     return tuple(out)
 
@@ -180,21 +203,41 @@ def _forward_relu(ops: Arith, sym: tuple[np.ndarray, ...], a: np.ndarray, s: np.
     a_ = ops.convert(a)
     Hu = s[:, :, None] * Fu
     terms = [-ops.mul_hi(s, fu), -t]
-    if ops.name == "float":
-        # each entry of s * Fu is one rounded product: |error| <= 2u|Hu| + eta
-        err = np.nextafter(2.0 ** -52 * np.abs(Hu) + 2.0 ** -1074, np.inf)
-        terms.append(-ops.dot_hi(err, x_abs)[:, :, 0])
+    if ops.rounds:      # each entry of s * Fu is one rounded product
+        terms.append(-ops.entry_error_hi(Hu, x_abs))
     return a_[:, :, None] * Fl, a_ * fl, Hu, -ops.sum_lo(*terms)
 
 
-def _sym_lo(ops: Arith, F: np.ndarray, f: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
-    """Lower bound over each box of ``F x + f`` (shapes (n, m, d), (n, m); boxes (n, d))."""
-    return ops.sum_lo(ops.dot_lo(np.maximum(F, 0), lower[:, :, None])[:, :, 0],
-                      ops.dot_lo(np.minimum(F, 0), upper[:, :, None])[:, :, 0], f)
+def _refine_unstable(ops: Arith, layers: list[Layer], bounds: list[tuple[np.ndarray, ...]], k: int,
+                     lo: np.ndarray, hi: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> None:
+    """Tighten layer ``k``'s unstable units (``lo < 0 < hi``, in place) by back-substituting ``+z_j`` and ``-z_j``.
+
+    Rows are grouped per box, ``2 R`` of them for a box with ``R`` unstable units
+    (boxes with fewer are padded with zero rows, whose results are dropped).
+    """
+    unstable = np.asarray((lo < 0) & (hi > 0), dtype=bool)
+    counts = unstable.sum(axis=1)
+    boxes = np.flatnonzero(counts)
+    if not boxes.size:
+        return
+    R = int(counts.max())
+    order = np.argsort(~unstable[boxes], axis=1, kind="stable")[:, :R]      # unstable units first
+    valid = np.arange(R)[None, :] < counts[boxes][:, None]
+    rows = np.zeros((boxes.size, 2 * R, lo.shape[1]))
+    pick = np.arange(boxes.size)[:, None]
+    rows[pick, np.arange(R)[None, :], order] = np.where(valid, 1.0, 0.0)
+    rows[pick, R + np.arange(R)[None, :], order] = np.where(valid, -1.0, 0.0)
+    sub = [tuple(x[boxes] for x in layer) for layer in bounds]
+    got = backsubstitute(ops, layers, sub, k, ops.convert(rows), lower[boxes], upper[boxes])
+    b_sel, r_sel = np.nonzero(valid)
+    units = order[b_sel, r_sel]
+    lo[boxes[b_sel], units] = np.maximum(lo[boxes[b_sel], units], got[b_sel, r_sel])
+    hi[boxes[b_sel], units] = np.minimum(hi[boxes[b_sel], units], -got[b_sel, R + r_sel])
 
 
 def layer_bounds(ops: Arith, layers: list[Layer], lower: np.ndarray, upper: np.ndarray,
-                 prior: list[tuple[np.ndarray, ...]] | None = None) -> list[tuple[np.ndarray, ...]]:
+                 prior: list[tuple[np.ndarray, ...]] | None = None, full_forward: bool = True
+                 ) -> list[tuple[np.ndarray, ...]]:
     """Sound bounds ``(lo, hi)`` of every layer's pre-activation over each box, shapes (n, m_k).
 
     For a ReLU layer the tuple goes on with its relaxation ``(a, s, t, adaptive)``
@@ -203,43 +246,40 @@ def layer_bounds(ops: Arith, layers: list[Layer], lower: np.ndarray, upper: np.n
     ``prior``: bounds valid on each box already (those of its parent box, which
     contains it), intersected in before the unstable units are chosen, so a
     unit stable on the parent is never back-substituted again.
+
+    ``full_forward``: run the forward symbolic pass through every layer; when
+    False it stops after the first layer whose unstable units are back-substituted
+    (cheaper; those deeper bounds come from intervals and back-substitution).
     """
     bounds: list[tuple[np.ndarray, ...]] = []
     post_lo, post_hi = lower, upper
     n, d = lower.shape
-    x_abs = _abs_max(lower, upper)[:, :, None]                       # (n, d, 1)
+    x_abs = _abs_max(lower, upper)                                    # (n, d)
     eye = ops.convert(np.broadcast_to(np.eye(d), (n, d, d)).copy())
-    sym: tuple[np.ndarray, ...] = (eye, ops.convert(np.zeros((n, d))), eye, ops.convert(np.zeros((n, d))))  # x<=x<=x
+    zero = ops.convert(np.zeros((n, d)))
+    sym: tuple[np.ndarray, ...] | None = (eye, zero, eye, zero)                # x <= x <= x
     for k, layer in enumerate(layers):
-        Wp, Wn = np.maximum(layer.W, 0).T, np.minimum(layer.W, 0).T
-        bias = np.broadcast_to(layer.b, (lower.shape[0], layer.b.shape[0]))
-        lo = ops.sum_lo(ops.dot_lo(post_lo, Wp), ops.dot_lo(post_hi, Wn), bias)
-        hi = -ops.sum_lo(-ops.dot_hi(post_hi, Wp), -ops.dot_hi(post_lo, Wn), -bias)
-        sym = _forward_affine(ops, layer, sym, x_abs)
-        # fmax/fmin: a nan from an overflow in the forward pass must not hide the interval bound
-        lo, hi = np.fmax(lo, _sym_lo(ops, sym[0], sym[1], lower, upper)), \
-            np.fmin(hi, -_sym_lo(ops, -sym[2], -sym[3], lower, upper))
+        lo, hi = ops.interval_affine(layer.W, abs(layer.W), layer.b, post_lo, post_hi)
+        refined = sum(earlier.relu for earlier in layers[:k]) >= 2 and layer.relu
+        if sym is not None:
+            sym = _forward_affine(ops, layer, sym, x_abs)
+            # fmax/fmin: a nan from an overflow in the forward pass must not hide the interval bound
+            lo, hi = np.fmax(lo, _box_min(ops, sym[0], [sym[1]], lower, upper)), \
+                np.fmin(hi, -_box_min(ops, -sym[2], [-sym[3]], lower, upper))
+            if refined and not full_forward:
+                sym = None
         if prior is not None:
             lo, hi = np.maximum(lo, prior[k][0]), np.minimum(hi, prior[k][1])
         lo, hi = _no_nan(lo, hi)
-        if sum(earlier.relu for earlier in layers[:k]) >= 2 and layer.relu:
-            box, unit = np.nonzero(np.asarray((lo < 0) & (hi > 0), dtype=bool))
-            if box.size:
-                r = box.size
-                A = ops.convert(np.zeros((2 * r, layer.W.shape[0])))
-                A[np.arange(r), unit] = ops.convert(np.ones(r))
-                A[r + np.arange(r), unit] = ops.convert(-np.ones(r))
-                rows = np.concatenate([box, box])
-                got = backsubstitute(ops, layers, bounds, k, A, rows, lower, upper,
-                                     ops.convert(np.zeros(2 * r)))
-                lo[box, unit] = np.maximum(lo[box, unit], got[:r])
-                hi[box, unit] = np.minimum(hi[box, unit], -got[r:])
+        if refined:
+            _refine_unstable(ops, layers, bounds, k, lo, hi, lower, upper)
         lo, hi = _no_nan(*ops.outward(lo, hi))
         if layer.relu:
             a, s, t = _relaxation(ops, lo, hi)
             adaptive = np.asarray(hi > -lo, dtype=np.float64)
             bounds.append((lo, hi, a, s, t, adaptive))
-            sym = _forward_relu(ops, sym, np.where(np.isnan(a), adaptive, a), s, t, x_abs)
+            if sym is not None:
+                sym = _forward_relu(ops, sym, np.where(np.isnan(a), adaptive, a), s, t, x_abs)
         else:
             bounds.append((lo, hi))
         post_lo, post_hi = _post(layer, lo, hi)
@@ -247,15 +287,15 @@ def layer_bounds(ops: Arith, layers: list[Layer], lower: np.ndarray, upper: np.n
 
 
 def spec_lower(ops: Arith, layers: list[Layer], bounds: list[tuple[np.ndarray, ...]],
-               lower: np.ndarray, upper: np.ndarray, G: np.ndarray, box_of_row: np.ndarray,
+               lower: np.ndarray, upper: np.ndarray, G: np.ndarray,
                slopes: list[np.ndarray | None] | None) -> np.ndarray:
-    """Lower bound of ``G . y(x)`` over each row's box; ``y`` is the last layer's output.
+    """Lower bound of ``G[n] . y(x)`` over box ``n``; ``y`` is the last layer's output.
 
     ``layers[-1]`` must be linear (the reader appends an identity after a final ReLU).
-    Shapes: ``G`` (r, n_outputs), ``box_of_row`` (r,), ``slopes`` as in :func:`backsubstitute`.
+    Shapes: ``G`` (n, n_outputs); ``bounds``, ``lower``, ``upper`` per box (first axis n);
+    ``slopes`` per layer (n, m_k) or None, as in :func:`backsubstitute`.
     """
     if layers[-1].relu:
         raise ValueError("the last layer must be linear")
-    zero = ops.convert(np.zeros(G.shape[0]))
-    return backsubstitute(ops, layers, bounds, len(layers) - 1, G, box_of_row, lower, upper,
-                          zero, slopes)
+    per_row = None if slopes is None else [None if x is None else x[:, None, :] for x in slopes]
+    return backsubstitute(ops, layers, bounds, len(layers) - 1, G[:, None, :], lower, upper, per_row)[:, 0]
