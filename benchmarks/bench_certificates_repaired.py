@@ -43,7 +43,7 @@ import sys
 import time
 from pathlib import Path
 
-from verirepair.atomic import write_text_atomic
+from verirepair.atomic import sha256_file, write_text_atomic
 from verirepair.checker import Rejected, check_certificate
 from verirepair.network import load_network
 from verirepair.properties import parse_vnnlib
@@ -199,6 +199,25 @@ def write_markdown(rows: list[dict], path: Path, command: str) -> None:
     write_text_atomic(path, "\n".join(lines) + "\n")
 
 
+def write_manifest(repaired: Path, repair_csv: Path, path: Path) -> int:
+    """The repair benchmark's rows plus the SHA-256 of each delivered file (checked against report.json)."""
+    fields = ["network", "instances", "status", "rounds", "phi1", "phi2", "phi3", "phi4", "specific", "l1", "linf",
+              "n_changed", "advisory_fidelity", "time_s", "delivered_sha256"]
+    rows = []
+    for row in csv.DictReader(open(repair_csv)):
+        report = json.loads((repaired / f"{row['network']}_report" / "report.json").read_text())
+        digest = sha256_file(repaired / f"{row['network']}_repaired.onnx")
+        if digest != report["output"]["sha256"]:
+            raise ValueError(f"{row['network']}: the delivered file differs from the one its report names")
+        rows.append({**{k: row.get(k) for k in fields}, "delivered_sha256": digest})
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path, text.getvalue())
+    return len(rows)
+
+
 def _write_csv(rows: list[dict], path: Path) -> None:
     text = io.StringIO(newline="")
     writer = csv.DictWriter(text, fieldnames=FIELDS)
@@ -221,8 +240,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=300.0, help="budget of one verification / certify (s)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the plain verification")
     parser.add_argument("--only", default=None, help="comma-separated network keys, e.g. 2_1,1_9")
+    parser.add_argument("--manifest", type=Path, default=None,
+                        help="only write this CSV: the repair rows with each delivered file's SHA-256")
     args = parser.parse_args(argv)
     repair_csv = args.repair_csv or args.repaired / "repair.csv"
+    if args.manifest is not None:
+        print(f"{write_manifest(args.repaired, repair_csv, args.manifest)} networks in {args.manifest}")
+        return 0
     repair_rows = {r["network"]: r for r in csv.DictReader(open(repair_csv))} if repair_csv.is_file() else {}
     certs = args.certs or args.repaired / "certificates"
     certs.mkdir(parents=True, exist_ok=True)
