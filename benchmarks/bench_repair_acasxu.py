@@ -33,6 +33,7 @@ from verirepair.atomic import write_text_atomic
 from verirepair.network import load_network
 from verirepair.pipeline import run_pipeline
 from verirepair.properties import parse_vnnlib
+from verirepair.repair.strategy_config import STRATEGY_NAMES, StrategyConfig
 from verirepair.run_config import DeliveryConfig, RunConfig, default_of
 from verirepair.tasks.acasxu import build_acasxu_task
 from verirepair.tasks.acasxu import networks as acasxu_nets
@@ -149,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-cross-check", action="store_true", help="skip the final Marabou check")
     parser.add_argument("--workdir", type=Path, help="where repaired networks and reports go (default: a temp dir)")
     parser.add_argument("--only", help="comma-separated network keys, e.g. 1_9,2_9")
+    parser.add_argument("--strategy", default=default_of(StrategyConfig, "name"), choices=STRATEGY_NAMES,
+                        help="repair strategy of the certify loop (default %(default)s; cover: the output "
+                             "layer proven by construction on covers of the properties the verifier "
+                             "leaves undecided)")
     args = parser.parse_args(argv)
     keep = {acasxu_nets.network_info(k).name for k in args.only.split(",")} if args.only else None
     runs = [r for r in plan(keep) if keep is None or r[0] in keep]
@@ -162,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         base, timeout_s=args.timeout,
         verify=dataclasses.replace(base.verify, timeout_s=args.verify_timeout),
         repair=dataclasses.replace(base.repair, solver=args.solver),
+        strategy=dataclasses.replace(base.strategy, name=args.strategy),
         delivery=DeliveryConfig(cross_check=None if args.no_cross_check else "marabou",
                                 cross_check_timeout_s=args.cross_check_timeout))
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="repair_bench_"))

@@ -46,7 +46,7 @@ def test_run_file_strategy_table_round_trips_and_rejects_bad_names(tmp_path):
     again.write_text(config_to_toml(config))
     assert load_run_config(again) == config
     path.write_text('[strategy]\n\nname = "retrain"\n')
-    with pytest.raises(ConfigError, match=r"run.toml:3: strategy.name: .*lp, imitation, finetune"):
+    with pytest.raises(ConfigError, match=r"run.toml:3: strategy.name: .*lp, cover, imitation, finetune"):
         load_run_config(path)
     path.write_text("[delivery]\npac_delta = 1.5\n")
     with pytest.raises(ConfigError, match="pac_delta must lie in"):

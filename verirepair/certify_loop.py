@@ -260,7 +260,9 @@ class CertifyLoop:
         context = StrategyContext(self.network, tuple(self.task.all_properties),
                                   tuple(margins[n] for n, props in self.named for _ in props), self.pool,
                                   self.preserve_x, self.task.decision, self.config.strategy, self.config.seed,
-                                  deadline, self.emit, lambda: self._solve(self.layers, margins))
+                                  deadline, self.emit, lambda: self._solve(self.layers, margins),
+                                  self.config.repair,
+                                  tuple(n in self.undecided_at for n, props in self.named for _ in props))
         found = get_strategy(self.config.strategy.name)(context)
         if self.config.strategy.name != "lp" and found.result is not None:
             self.emit("repair", {"text": f"{found.result.status.value} ({found.result.message})", "log": True})

@@ -131,10 +131,10 @@ def test_network_patch_between_and_apply_round_trip():
 
 
 def test_registry_lists_every_strategy_and_rejects_unknown_names():
-    assert list_strategies() == ["lp", "imitation", "finetune"]
-    with pytest.raises(ValueError, match="lp, imitation, finetune"):
+    assert list_strategies() == ["lp", "cover", "imitation", "finetune"]
+    with pytest.raises(ValueError, match="lp, cover, imitation, finetune"):
         get_strategy("pso")
-    with pytest.raises(ValueError, match="StrategyConfig.name must be one of lp, imitation, finetune"):
+    with pytest.raises(ValueError, match="StrategyConfig.name must be one of lp, cover, imitation, finetune"):
         StrategyConfig(name="retrain")
     with pytest.raises(ValueError, match="epochs"):
         StrategyConfig(epochs=0)

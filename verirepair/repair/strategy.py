@@ -13,6 +13,8 @@ A strategy proves nothing itself.
   as ``StrategyContext.solve_lp``).
 * ``imitation``: BIRDNN retraining (:mod:`verirepair.repair.imitation`).
 * ``finetune``: BIRDNN fine-tuning (:mod:`verirepair.repair.finetune`).
+* ``cover``: an output-layer change proven by construction on covers of
+  every property's region (:mod:`verirepair.repair.cover`).
 """
 
 from __future__ import annotations
@@ -48,7 +50,14 @@ def _finetune(context: StrategyContext) -> StrategyOutcome:
     return finetune_repair(context)
 
 
-_STRATEGIES: dict[str, RepairStrategy] = {"lp": _lp, "imitation": _imitation, "finetune": _finetune}
+def _cover(context: StrategyContext) -> StrategyOutcome:
+    from verirepair.repair.cover import cover_repair
+
+    return cover_repair(context)
+
+
+_STRATEGIES: dict[str, RepairStrategy] = {"lp": _lp, "imitation": _imitation, "finetune": _finetune,
+                                          "cover": _cover}
 
 
 def list_strategies() -> list[str]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 #: The strategies, in the order ``--help`` lists them (the registry in
 #: :mod:`verirepair.repair.strategy` holds one entry for each).
-STRATEGY_NAMES = ("lp", "imitation", "finetune")
+STRATEGY_NAMES = ("lp", "cover", "imitation", "finetune")
 
 #: Optimisers of the ``finetune`` strategy.
 FINETUNE_OPTIMIZERS = ("adam", "pso")
@@ -28,8 +28,12 @@ class StrategyConfig:
 
     Parameters
     ----------
-    name : {"lp", "imitation", "finetune"}
-        ``lp``: minimal change of one layer by LP (the default).  ``imitation``
+    name : {"lp", "cover", "imitation", "finetune"}
+        ``lp``: minimal change of one layer by LP (the default).  ``cover``:
+        minimal change of the output layer by LP, with every property the
+        verifier left undecided proven by the LP itself on a cover of its
+        region (:mod:`verirepair.repair.cover`); the others as ``lp`` does,
+        through the pool's points and the loop's re-verification.  ``imitation``
         (BIRDNN retraining): every weight may change; counterexamples learn the
         outputs of their nearest safe samples while a fidelity term keeps the
         original's outputs elsewhere.  ``finetune`` (BIRDNN fine-tuning): only

@@ -15,7 +15,7 @@ import numpy as np
 
 from verirepair.network.model import Network
 from verirepair.properties.property import Property
-from verirepair.repair.config import RepairResult
+from verirepair.repair.config import RepairConfig, RepairResult
 from verirepair.repair.strategy_config import StrategyConfig
 
 #: ``(result, layer_index)`` of the loop's LP over its ranked layers; layer None when none admitted a repair.
@@ -40,6 +40,9 @@ class StrategyContext:
     deadline : float -- ``time.perf_counter()`` value by which the attempt must return
     emit : callable(stage, info) -- progress
     solve_lp : callable -- the loop's LP over its ranked layers (used by ``lp``)
+    repair : RepairConfig or None -- the run's LP settings (backend, norm, bounds); None: the defaults
+    hard : tuple of bool -- per property (aligned with ``properties``): the verifier left it undecided
+        in an earlier round (the ``cover`` strategy proves these itself); () means none
     """
 
     network: Network
@@ -53,6 +56,8 @@ class StrategyContext:
     deadline: float
     emit: Callable[[str, dict], None]
     solve_lp: LPSolve
+    repair: RepairConfig | None = None
+    hard: tuple[bool, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

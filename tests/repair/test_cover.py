@@ -1,0 +1,175 @@
+"""The ``cover`` strategy: an output-layer change the LP itself proves on covers of the regions.
+
+Specifications: on a one-input network the minimal change is computed by hand
+(a bias shift of exactly 0.5 plus the margin); the two lower-bound forms are
+checked against sampled outputs for arbitrary (not only the natural) splits
+of the coefficients, on random networks and random changes; a repaired random
+network is proven by the complete verifier; refining the cover never makes the
+LP worse; bad networks get one clear line.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from verirepair.network.model import AffineLayer, Network, random_network
+from verirepair.properties.property import Box, HalfSpaces, Property
+from verirepair.repair.config import RepairConfig, RepairStatus
+from verirepair.repair.cover import CoverProblem, _refine, cover_repair
+from verirepair.repair.patch import apply_patch
+from verirepair.repair.strategy import get_strategy
+from verirepair.repair.strategy_config import StrategyConfig
+from verirepair.repair.strategy_context import StrategyContext
+from verirepair.solvers.registry import get_backend
+from verirepair.tolerances import BOUND_TOL
+from verirepair.verify import verify
+from verirepair.verify.result import Verdict, VerifyConfig
+
+HIGHS = RepairConfig(solver="highs")
+
+
+def _abs_network() -> Network:
+    """h = (relu(x), relu(-x)), y0 = h0 + h1 = |x|, y1 = 0.5 on x in [-1, 1]."""
+    return Network((AffineLayer(np.array([[1.0], [-1.0]]), np.zeros(2), relu=True),
+                    AffineLayer(np.array([[1.0, 1.0], [0.0, 0.0]]), np.array([0.0, 0.5]))), "abs")
+
+
+def _abs_prop() -> Property:
+    """Unsafe iff y0 <= y1 (the row y0 - y1 <= 0... written as -y0 + y1 >= 0): violated on |x| <= 0.5."""
+    return Property((Box(np.array([-1.0]), np.array([1.0])),),
+                    (HalfSpaces(np.array([[1.0, -1.0]]), np.zeros(1)),), "abs_above_half")
+
+
+def _context(network, props, margins, hard, pool=None, preserve=None, seconds=60.0, decision="argmin"):
+    d = network.n_inputs
+    return StrategyContext(network, tuple(props), tuple(margins),
+                           np.zeros((0, d)) if pool is None else pool,
+                           np.zeros((0, d)) if preserve is None else preserve, decision,
+                           StrategyConfig(name="cover"), 0, time.perf_counter() + seconds,
+                           lambda stage, info: None, lambda: (None, None), HIGHS, tuple(hard))
+
+
+def test_the_minimal_change_is_the_hand_computed_bias_shift():
+    """At x = 0 both features are 0, so only the biases can fix y0 - y1 = -0.5: the cheapest
+    proven change raises y0's bias (or lowers y1's) by 0.5 plus the margin times ||(1, -1)||."""
+    network, prop = _abs_network(), _abs_prop()
+    margin = 0.01
+    outcome = cover_repair(_context(network, [prop], [margin], [True]))
+    result = outcome.result
+    assert result.status is RepairStatus.REPAIRED, result.message
+    assert outcome.layer_index == 1
+    expected = 0.5 + margin * np.sqrt(2.0) + BOUND_TOL
+    assert result.objective == pytest.approx(expected, abs=1e-6)
+    repaired = apply_patch(network, result.patch)
+    x = np.linspace(-1, 1, 2001)[:, None]
+    y = repaired.forward(x)
+    assert np.min(y[:, 0] - y[:, 1]) >= margin * np.sqrt(2.0) - 1e-9
+    assert verify(repaired, [prop], VerifyConfig(timeout_s=30)).verdict is Verdict.HOLDS
+    assert "proven by construction on a cover" in result.message
+
+
+def test_without_a_cover_only_the_pool_points_are_moved():
+    """Not flagged hard: the LP keeps the pool points safe, nothing more (the loop's verifier decides)."""
+    network, prop = _abs_network(), _abs_prop()
+    pool = np.array([[0.4], [-0.45]])  # |x| <= 0.5: violating; the worst needs 0.1 more
+    outcome = cover_repair(_context(network, [prop], [0.01], [False], pool=pool))
+    assert outcome.result.status is RepairStatus.REPAIRED
+    assert outcome.result.objective == pytest.approx(0.1 + 0.01 * np.sqrt(2.0) + BOUND_TOL, abs=1e-6)
+    assert verify(apply_patch(network, outcome.result.patch), [prop],
+                  VerifyConfig(timeout_s=30)).verdict is Verdict.VIOLATED
+
+
+def _random_case(seed: int):
+    rng = np.random.default_rng(seed)
+    network = random_network([3, 8, 8, 3], seed=seed)
+    lower, upper = -np.ones(3), np.ones(3)
+    x = rng.uniform(lower, upper, (4000, 3))
+    y = network.forward(x)
+    diff = y[:, 0] - y[:, 1]
+    threshold = float(np.quantile(diff, 0.3))  # violated on about 30% of the region
+    prop = Property((Box(lower, upper),),
+                    (HalfSpaces(np.array([[1.0, -1.0, 0.0], [1.0, 0.0, -1.0]]),
+                                np.array([threshold, threshold + 5.0])),), f"random{seed}")
+    return network, prop, rng
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_both_bound_forms_are_below_every_sampled_value_for_any_split(seed):
+    """Soundness oracle: the feature and shift bounds of every row, with a random change and
+    splits p - q = c', u - v = C D carrying an arbitrary common excess, never exceed the
+    sampled row values on any box of the cover."""
+    network, prop, rng = _random_case(seed)
+    problem = CoverProblem(network, (prop,), (0.0,), (True,), np.zeros((0, 3)), np.zeros((0, 3)),
+                           "argmin", HIGHS)
+    problem.x_delta = rng.normal(0, 0.1, problem.n_delta)
+    parts = problem.natural_parts(0)
+    for plus, minus in (("p", "q"), ("u", "v")):  # a non-natural split: both parts raised alike
+        excess = rng.uniform(0, 0.5, parts[plus].shape)
+        parts[plus], parts[minus] = parts[plus] + excess, parts[minus] + excess
+    cover = problem.covers[0]
+    feat, shift = problem._row_bounds(cover, parts)
+    D, e = problem.split_delta()
+    repaired = network.replace_layer(network.n_layers - 1, network.layers[-1].weight + D,
+                                     network.layers[-1].bias + e)
+    spec = problem.specs[0]
+    for box in rng.choice(len(cover), size=12, replace=False):
+        x = rng.uniform(cover.lower[box], cover.upper[box], (500, 3))
+        values = repaired.forward(x) @ spec.C.T - spec.b[None, :]
+        assert np.all(values.min(axis=0) >= feat[box] - 1e-9)
+        assert np.all(values.min(axis=0) >= shift[box] - 1e-9)
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_a_repaired_random_network_is_proven_by_the_complete_verifier(seed):
+    network, prop, rng = _random_case(seed)
+    assert verify(network, [prop], VerifyConfig(timeout_s=30)).verdict is Verdict.VIOLATED
+    preserve = rng.uniform(-1, 1, (300, 3))
+    outcome = cover_repair(_context(network, [prop], [1e-3], [True], preserve=preserve))
+    assert outcome.result.status is RepairStatus.REPAIRED, outcome.result.message
+    repaired = apply_patch(network, outcome.result.patch)
+    assert verify(repaired, [prop], VerifyConfig(timeout_s=60)).verdict is Verdict.HOLDS
+    # Decisions of the preservation points outside the unsafe set are kept (hard rows).
+    if "dropped" not in outcome.result.message:
+        assert outcome.result.stats.preserve_agreement == pytest.approx(1.0)
+
+
+def test_refining_the_cover_never_makes_the_lp_worse():
+    network, prop, _ = _random_case(1)
+    problem = CoverProblem(network, (prop,), (1e-3,), (True,), np.zeros((0, 3)), np.zeros((0, 3)),
+                           "argmin", HIGHS)
+    backend = get_backend("highs")
+    objectives = []
+    for _ in range(4):
+        status, objective, *_ = problem.solve(backend, time.perf_counter() + 60)
+        assert status.has_solution
+        objectives.append(objective)
+        assert _refine(problem, 64) > 0
+    assert all(b <= a + 1e-7 for a, b in zip(objectives, objectives[1:], strict=False)), objectives
+    assert objectives[-1] < objectives[0]  # and it helps: the first cover is coarse
+
+
+def test_a_network_with_an_activation_on_its_outputs_is_refused_in_one_line():
+    network = Network((AffineLayer(np.array([[1.0], [-1.0]]), np.zeros(2), relu=True),
+                       AffineLayer(np.eye(2), np.zeros(2), relu=True)), "relu_out")
+    outcome = get_strategy("cover")(_context(network, [_abs_prop()], [0.01], [True]))
+    assert outcome.result.status is RepairStatus.SOLVER_FAILED and outcome.layer_index is None
+    assert "output layer" in outcome.result.message and "\n" not in outcome.result.message
+
+
+def test_margins_and_flags_must_match_the_properties():
+    with pytest.raises(ValueError, match="one entry per property"):
+        CoverProblem(_abs_network(), (_abs_prop(),), (0.01, 0.02), (True,), np.zeros((0, 1)),
+                     np.zeros((0, 1)), "argmin", HIGHS)
+
+
+def test_an_impossible_repair_is_infeasible_not_a_patch():
+    """max_delta 0.1 cannot buy the 0.5 the hand-computed case needs."""
+    network, prop = _abs_network(), _abs_prop()
+    context = _context(network, [prop], [0.01], [True])
+    context = StrategyContext(**{**{f: getattr(context, f) for f in context.__slots__},
+                                 "repair": RepairConfig(solver="highs", max_delta=0.1)})
+    outcome = cover_repair(context)
+    assert outcome.result.status is RepairStatus.INFEASIBLE and outcome.result.patch is None

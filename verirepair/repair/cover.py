@@ -1,0 +1,717 @@
+"""Output-layer repair proven by construction on a cover of every region (strategy ``cover``).
+
+Pipeline position: :mod:`verirepair.repair.strategy` runs :func:`cover_repair`
+when ``StrategyConfig.name == "cover"``; the certify loop applies the patch,
+rounds it to float32 and re-verifies every property, as for every strategy.
+
+Why.  The loop's ``lp`` strategy makes sampled points safe by a margin and
+then asks the verifier to prove the whole region; on networks whose outputs
+almost tie over a large region (ACAS Xu N1,9 phi7, N2,9 phi8) the verifier
+proves only wide margins, so the delivered change is large
+(``benchmarks/results/thin_margins.md``).  Here the LP itself carries the
+proof.  Only the output layer changes, so the *features* ``h(x)`` (the
+outputs of the last hidden layer) and every bound on them are those of the
+original network.  On each box ``B`` of a cover of a property's region CROWN
+gives every feature affine bounds ``Lh_i(x) <= h_i(x) <= Uh_i(x)`` and an
+interval ``[hl_i, hu_i]``.  A specification row ``r`` (its polytope is
+excluded on ``B`` when ``a_r . y - b_r > 0`` there) of the repaired network
+``y = (W + D) h + (b + e)`` has two lower bounds that are linear in the
+change, both sound for *any* split of a coefficient into nonnegative parts:
+
+* ``features``: ``c' = a_r (W + D) = p - q`` with ``p, q >= 0`` (LP columns,
+  one pair per row), so ``c' . h >= p . Lh(x) - q . Uh(x)``, an affine
+  function of ``x`` whose minimum over ``B`` is attained at a vertex: one
+  linear row per vertex, added lazily (the vertex minimising at the current
+  solution) until the closed-form minimum of every box meets its margin;
+* ``shift``: ``c' . h = c . h + (a_r D) . h >= S_Br + u . hl - v . hu`` with
+  ``S_Br`` the CROWN bound of the original row on ``B`` (one back-substitution
+  for the whole row: tighter when the change is small) and ``u - v = a_r D``,
+  ``u, v >= 0``.
+
+Per box and polytope the row and form with the best bound at the current
+solution are kept; the LP requires that bound plus ``a_r . e`` to exceed the
+property's margin (times ``||a_r||``, as in :meth:`Property.violation_score`)
+and minimises the change's norm.  Its solution therefore proves every
+property on its cover.  Then the boxes whose rows are tight are halved along
+the dimension that loosens their bound most (a child keeps its parent's
+bounds where they are better, so a round never makes the LP worse), and the
+LP is solved again, until the time budget, :data:`MAX_ROUNDS` or
+:data:`MAX_BOXES` is reached or the change stops shrinking.  Decisions of
+the preservation points are kept by lazily added rows (dropped, with a note
+in the message, when they make the LP infeasible).
+
+Float rounding: the cover's bounds are computed in float64 with margins of
+at least :data:`MIN_MARGIN`; the proof that counts is the loop's
+re-verification of the float32 file.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from verirepair.network.model import Network
+from verirepair.properties.property import Property
+from verirepair.repair.config import RepairConfig, RepairResult, RepairStats, RepairStatus
+from verirepair.repair.encoding import ProblemBuilder, add_norm_objective
+from verirepair.repair.patch import Patch
+from verirepair.repair.strategy_context import StrategyContext, StrategyOutcome
+from verirepair.solvers.model import SolveStatus
+from verirepair.tolerances import BOUND_TOL
+
+#: Bisections of every region box before the first LP (networks with at most
+#: :data:`MAX_INPUTS_TO_SPLIT` inputs; wider inputs start from the region itself).
+INITIAL_SPLITS = 6
+MAX_INPUTS_TO_SPLIT = 16
+#: Boxes halved per round, the tight ones with the widest relative extent first.
+REFINE_PER_ROUND = 256
+MAX_ROUNDS = 12
+#: The cover stops growing here, or when its per-box arrays would exceed MAX_COVER_BYTES.
+MAX_BOXES = 20000
+MAX_COVER_BYTES = 1 << 30
+#: The change must shrink by this fraction over two rounds, or refinement stops.
+MIN_IMPROVEMENT = 0.01
+#: Every property is proven on the cover with at least this margin (violation-score units).
+MIN_MARGIN = 1e-4
+#: Share of the strategy's time for splitting boxes the original network leaves unproven.
+PREPROVE_FRACTION = 0.3
+#: Rounds of lazy vertex and preservation rows per LP.
+MAX_LAZY = 40
+#: Preservation rows added per lazy round (the most violated).
+PRESERVE_ROWS_PER_ROUND = 2000
+#: Boxes per bound computation (memory: ``(chunk, m, d)`` arrays).
+BOUND_CHUNK = 256
+
+
+@dataclass
+class _Cover:
+    """One property's boxes and the original network's bounds on them (first axis: box)."""
+
+    prop_index: int
+    lower: np.ndarray           # (n, d)
+    upper: np.ndarray
+    region: np.ndarray          # (n,) which input box of the property the box lies in
+    pre_l: list[np.ndarray]     # intermediate bounds (children intersect them)
+    pre_u: list[np.ndarray]
+    HLc: np.ndarray             # (n, m, d): Lh(x) = HLc @ x + HLk
+    HLk: np.ndarray             # (n, m)
+    HUc: np.ndarray
+    HUk: np.ndarray
+    hl: np.ndarray              # (n, m) feature intervals
+    hu: np.ndarray
+    S: np.ndarray               # (n, R) CROWN lower bound of C_r . y - b_r, original network
+    Scoef: np.ndarray           # (n, R, d) its linear coefficients in x (for the split rule)
+
+    def __len__(self) -> int:
+        return int(self.lower.shape[0])
+
+    def take(self, idx: np.ndarray) -> _Cover:
+        return _Cover(self.prop_index, self.lower[idx], self.upper[idx], self.region[idx],
+                      [a[idx] for a in self.pre_l], [a[idx] for a in self.pre_u],
+                      self.HLc[idx], self.HLk[idx], self.HUc[idx], self.HUk[idx],
+                      self.hl[idx], self.hu[idx], self.S[idx], self.Scoef[idx])
+
+    @staticmethod
+    def concat(parts: list[_Cover]) -> _Cover:
+        first = parts[0]
+        cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
+        layers = range(len(first.pre_l))
+        return _Cover(first.prop_index, cat("lower"), cat("upper"), cat("region"),
+                      [np.concatenate([p.pre_l[j] for p in parts]) for j in layers],
+                      [np.concatenate([p.pre_u[j] for p in parts]) for j in layers],
+                      cat("HLc"), cat("HLk"), cat("HUc"), cat("HUk"), cat("hl"), cat("hu"), cat("S"), cat("Scoef"))
+
+
+def _affine_min(coef: np.ndarray, const: np.ndarray, lower: np.ndarray, upper: np.ndarray
+                ) -> np.ndarray:
+    """``min over the box of coef . x + const``; coef (n, ..., d), boxes (n, d)."""
+    shape = (coef.shape[0],) + (1,) * (coef.ndim - 2) + (coef.shape[-1],)
+    lo, hi = lower.reshape(shape), upper.reshape(shape)
+    return np.minimum(coef * lo, coef * hi).sum(-1) + const
+
+
+def _feature_bounds(net: Network, lower: np.ndarray, upper: np.ndarray,
+                    prior: tuple[list[np.ndarray], list[np.ndarray]] | None, C: np.ndarray,
+                    rhs: np.ndarray) -> tuple:
+    """Intermediate bounds, affine feature bounds, feature intervals and row bounds on boxes."""
+    from verirepair.verify.activation_bounds import activation_relaxation
+    from verirepair.verify.bounds import Bounds, backward_lower, intermediate_bounds, relu_relaxation
+
+    n, d = lower.shape
+    last = net.n_layers - 1
+    bounds_prior = Bounds(tuple(prior[0]), tuple(prior[1])) if prior is not None else None
+    pre_l, pre_u = intermediate_bounds(net, lower, upper, "backward", bounds_prior)
+    if last == 0:  # no hidden layer: the features are the inputs
+        eye = np.broadcast_to(np.eye(d), (n, d, d)).copy()
+        zero = np.zeros((n, d))
+        HLc, HLk, HUc, HUk = eye, zero, eye.copy(), zero.copy()
+    else:
+        m = net.layers[last].in_features
+        eye = np.broadcast_to(np.eye(m), (n, m, m))
+        _, zl_c, zl_k = backward_lower(net, pre_l, pre_u, eye, last - 1, lower, upper)
+        _, zu_c, zu_k = backward_lower(net, pre_l, pre_u, -eye, last - 1, lower, upper)
+        zu_c, zu_k = -zu_c, -zu_k
+        hidden = net.layers[last - 1]
+        if hidden.relu:
+            alpha, s, t = relu_relaxation(pre_l[last - 1], pre_u[last - 1])
+            la, lc, ua, uc = alpha, np.zeros_like(alpha), s, t
+        elif hidden.nonlinear:
+            la, lc, ua, uc = activation_relaxation(hidden.activation, pre_l[last - 1], pre_u[last - 1])
+        else:
+            la, lc, ua, uc = (np.ones_like(pre_l[last - 1]), np.zeros_like(pre_l[last - 1]),
+                              np.ones_like(pre_l[last - 1]), np.zeros_like(pre_l[last - 1]))
+        # h >= la z + lc >= la Lz(x) + lc and h <= ua z + uc <= ua Uz(x) + uc (slopes >= 0)
+        HLc, HLk = la[:, :, None] * zl_c, la * zl_k + lc
+        HUc, HUk = ua[:, :, None] * zu_c, ua * zu_k + uc
+    hl = _affine_min(HLc, HLk, lower, upper)
+    hu = -_affine_min(-HUc, -HUk, lower, upper)
+    rows = np.broadcast_to(C, (n,) + C.shape)
+    S, S_coef, _ = backward_lower(net, pre_l, pre_u, rows, last, lower, upper)
+    return pre_l, pre_u, HLc, HLk, HUc, HUk, hl, hu, S - rhs, S_coef
+
+
+class CoverProblem:
+    """The covers of every property and the LP that repairs the output layer on them.
+
+    Parameters
+    ----------
+    network : Network -- the original; its last layer must be affine without activation
+    properties : sequence of Property
+    margins : sequence of float -- per property, in violation-score units
+    preserve_x : array (n, d) -- points whose decision is kept (those violating no property)
+    decision : str -- the task's decision rule
+    config : RepairConfig -- backend, norm, max_delta, preserve_margin
+    """
+
+    def __init__(self, network: Network, properties: tuple[Property, ...], margins: tuple[float, ...],
+                 covered: tuple[bool, ...], pool: np.ndarray, preserve_x: np.ndarray, decision: str,
+                 config: RepairConfig) -> None:
+        from verirepair.verify.bounds import with_linear_output
+        from verirepair.verify.search_state import SpecRows
+
+        last = network.layers[-1]
+        if last.nonlinear or last.relu:
+            raise ValueError("the cover strategy repairs the output layer, which must be affine "
+                             f"without activation (this one has {last.activation.label})")
+        if with_linear_output(network) is not network:
+            raise ValueError("the cover strategy needs a network whose last layer is linear")
+        if not (len(margins) == len(covered) == len(properties)):
+            raise ValueError("margins and covered must have one entry per property")
+        self.net, self.config, self.decision = network, config, decision
+        self.W, self.b = last.weight, last.bias
+        self.k, self.m = self.W.shape
+        all_specs = [SpecRows.of(p) for p in properties]
+        all_margins = [max(float(mg), MIN_MARGIN) * np.maximum(np.linalg.norm(s.C, axis=1), 1e-12)
+                       + BOUND_TOL for mg, s in zip(margins, all_specs, strict=True)]
+        chosen = [i for i, flag in enumerate(covered) if flag]
+        # Covers (aligned lists) for the flagged properties only.
+        self.props = tuple(properties[i] for i in chosen)
+        self.specs = [all_specs[i] for i in chosen]
+        self.margin_rows = [all_margins[i] for i in chosen]
+        self.covers = [self._initial_cover(i) for i in range(len(chosen))]
+        self.n_delta = self.k * self.m + self.k
+        self.x_delta = np.zeros(self.n_delta)
+        self.points = _point_rows(network, properties, all_specs, all_margins, pool)
+        self._setup_preservation(preserve_x, properties)
+        self.preserve_dropped = False
+        self.last_parts: list[dict] = [self.natural_parts(i) for i in range(len(chosen))]
+        self.last_choices: list[tuple[np.ndarray, np.ndarray]] = []
+
+    # -- covers ------------------------------------------------------------------------------
+    def _bounds(self, index: int, lower: np.ndarray, upper: np.ndarray, region: np.ndarray,
+                prior: tuple[list[np.ndarray], list[np.ndarray]] | None) -> _Cover:
+        spec = self.specs[index]
+        parts = []
+        for start in range(0, lower.shape[0], BOUND_CHUNK):
+            sl = slice(start, start + BOUND_CHUNK)
+            sub_prior = None if prior is None else ([a[sl] for a in prior[0]], [a[sl] for a in prior[1]])
+            out = _feature_bounds(self.net, lower[sl], upper[sl], sub_prior, spec.C, spec.b)
+            parts.append(_Cover(index, lower[sl], upper[sl], region[sl], *out))
+        return _Cover.concat(parts)
+
+    def _initial_cover(self, index: int) -> _Cover:
+        boxes = self.props[index].input_boxes
+        lower = np.stack([b.lower for b in boxes]).astype(np.float64)
+        upper = np.stack([b.upper for b in boxes]).astype(np.float64)
+        region = np.arange(len(boxes))
+        splits = INITIAL_SPLITS if self.net.n_inputs <= MAX_INPUTS_TO_SPLIT else 0
+        for _ in range(splits):
+            dim = np.argmax(self._relative_width(index, lower, upper, region), axis=1)
+            lower, upper, region = _halve(lower, upper, region, dim)
+        return self._bounds(index, lower, upper, region, None)
+
+    def _relative_width(self, index: int, lower: np.ndarray, upper: np.ndarray,
+                        region: np.ndarray) -> np.ndarray:
+        boxes = self.props[index].input_boxes
+        full = np.stack([b.upper - b.lower for b in boxes])[region]
+        return np.where(full > 0, (upper - lower) / np.where(full > 0, full, 1.0), 0.0)
+
+    def n_boxes(self) -> int:
+        return sum(len(c) for c in self.covers)
+
+    def bytes_per_box(self) -> int:
+        d, m = self.net.n_inputs, self.m
+        R = max((s.C.shape[0] for s in self.specs), default=1)
+        hidden = sum(layer.out_features for layer in self.net.layers)
+        return 8 * (2 * m * d + 6 * m + R * (d + 1) + 2 * hidden)
+
+    # -- the change and the bounds it gets ----------------------------------------------------
+    def split_delta(self, x: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        x = self.x_delta if x is None else x
+        return x[:self.k * self.m].reshape(self.k, self.m), x[self.k * self.m:self.n_delta]
+
+    def _row_bounds(self, cover: _Cover, parts: dict) -> tuple[np.ndarray, np.ndarray]:
+        """Both forms' bounds of every row on every box at the current split parts, (n, R) each."""
+        spec = self.specs[cover.prop_index]
+        D, e = self.split_delta()
+        const = spec.C @ (self.b + e) - spec.b
+        p, q, u, v = parts["p"], parts["q"], parts["u"], parts["v"]
+        K = np.einsum("rm,nmd->nrd", p, cover.HLc) - np.einsum("rm,nmd->nrd", q, cover.HUc)
+        K0 = cover.HLk @ p.T - cover.HUk @ q.T
+        feat = _affine_min(K, K0, cover.lower, cover.upper) + const[None, :]
+        shift = cover.S + (spec.C @ e)[None, :] + cover.hl @ u.T - cover.hu @ v.T
+        return feat, shift
+
+    def natural_parts(self, index: int) -> dict:
+        """The split of every row's coefficients into nonnegative parts at the current change."""
+        D, _ = self.split_delta()
+        C = self.specs[index].C
+        cp, dc = C @ (self.W + D), C @ D
+        return {"p": np.maximum(cp, 0), "q": np.maximum(-cp, 0), "u": np.maximum(dc, 0),
+                "v": np.maximum(-dc, 0)}
+
+    def choose(self, index: int, parts: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per box and polytope the best (row, form) and its bound minus the margin: arrays (n, P).
+
+        The feature form is preferred wherever it meets its margin at the
+        current change: its coefficients are LP columns, so it lets the LP
+        trade a smaller coefficient (less relaxation error) for bias, while the
+        shift form's interval term makes every weight change expensive.  The
+        shift form (the original network's tighter row bound) is taken where
+        only it meets the margin; where neither does, the feature form.
+        """
+        cover, spec = self.covers[index], self.specs[index]
+        feat, shift = self._row_bounds(cover, parts)
+        margin = self.margin_rows[index][None, :]
+        f_row, _, f_best = _best_of(spec, [feat - margin])
+        s_row, _, s_best = _best_of(spec, [shift - margin])
+        use_shift = (f_best < 0.0) & (s_best >= 0.0)
+        row = np.where(use_shift, s_row, f_row)
+        form = use_shift.astype(np.int64)
+        best = np.where(use_shift, s_best, f_best)
+        return row, form, best
+
+    # -- preservation -------------------------------------------------------------------------
+    def _setup_preservation(self, preserve_x: np.ndarray, properties: tuple[Property, ...]) -> None:
+        from verirepair.decision import get_decision_rule
+
+        x = np.asarray(preserve_x, dtype=np.float64).reshape(-1, self.net.n_inputs)
+        if x.shape[0]:
+            y = self.net.forward(x)
+            bad = np.zeros(x.shape[0], dtype=bool)
+            for prop in properties:
+                bad |= prop.in_region(x) & (prop.violation_score(y) >= -MIN_MARGIN)
+            x, y = x[~bad], y[~bad]
+        if x.shape[0] == 0:
+            self.keep = None
+            return
+        feats = self.net.forward_all(x)[-2]
+        rows = get_decision_rule(self.decision).keep_rows(y, self.config.preserve_margin)
+        self.keep = (feats[rows.sample], rows.c, rows.lower, rows.upper, y[rows.sample])
+        self.keep_added = np.zeros(rows.c.shape[0], dtype=bool)
+
+    def preserve_violation(self) -> np.ndarray:
+        feats, c, lower, upper, y0 = self.keep
+        D, e = self.split_delta()
+        value = np.einsum("ro,ro->r", c, y0 + feats @ D.T + e[None, :])
+        return np.maximum(lower - value, value - upper)
+
+    # -- the LP ---------------------------------------------------------------------------
+    def solve(self, backend, deadline: float) -> tuple[SolveStatus, float | None, str, int, int]:
+        """Choose rows, then solve with lazy vertex and preservation rows; updates the change.
+
+        Returns (status, objective, message, n_vars, n_rows).
+        """
+        choices = []
+        for index in range(len(self.covers)):
+            row, form, _ = self.choose(index, self.natural_parts(index))
+            choices.append((row, form))
+        self.last_choices = choices
+        used = [np.unique(row) for row, _ in choices]
+        vertices: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = [[] for _ in self.covers]
+        # first vertices: the minimisers at the current change
+        for index, (row, form) in enumerate(choices):
+            vertices[index].append(self._minimising_vertices(index, row, form, self.natural_parts(index)))
+        status, objective, message, n_vars, n_rows = SolveStatus.ERROR, None, "", 0, 0
+        for _ in range(MAX_LAZY):
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                return SolveStatus.TIME_LIMIT, None, "time budget used up", n_vars, n_rows
+            problem, layout = self._assemble(choices, used, vertices)
+            n_vars, n_rows = problem.n_vars, problem.n_constraints
+            solution = backend.solve(problem, left)
+            status, message = solution.status, solution.message
+            if not status.has_solution or solution.x is None:
+                if status is SolveStatus.INFEASIBLE and self.keep is not None and self.keep_added.any():
+                    self.keep, self.preserve_dropped = None, True
+                    continue
+                return status, None, message, n_vars, n_rows
+            x_old = self.x_delta
+            self.x_delta = solution.x[:self.n_delta].copy()
+            objective = solution.objective
+            added = 0
+            for index, (row, form) in enumerate(choices):
+                parts = layout.parts(solution.x, index)
+                violated = self._violated_boxes(index, row, form, parts)
+                if violated.any():
+                    vertices[index].append(self._minimising_vertices(index, row, form, parts, violated))
+                    added += int(violated.sum())
+            if self.keep is not None:
+                viol = self.preserve_violation()
+                idx = np.flatnonzero((viol > 1e-7) & ~self.keep_added)
+                idx = idx[np.argsort(-viol[idx])][:PRESERVE_ROWS_PER_ROUND]
+                self.keep_added[idx] = True
+                added += idx.size
+            self.last_parts = [layout.parts(solution.x, i) for i in range(len(self.covers))]
+            if added == 0:
+                return status, objective, message, n_vars, n_rows
+            del x_old
+        return SolveStatus.FEASIBLE, objective, "lazy rows did not converge", n_vars, n_rows
+
+    def _bound_with(self, index: int, row: np.ndarray, form: np.ndarray, parts: dict) -> np.ndarray:
+        """The chosen (row, form)'s bound minus its margin, per box and polytope (n, P)."""
+        feat, shift = self._row_bounds(self.covers[index], parts)
+        n = row.shape[0]
+        both = np.stack([feat, shift], axis=-1)                    # (n, R, 2)
+        value = both[np.arange(n)[:, None], row, form]
+        return value - self.margin_rows[index][row]
+
+    def _violated_boxes(self, index: int, row: np.ndarray, form: np.ndarray, parts: dict) -> np.ndarray:
+        return (self._bound_with(index, row, form, parts) < -1e-9) & (form == 0)
+
+    def _minimising_vertices(self, index: int, row: np.ndarray, form: np.ndarray, parts: dict,
+                             only: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(box, polytope, vertex) of the feature-form bounds' minimising vertices."""
+        cover = self.covers[index]
+        mask = (form == 0) if only is None else only
+        box, poly = np.nonzero(mask)
+        r = row[box, poly]
+        K = (np.einsum("bm,bmd->bd", parts["p"][r], cover.HLc[box])
+             - np.einsum("bm,bmd->bd", parts["q"][r], cover.HUc[box]))
+        vertex = np.where(K >= 0, cover.lower[box], cover.upper[box])
+        return box, poly, vertex
+
+    def _assemble(self, choices, used, vertices):
+        builder = ProblemBuilder()
+        add_norm_objective(builder, self.n_delta, self.config.norm, self.config.mix_weight,
+                           self.config.max_delta)
+        layout = _Layout(self, used, builder)
+        for index, (row, form) in enumerate(choices):
+            layout.add_box_rows(index, row, form, vertices[index])
+        if self.points is not None:
+            block, lower_pts = self.points
+            builder.add_rows(block, lower_pts, np.full(lower_pts.shape[0], np.inf))
+        if self.keep is not None and self.keep_added.any():
+            feats, c, lower, upper, y0 = self.keep
+            idx = np.flatnonzero(self.keep_added)
+            coef_w = (c[idx][:, :, None] * feats[idx][:, None, :]).reshape(idx.size, -1)
+            block = sp.csr_matrix(np.hstack([coef_w, c[idx]]))
+            base = np.einsum("ro,ro->r", c[idx], y0[idx])
+            builder.add_rows(block, lower[idx] - base, upper[idx] - base)
+        return builder.build("cover_repair"), layout
+
+
+def _split_dims(problem: CoverProblem, index: int, boxes: np.ndarray, parts: dict,
+                row: np.ndarray, form: np.ndarray, open_polys: np.ndarray) -> np.ndarray:
+    """The verifier's split rule on cover boxes: gradient smear mixed with |coefficient| * width."""
+    from verirepair.verify.bab import smear_scores
+
+    cover = problem.covers[index]
+    spec = problem.specs[index]
+    sub = cover.take(boxes)
+    r, f = row[boxes], form[boxes]                                      # (b, P)
+    smear = smear_scores(problem.net, spec.C[r], open_polys, sub.pre_l, sub.pre_u, sub.lower, sub.upper)
+    feat_K = (np.einsum("bpm,bmd->bpd", parts["p"][r], sub.HLc)
+              - np.einsum("bpm,bmd->bpd", parts["q"][r], sub.HUc))
+    shift_K = sub.Scoef[np.arange(boxes.size)[:, None], r]
+    K = np.where((f == 0)[:, :, None], feat_K, shift_K)
+    width = sub.upper - sub.lower
+    gain = (np.abs(K) * width[:, None, :] * open_polys[:, :, None]).sum(axis=1)
+    mix = smear / np.maximum(smear.sum(1, keepdims=True), 1e-300) \
+        + gain / np.maximum(gain.sum(1, keepdims=True), 1e-300)
+    return np.argmax(np.where(width > 0.0, mix, -1.0), axis=1)
+
+
+def _split(problem: CoverProblem, index: int, boxes: np.ndarray, parts: dict, threshold: float) -> int:
+    """Halve ``boxes`` of one cover; children keep their parent's bounds where those are better."""
+    if boxes.size == 0:
+        return 0
+    cover = problem.covers[index]
+    row, form, best = problem.choose(index, parts)
+    dim = _split_dims(problem, index, boxes, parts, row, form, best[boxes] < threshold)
+    parents = cover.take(boxes)
+    lower, upper, region = _halve(parents.lower, parents.upper, parents.region, dim)
+    prior = ([np.concatenate([a, a]) for a in parents.pre_l], [np.concatenate([a, a]) for a in parents.pre_u])
+    children = problem._bounds(index, lower, upper, region, prior)
+    inherited = parents.take(np.concatenate([np.arange(len(parents))] * 2))
+    inherited.lower, inherited.upper = children.lower, children.upper
+    # Every bound of the parent stays valid on its children: keep the better one.
+    better_S = inherited.S > children.S
+    children.S = np.where(better_S, inherited.S, children.S)
+    children.Scoef = np.where(better_S[:, :, None], inherited.Scoef, children.Scoef)
+    children.hl = np.maximum(children.hl, inherited.hl)
+    children.hu = np.minimum(children.hu, inherited.hu)
+    inherited.S, inherited.Scoef, inherited.hl, inherited.hu = (children.S, children.Scoef,
+                                                                children.hl, children.hu)
+    problem.covers[index] = children
+    _, _, own = problem.choose(index, parts)
+    problem.covers[index] = inherited
+    _, _, old = problem.choose(index, parts)
+    take_old = old.min(axis=1) > own.min(axis=1)
+    for name in ("HLc", "HLk", "HUc", "HUk"):
+        getattr(children, name)[take_old] = getattr(inherited, name)[take_old]
+    keep = np.setdiff1d(np.arange(len(cover)), boxes)
+    problem.covers[index] = _Cover.concat([cover.take(keep), children])
+    return int(boxes.size)
+
+
+def _widest_first(problem: CoverProblem, index: int, boxes: np.ndarray, budget: int) -> np.ndarray:
+    cover = problem.covers[index]
+    rel = problem._relative_width(index, cover.lower, cover.upper, cover.region).sum(axis=1)
+    return boxes[np.argsort(-rel[boxes], kind="stable")][:max(0, budget)]
+
+
+def _preprove(problem: CoverProblem, deadline: float, max_boxes: int) -> None:
+    """Split boxes where no row proves the property at zero change, widest first, within budgets.
+
+    This is a plain input-splitting proof of the original network (its
+    properties that hold end with every box proven, so the LP only has to keep
+    them); near a counterexample it stops at the box budget.
+    """
+    per_property = max(1, max_boxes // max(1, len(problem.covers)))
+    while time.perf_counter() < deadline:
+        halved = 0
+        for index in range(len(problem.covers)):
+            parts = problem.natural_parts(index)
+            _, _, best = problem.choose(index, parts)
+            open_boxes = np.flatnonzero(best.min(axis=1) < 0.0)
+            budget = min(REFINE_PER_ROUND, per_property - len(problem.covers[index]))
+            halved += _split(problem, index, _widest_first(problem, index, open_boxes, budget), parts, 0.0)
+        if halved == 0:
+            return
+
+
+def _refine(problem: CoverProblem, budget: int) -> int:
+    """Halve the tight boxes at the last solution (widest first); returns how many."""
+    halved = 0
+    share = max(1, budget // max(1, len(problem.covers)))
+    for index in range(len(problem.covers)):
+        parts = problem.last_parts[index]
+        row, form = problem.last_choices[index]
+        # Tight for the rows the LP used (a re-chosen row may have slack the LP never saw).
+        bound = problem._bound_with(index, row, form, parts)
+        tol = 1e-6 + 0.01 * float(problem.margin_rows[index].min())
+        tight = np.flatnonzero(bound.min(axis=1) < tol)
+        halved += _split(problem, index, _widest_first(problem, index, tight, share), parts, tol)
+    return halved
+
+
+def cover_repair(context: StrategyContext) -> StrategyOutcome:
+    """The ``cover`` strategy: an output-layer change proven on covers of every region.
+
+    Returns a REPAIRED result with the smallest change found before the
+    context's deadline; INFEASIBLE / TIMEOUT / SOLVER_FAILED when no LP had a solution.
+    """
+    from verirepair.repair.repair import check_patch
+    from verirepair.solvers.registry import get_backend
+
+    config = context.repair if context.repair is not None else RepairConfig()
+    last = context.network.n_layers - 1
+    start = time.perf_counter()
+    try:
+        hard = context.hard or tuple(False for _ in context.properties)
+        problem = CoverProblem(context.network, context.properties, context.margins, hard,
+                               context.pool, context.preserve_x, context.decision, config)
+    except ValueError as exc:
+        stats = RepairStats(solver=config.solver, solver_status="not run")
+        return StrategyOutcome(RepairResult(RepairStatus.SOLVER_FAILED, None, None, stats, str(exc)), None)
+    backend = get_backend(config.solver)
+    history: list[float] = []
+    best: tuple[np.ndarray, float] | None = None
+    last_status, message, n_vars, n_rows, rounds = SolveStatus.ERROR, "", 0, 0, 0
+    max_boxes = min(MAX_BOXES, MAX_COVER_BYTES // max(1, problem.bytes_per_box()))
+    _preprove(problem, start + PREPROVE_FRACTION * (context.deadline - start), max_boxes // 2)
+    context.emit("repair", {"text": f"cover: {problem.n_boxes()} boxes before the first LP"})
+    for rounds in range(1, MAX_ROUNDS + 1):
+        last_status, objective, message, n_vars, n_rows = problem.solve(backend, context.deadline)
+        if not last_status.has_solution or objective is None:
+            break
+        best = (problem.x_delta.copy(), float(objective))
+        history.append(float(objective))
+        context.emit("repair", {"text": f"cover round {rounds}: {problem.n_boxes()} boxes, "
+                                        f"change {objective:.4g}"})
+        if len(history) >= 3 and history[-1] > (1.0 - MIN_IMPROVEMENT) * history[-3]:
+            break
+        elapsed = time.perf_counter() - start
+        left = context.deadline - time.perf_counter()
+        if left < elapsed / rounds or problem.n_boxes() >= max_boxes:
+            break
+        if _refine(problem, min(REFINE_PER_ROUND, max_boxes - problem.n_boxes())) == 0:
+            break
+    elapsed = time.perf_counter() - start
+    if best is None:
+        status = {SolveStatus.INFEASIBLE: RepairStatus.INFEASIBLE,
+                  SolveStatus.TIME_LIMIT: RepairStatus.TIMEOUT}.get(last_status, RepairStatus.SOLVER_FAILED)
+        stats = RepairStats(solver=config.solver, solver_status=last_status.value, n_vars=n_vars,
+                            n_constraints=n_rows, solve_time_s=elapsed, rounds=rounds)
+        return StrategyOutcome(RepairResult(status, None, None, stats,
+                                            f"cover LP: {last_status.value} ({message})"), None)
+    problem.x_delta = best[0]
+    D, e = problem.split_delta()
+    patch = Patch(last, D, e)
+    cex = context.pool if context.pool.size else np.zeros((0, context.network.n_inputs))
+    fixed, agreement = check_patch(context.network, patch, context.properties, cex,
+                                   context.preserve_x, context.decision)
+    stats = RepairStats(solver=config.solver, solver_status=last_status.value, n_vars=n_vars,
+                        n_constraints=n_rows, solve_time_s=elapsed, rounds=rounds,
+                        n_counterexamples=int(cex.shape[0]), n_preserve=int(context.preserve_x.shape[0]),
+                        cex_fixed=fixed, preserve_agreement=agreement)
+    note = "; preservation rows dropped (infeasible with the cover)" if problem.preserve_dropped else ""
+    text = (f"output layer proven by construction on a cover of {problem.n_boxes()} boxes "
+            f"after {rounds} rounds{note}")
+    return StrategyOutcome(RepairResult(RepairStatus.REPAIRED, patch, best[1], stats, text), last)
+
+
+class _Layout:
+    """Columns of the split parts (p, q, u, v per used row of every property) and the box rows."""
+
+    def __init__(self, problem: CoverProblem, used: list[np.ndarray], builder: ProblemBuilder) -> None:
+        self.problem, self.used, self.builder = problem, used, builder
+        m, k = problem.m, problem.k
+        self.offset: list[dict[int, int]] = []
+        eye = sp.identity(m, format="csr")
+        for index, rows in enumerate(used):
+            spec = problem.specs[index]
+            offsets = {}
+            for r in rows:
+                first = builder.add_columns(4 * m, 0.0, np.inf)
+                offsets[int(r)] = first
+                a = spec.C[r]
+                # p - q - (a D) = a W   and   u - v - (a D) = 0, (a D)_i = sum_o a_o D[o, i]
+                minus_aD = sp.kron(sp.csr_matrix(-a[None, :]), eye)       # (m, k*m)
+                gap = sp.csr_matrix((m, first - k * m))
+                zero = sp.csr_matrix((m, m))
+                builder.add_rows(sp.hstack([minus_aD, gap, eye, -eye, zero, zero]).tocsr(),
+                                 a @ problem.W, a @ problem.W)
+                builder.add_rows(sp.hstack([minus_aD, gap, zero, zero, eye, -eye]).tocsr(),
+                                 np.zeros(m), np.zeros(m))
+            self.offset.append(offsets)
+
+    def parts(self, x: np.ndarray, index: int) -> dict:
+        m = self.problem.m
+        R = self.problem.specs[index].C.shape[0]
+        natural = self.problem.natural_parts(index)
+        out = {key: value.copy() for key, value in natural.items()}
+        for r, first in self.offset[index].items():
+            for j, key in enumerate(("p", "q", "u", "v")):
+                out[key][r] = x[first + j * m:first + (j + 1) * m]
+        assert out["p"].shape[0] == R
+        return out
+
+    def add_box_rows(self, index: int, row: np.ndarray, form: np.ndarray, vertex_sets: list) -> None:
+        """Rows ``bound >= margin`` of every (box, polytope): shift rows once, feature rows per vertex."""
+        problem, m, k = self.problem, self.problem.m, self.problem.k
+        cover, spec = problem.covers[index], problem.specs[index]
+        margin = problem.margin_rows[index]
+        e_col = k * m
+        # shift form: S + a.e + hl.u - hu.v >= margin
+        box, poly = np.nonzero(form == 1)
+        if box.size:
+            r = row[box, poly]
+            trip_r, trip_c, trip_v = [], [], []
+            for i, (bx, rr) in enumerate(zip(box, r, strict=True)):
+                first = self.offset[index][int(rr)]
+                trip_r += [i] * (2 * m + k)
+                trip_c += list(range(first + 2 * m, first + 4 * m)) + list(range(e_col, e_col + k))
+                trip_v += list(cover.hl[bx]) + list(-cover.hu[bx]) + list(spec.C[rr])
+            n_rows = box.size
+            rhs = margin[r] - cover.S[box, r]
+            self.builder.add_triplets(n_rows, np.array(trip_r), np.array(trip_c), np.array(trip_v),
+                                      rhs, np.full(n_rows, np.inf))
+        # feature form, one row per recorded vertex: p.Lh(v) - q.Uh(v) + a.(b+e) - b_r >= margin
+        for boxes, polys, verts in vertex_sets:
+            keep = form[boxes, polys] == 0
+            boxes, polys, verts = boxes[keep], polys[keep], verts[keep]
+            if boxes.size == 0:
+                continue
+            r = row[boxes, polys]
+            hl_v = np.einsum("bmd,bd->bm", cover.HLc[boxes], verts) + cover.HLk[boxes]
+            hu_v = np.einsum("bmd,bd->bm", cover.HUc[boxes], verts) + cover.HUk[boxes]
+            firsts = np.array([self.offset[index][int(rr)] for rr in r])
+            n_rows = boxes.size
+            cols = np.concatenate([firsts[:, None] + np.arange(m)[None, :],
+                                   firsts[:, None] + m + np.arange(m)[None, :],
+                                   np.broadcast_to(e_col + np.arange(k), (n_rows, k))], axis=1)
+            vals = np.concatenate([hl_v, -hu_v, spec.C[r]], axis=1)
+            rows_idx = np.repeat(np.arange(n_rows), cols.shape[1])
+            rhs = margin[r] - (spec.C[r] @ problem.b - spec.b[r])
+            self.builder.add_triplets(n_rows, rows_idx, cols.ravel(), vals.ravel(),
+                                      rhs, np.full(n_rows, np.inf))
+
+
+def _point_rows(network: Network, properties: tuple[Property, ...], specs: list, margins: list,
+                pool: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray] | None:
+    """Rows keeping every pool point of every region outside each unsafe polytope by its margin.
+
+    Per point and polytope the row with the most original slack is used (the
+    ``cheapest`` rule of the layer LP): ``C_r (y0 + D h + e) - b_r >= margin_r``,
+    linear in the output layer's change ``(D, e)``.
+    """
+    pool = np.asarray(pool, dtype=np.float64).reshape(-1, network.n_inputs)
+    if pool.shape[0] == 0:
+        return None
+    acts = network.forward_all(pool)
+    feats, y0 = acts[-2], acts[-1]
+    blocks, lowers = [], []
+    for prop, spec, margin in zip(properties, specs, margins, strict=True):
+        inside = np.flatnonzero(prop.in_region(pool))
+        if inside.size == 0:
+            continue
+        value = y0[inside] @ spec.C.T - spec.b[None, :] - margin[None, :]          # (n, R)
+        for poly in range(spec.n_polys):
+            rows = np.flatnonzero(spec.poly_of_row == poly)
+            r = rows[np.argmax(value[:, rows], axis=1)]
+            coef_w = (spec.C[r][:, :, None] * feats[inside][:, None, :]).reshape(inside.size, -1)
+            blocks.append(sp.csr_matrix(np.hstack([coef_w, spec.C[r]])))
+            lowers.append(-value[np.arange(inside.size), r])
+    if not blocks:
+        return None
+    return sp.vstack(blocks, format="csr"), np.concatenate(lowers)
+
+
+def _best_of(spec, forms: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per box and polytope the (row, form) with the largest value among ``forms`` (each (n, R))."""
+    n = forms[0].shape[0]
+    best = np.full((n, spec.n_polys), -np.inf)
+    row = np.zeros((n, spec.n_polys), dtype=np.int64)
+    form = np.zeros((n, spec.n_polys), dtype=np.int64)
+    for r, poly in enumerate(spec.poly_of_row):
+        for f, values in enumerate(forms):
+            better = values[:, r] > best[:, poly]
+            best[better, poly] = values[better, r]
+            row[better, poly], form[better, poly] = r, f
+    return row, form, best
+
+
+def _halve(lower: np.ndarray, upper: np.ndarray, region: np.ndarray, dim: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    index = np.arange(lower.shape[0])
+    mid = (lower[index, dim] + upper[index, dim]) / 2.0
+    left_upper, right_lower = upper.copy(), lower.copy()
+    left_upper[index, dim] = mid
+    right_lower[index, dim] = mid
+    return (np.vstack([lower, right_lower]), np.vstack([left_upper, upper]),
+            np.concatenate([region, region]))
