@@ -173,3 +173,20 @@ def test_an_impossible_repair_is_infeasible_not_a_patch():
                                  "repair": RepairConfig(solver="highs", max_delta=0.1)})
     outcome = cover_repair(context)
     assert outcome.result.status is RepairStatus.INFEASIBLE and outcome.result.patch is None
+
+
+def test_a_later_call_on_the_same_network_goes_on_from_the_refined_cover():
+    """The loop starts every attempt from the original network: the second call reuses the
+    first call's cover (never one of another network, and re-indexed to its own property list)."""
+    network, prop, _ = _random_case(2)
+    other_prop = Property(prop.input_boxes, (HalfSpaces(np.array([[0.0, 1.0, -1.0]]), np.array([-50.0])),),
+                          "never")
+    first = cover_repair(_context(network, [prop], [1e-3], [True], seconds=20))
+    problem = CoverProblem(network, (other_prop, prop), (1e-3, 1e-3), (True, True), np.zeros((0, 3)),
+                           np.zeros((0, 3)), "argmin", HIGHS)
+    assert len(problem.covers[1]) > 64 and problem.covers[1].prop_index == 1
+    assert len(problem.covers[0]) == 64  # a fresh cover for the property seen for the first time
+    fresh = CoverProblem(random_network([3, 8, 8, 3], seed=9), (prop,), (1e-3,), (True,), np.zeros((0, 3)),
+                         np.zeros((0, 3)), "argmin", HIGHS)
+    assert len(fresh.covers[0]) == 64
+    assert first.result.status is RepairStatus.REPAIRED

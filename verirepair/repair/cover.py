@@ -47,6 +47,7 @@ re-verification of the float32 file.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -82,6 +83,8 @@ PREPROVE_FRACTION = 0.3
 MAX_LAZY = 40
 #: Preservation rows added per lazy round (the most violated).
 PRESERVE_ROWS_PER_ROUND = 2000
+#: Covers of the last network seen, by property (see CoverProblem._cached_or_initial).
+_COVER_CACHE: dict[tuple, tuple[Network, _Cover]] = {}
 #: Boxes per bound computation (memory: ``(chunk, m, d)`` arrays).
 BOUND_CHUNK = 256
 
@@ -211,7 +214,7 @@ class CoverProblem:
         self.props = tuple(properties[i] for i in chosen)
         self.specs = [all_specs[i] for i in chosen]
         self.margin_rows = [all_margins[i] for i in chosen]
-        self.covers = [self._initial_cover(i) for i in range(len(chosen))]
+        self.covers = [self._cached_or_initial(i) for i in range(len(chosen))]
         self.n_delta = self.k * self.m + self.k
         self.x_delta = np.zeros(self.n_delta)
         self.points = _point_rows(network, properties, all_specs, all_margins, pool)
@@ -231,6 +234,26 @@ class CoverProblem:
             out = _feature_bounds(self.net, lower[sl], upper[sl], sub_prior, spec.C, spec.b)
             parts.append(_Cover(index, lower[sl], upper[sl], region[sl], *out))
         return _Cover.concat(parts)
+
+    def _cached_or_initial(self, index: int) -> _Cover:
+        """The cover an earlier call left for this network and property, else a fresh one.
+
+        The certify loop starts every attempt from the same original network, and a
+        cover's bounds depend only on it (not on the margins), so later rounds go on
+        refining instead of starting over.
+        """
+        cached = _COVER_CACHE.get(self.props[index].canonical())
+        if cached is not None and cached[0] is self.net:
+            return dataclasses.replace(cached[1], prop_index=index)
+        return self._initial_cover(index)
+
+    def remember(self) -> None:
+        """Keep this problem's covers for the next call on the same network (and only those)."""
+        stale = [key for key, (net, _) in _COVER_CACHE.items() if net is not self.net]
+        for key in stale:
+            del _COVER_CACHE[key]
+        for prop, cover in zip(self.props, self.covers, strict=True):
+            _COVER_CACHE[prop.canonical()] = (self.net, cover)
 
     def _initial_cover(self, index: int) -> _Cover:
         boxes = self.props[index].input_boxes
@@ -562,6 +585,7 @@ def cover_repair(context: StrategyContext) -> StrategyOutcome:
         if _refine(problem, min(REFINE_PER_ROUND, max_boxes - problem.n_boxes())) == 0:
             break
     elapsed = time.perf_counter() - start
+    problem.remember()
     if best is None:
         status = {SolveStatus.INFEASIBLE: RepairStatus.INFEASIBLE,
                   SolveStatus.TIME_LIMIT: RepairStatus.TIMEOUT}.get(last_status, RepairStatus.SOLVER_FAILED)
