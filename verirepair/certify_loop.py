@@ -329,10 +329,12 @@ class CertifyLoop:
         start = time.perf_counter()
         new_x = self._round_points(state, todo)
         self.pool = np.vstack([self.pool, new_x])
-        # Only the lp strategy reads the ranked layers; the trained ones rank their own neurons.
+        # Only the LP strategies read the ranked layers; the trained ones rank their own neurons.
+        from verirepair.repair.strategy import uses_ranked_layers
+
         self.layers, found_loc = (_candidate_layers(self.network, self.task, self.pool, self.config,
                                                     self.rng, self.emit)
-                                  if self.config.strategy.name == "lp" else ([], None))
+                                  if uses_ranked_layers(self.config.strategy.name) else ([], None))
         self.localization = state.localization = found_loc or state.localization
         used = dict(self.margins)
         self.emit("round", {"text": f"round {round_index + 1}", "log": True})

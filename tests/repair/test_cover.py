@@ -71,15 +71,29 @@ def test_the_minimal_change_is_the_hand_computed_bias_shift():
     assert "proven by construction on a cover" in result.message
 
 
-def test_without_a_cover_only_the_pool_points_are_moved():
-    """Not flagged hard: the LP keeps the pool points safe, nothing more (the loop's verifier decides)."""
+def test_without_a_hard_property_it_is_the_layer_lp():
+    """Nothing left undecided: the loop's layer LP (over its ranked layers) answers, untouched."""
     network, prop = _abs_network(), _abs_prop()
+    sentinel = object()
+    context = _context(network, [prop], [0.01], [False])
+    context = StrategyContext(**{**{f: getattr(context, f) for f in context.__slots__},
+                                 "solve_lp": lambda: (sentinel, 7)})
+    outcome = cover_repair(context)
+    assert outcome.result is sentinel and outcome.layer_index == 7
+
+
+def test_the_properties_not_flagged_keep_only_their_pool_points():
+    """A hard property that holds by far needs nothing; the other one only its pool points,
+    so the change is the hand-computed 0.1 + margin and the verifier still finds a violation."""
+    network, prop = _abs_network(), _abs_prop()
+    never = Property(prop.input_boxes, (HalfSpaces(np.array([[1.0, -1.0]]), np.array([-10.0])),), "never")
     pool = np.array([[0.4], [-0.45]])  # |x| <= 0.5: violating; the worst needs 0.1 more
-    outcome = cover_repair(_context(network, [prop], [0.01], [False], pool=pool))
+    outcome = cover_repair(_context(network, [never, prop], [0.01, 0.01], [True, False], pool=pool))
     assert outcome.result.status is RepairStatus.REPAIRED
     assert outcome.result.objective == pytest.approx(0.1 + 0.01 * np.sqrt(2.0) + BOUND_TOL, abs=1e-6)
-    assert verify(apply_patch(network, outcome.result.patch), [prop],
-                  VerifyConfig(timeout_s=30)).verdict is Verdict.VIOLATED
+    repaired = apply_patch(network, outcome.result.patch)
+    assert verify(repaired, [prop], VerifyConfig(timeout_s=30)).verdict is Verdict.VIOLATED
+    assert verify(repaired, [never], VerifyConfig(timeout_s=30)).verdict is Verdict.HOLDS
 
 
 def _random_case(seed: int):

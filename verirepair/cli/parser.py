@@ -139,9 +139,9 @@ def add_repair_parser(sub: Any) -> None:
                         "guilty units' columns of the layer before (default: the whole layer)")
     p.add_argument("--strategy", default=None, choices=list_strategies(),
                    help=f"how each round's change is found (default {d('strategy')}): lp = minimal change of "
-                        "one layer by LP; cover = minimal change of the output layer by LP that also proves, on a cover "
-                        "of its region, every property the verifier left undecided in an earlier round "
-                        "(thin margins); imitation = BIRDNN retraining of every layer (counterexamples "
+                        "one layer by LP; cover = lp until the verifier leaves a property undecided, then a "
+                        "minimal change of the output layer that the LP itself proves on a cover of that "
+                        "property's region (thin margins); imitation = BIRDNN retraining of every layer (counterexamples "
                         "imitate their nearest safe samples); finetune = BIRDNN fine-tuning of the incoming "
                         "weights of the neurons whose activations differ most. Every strategy ends in the "
                         "same verification of every property")

@@ -543,19 +543,29 @@ def _refine(problem: CoverProblem, budget: int) -> int:
 
 
 def cover_repair(context: StrategyContext) -> StrategyOutcome:
-    """The ``cover`` strategy: an output-layer change proven on covers of every region.
+    """The ``cover`` strategy.
 
-    Returns a REPAIRED result with the smallest change found before the
-    context's deadline; INFEASIBLE / TIMEOUT / SOLVER_FAILED when no LP had a solution.
+    While no property is flagged hard (``context.hard``: the verifier left it
+    undecided in an earlier round) this is the ``lp`` strategy (the loop's layer
+    LP over its ranked layers).  Otherwise the output layer's change is found by
+    :class:`CoverProblem`: the hard properties proven on covers of their
+    regions, the others kept by the pool's points, decisions kept by
+    preservation rows.  Returns a REPAIRED result with the smallest change found
+    before the context's deadline; INFEASIBLE / TIMEOUT / SOLVER_FAILED when no
+    LP had a solution.
     """
     from verirepair.repair.repair import check_patch
     from verirepair.solvers.registry import get_backend
 
+    hard = context.hard or tuple(False for _ in context.properties)
+    if not any(hard):
+        # Nothing the verifier failed to decide: the layer LP over the ranked layers, as ``lp``.
+        result, layer_index = context.solve_lp()
+        return StrategyOutcome(result, layer_index)
     config = context.repair if context.repair is not None else RepairConfig()
     last = context.network.n_layers - 1
     start = time.perf_counter()
     try:
-        hard = context.hard or tuple(False for _ in context.properties)
         problem = CoverProblem(context.network, context.properties, context.margins, hard,
                                context.pool, context.preserve_x, context.decision, config)
     except ValueError as exc:

@@ -13,8 +13,9 @@ A strategy proves nothing itself.
   as ``StrategyContext.solve_lp``).
 * ``imitation``: BIRDNN retraining (:mod:`verirepair.repair.imitation`).
 * ``finetune``: BIRDNN fine-tuning (:mod:`verirepair.repair.finetune`).
-* ``cover``: an output-layer change proven by construction on covers of
-  every property's region (:mod:`verirepair.repair.cover`).
+* ``cover``: ``lp`` while the verifier decides every property; once it has
+  left one undecided, an output-layer change that the LP proves itself on
+  covers of those properties' regions (:mod:`verirepair.repair.cover`).
 """
 
 from __future__ import annotations
@@ -58,6 +59,15 @@ def _cover(context: StrategyContext) -> StrategyOutcome:
 
 _STRATEGIES: dict[str, RepairStrategy] = {"lp": _lp, "imitation": _imitation, "finetune": _finetune,
                                           "cover": _cover}
+
+
+#: Strategies that call ``StrategyContext.solve_lp`` and so need the loop's ranked layers.
+_RANKED_LAYERS = frozenset({"lp", "cover"})
+
+
+def uses_ranked_layers(name: str) -> bool:
+    """Whether the strategy ``name`` needs the localization's ranking of layers."""
+    return name in _RANKED_LAYERS
 
 
 def list_strategies() -> list[str]:
