@@ -142,8 +142,9 @@ def add_repair_parser(sub: Any) -> None:
                         "one layer by LP; cover = lp until the verifier leaves a property undecided, then a "
                         "minimal change of the output layer that the LP itself proves on a cover of that "
                         "property's region (thin margins); imitation = BIRDNN retraining of every layer "
-                        "(counterexamples imitate their nearest safe samples); finetune = BIRDNN fine-tuning of the incoming "
-                        "weights of the neurons whose activations differ most. Every strategy ends in the "
+                        "(counterexamples imitate their nearest safe samples); finetune = BIRDNN "
+                        "fine-tuning of the incoming weights of the neurons whose activations differ most. "
+                        "Every strategy ends in the "
                         "same verification of every property")
     p.add_argument("--norm", default=None, choices=NORMS, help=f"weight-change norm (default {d('norm')})")
     p.add_argument("--solver", default=None, choices=list_backends(only_available=False),
