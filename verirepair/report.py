@@ -396,9 +396,12 @@ def _file_rows(report: dict, folder: Path) -> list[str]:
 def _rounds_rows(report: dict) -> list[str]:
     config = report["config"]["repair"]
     strategy = report.get("strategy", "lp")
+    cover = (" With the **cover** strategy, once the verifier has left a property undecided, later "
+             "rounds change the output layer only, by an LP that proves that property itself on a cover "
+             "of its region." if strategy == "cover" else "")
     how = (f"Each round solves the repair {config.get('encoding', 'lp').upper()} with the "
            f"**{config.get('solver', '?')}** solver ({config.get('norm', '?')} norm); "
-           "*solve status* is what that solve returned." if strategy == "lp" else
+           "*solve status* is what that solve returned." + cover if strategy in ("lp", "cover") else
            f"Each round trains a candidate with the **{strategy}** strategy; *layer* is the first changed "
            "layer, *objective* the final training loss, *solve status* whether every counterexample was "
            "safe on it.")

@@ -22,7 +22,7 @@ table per part::
     max_rounds = 8
     [delivery]
     cross_check = "none"
-    [strategy]          # StrategyConfig: lp (default), cover, imitation or finetune
+    [strategy]          # StrategyConfig: cover (default), lp, imitation or finetune
     name = "imitation"
 
 Unknown keys, wrong types and out-of-range values are :class:`ConfigError`

@@ -204,3 +204,20 @@ def test_a_later_call_on_the_same_network_goes_on_from_the_refined_cover():
                          np.zeros((0, 3)), "argmin", HIGHS)
     assert len(fresh.covers[0]) == 64
     assert first.result.status is RepairStatus.REPAIRED
+
+
+def test_when_the_cover_lp_fails_the_layer_lp_answers_and_says_so():
+    """An output activation rules the cover out; the loop's layer LP is asked instead."""
+    network = Network((AffineLayer(np.array([[1.0], [-1.0]]), np.zeros(2), relu=True),
+                       AffineLayer(np.eye(2), np.zeros(2), relu=True)), "relu_out")
+    context = _context(network, [_abs_prop()], [0.01], [True])
+    from verirepair.repair.config import RepairResult, RepairStats
+
+    answer = RepairResult(RepairStatus.REPAIRED, None, 0.5, RepairStats(solver="highs", solver_status="optimal"),
+                          "layer 0 repaired")
+    context = StrategyContext(**{**{f: getattr(context, f) for f in context.__slots__},
+                                 "solve_lp": lambda: (answer, 0)})
+    outcome = cover_repair(context)
+    assert outcome.layer_index == 0 and outcome.result.objective == 0.5
+    assert outcome.result.message.startswith("cover not usable (the cover strategy repairs the output layer")
+    assert outcome.result.message.endswith("layer LP: layer 0 repaired")

@@ -214,6 +214,7 @@ class CoverProblem:
         self.props = tuple(properties[i] for i in chosen)
         self.specs = [all_specs[i] for i in chosen]
         self.margin_rows = [all_margins[i] for i in chosen]
+        self.from_cache: set[int] = set()
         self.covers = [self._cached_or_initial(i) for i in range(len(chosen))]
         self.n_delta = self.k * self.m + self.k
         self.x_delta = np.zeros(self.n_delta)
@@ -244,6 +245,7 @@ class CoverProblem:
         """
         cached = _COVER_CACHE.get(self.props[index].canonical())
         if cached is not None and cached[0] is self.net:
+            self.from_cache.add(index)
             return dataclasses.replace(cached[1], prop_index=index)
         return self._initial_cover(index)
 
@@ -512,12 +514,14 @@ def _preprove(problem: CoverProblem, deadline: float, max_boxes: int) -> None:
 
     This is a plain input-splitting proof of the original network (its
     properties that hold end with every box proven, so the LP only has to keep
-    them); near a counterexample it stops at the box budget.
+    them); near a counterexample it stops at the box budget.  Covers kept from
+    an earlier call were done already and are left to the LP's refinement.
     """
     per_property = max(1, max_boxes // max(1, len(problem.covers)))
-    while time.perf_counter() < deadline:
+    todo = [i for i in range(len(problem.covers)) if i not in problem.from_cache]
+    while todo and time.perf_counter() < deadline:
         halved = 0
-        for index in range(len(problem.covers)):
+        for index in todo:
             parts = problem.natural_parts(index)
             _, _, best = problem.choose(index, parts)
             open_boxes = np.flatnonzero(best.min(axis=1) < 0.0)
@@ -540,6 +544,15 @@ def _refine(problem: CoverProblem, budget: int) -> int:
         tight = np.flatnonzero(bound.min(axis=1) < tol)
         halved += _split(problem, index, _widest_first(problem, index, tight, share), parts, tol)
     return halved
+
+
+def _or_layer_lp(context: StrategyContext, failed: RepairResult) -> StrategyOutcome:
+    """The layer LP's answer when the cover LP has none (its failure said in the message); else ``failed``."""
+    result, layer_index = context.solve_lp()
+    if result is None or layer_index is None:
+        return StrategyOutcome(failed, None)
+    note = f"cover not usable ({failed.message}); layer LP: {result.message}"
+    return StrategyOutcome(dataclasses.replace(result, message=note), layer_index)
 
 
 def cover_repair(context: StrategyContext) -> StrategyOutcome:
@@ -570,7 +583,7 @@ def cover_repair(context: StrategyContext) -> StrategyOutcome:
                                context.pool, context.preserve_x, context.decision, config)
     except ValueError as exc:
         stats = RepairStats(solver=config.solver, solver_status="not run")
-        return StrategyOutcome(RepairResult(RepairStatus.SOLVER_FAILED, None, None, stats, str(exc)), None)
+        return _or_layer_lp(context, RepairResult(RepairStatus.SOLVER_FAILED, None, None, stats, str(exc)))
     backend = get_backend(config.solver)
     history: list[float] = []
     best: tuple[np.ndarray, float] | None = None
@@ -601,8 +614,8 @@ def cover_repair(context: StrategyContext) -> StrategyOutcome:
                   SolveStatus.TIME_LIMIT: RepairStatus.TIMEOUT}.get(last_status, RepairStatus.SOLVER_FAILED)
         stats = RepairStats(solver=config.solver, solver_status=last_status.value, n_vars=n_vars,
                             n_constraints=n_rows, solve_time_s=elapsed, rounds=rounds)
-        return StrategyOutcome(RepairResult(status, None, None, stats,
-                                            f"cover LP: {last_status.value} ({message})"), None)
+        return _or_layer_lp(context, RepairResult(status, None, None, stats,
+                                                  f"cover LP: {last_status.value} ({message})"))
     problem.x_delta = best[0]
     D, e = problem.split_delta()
     patch = Patch(last, D, e)

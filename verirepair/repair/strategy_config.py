@@ -29,11 +29,12 @@ class StrategyConfig:
     Parameters
     ----------
     name : {"lp", "cover", "imitation", "finetune"}
-        ``lp``: minimal change of one layer by LP (the default).  ``cover``:
-        minimal change of the output layer by LP, with every property the
-        verifier left undecided proven by the LP itself on a cover of its
-        region (:mod:`verirepair.repair.cover`); the others as ``lp`` does,
-        through the pool's points and the loop's re-verification.  ``imitation``
+        ``lp``: minimal change of one layer by LP.  ``cover`` (the default):
+        ``lp`` while the verifier decides every property; once it has left
+        one undecided, a minimal change of the output layer that the LP proves
+        itself on a cover of that property's region (the others kept by the
+        pool's points and the loop's re-verification, as with ``lp``;
+        :mod:`verirepair.repair.cover`).  ``imitation``
         (BIRDNN retraining): every weight may change; counterexamples learn the
         outputs of their nearest safe samples while a fidelity term keeps the
         original's outputs elsewhere.  ``finetune`` (BIRDNN fine-tuning): only
@@ -77,7 +78,7 @@ class StrategyConfig:
         deterministic given the seed; single-threaded).
     """
 
-    name: str = "lp"
+    name: str = "cover"
     epochs: int = 600
     learning_rate: float = 2e-3
     fidelity_weight: float = 10.0
