@@ -60,8 +60,10 @@ from verirepair.repair.config import RepairConfig, RepairResult, RepairStats, Re
 from verirepair.repair.encoding import ProblemBuilder, add_norm_objective
 from verirepair.repair.patch import Patch
 from verirepair.repair.strategy_context import StrategyContext, StrategyOutcome
-from verirepair.solvers.model import SolveStatus
+from verirepair.solvers.backend import Backend
+from verirepair.solvers.model import LinearProblem, SolveStatus
 from verirepair.tolerances import BOUND_TOL
+from verirepair.verify.search_state import SpecRows
 
 #: Bisections of every region box before the first LP (networks with at most
 #: :data:`MAX_INPUTS_TO_SPLIT` inputs; wider inputs start from the region itself).
@@ -340,8 +342,8 @@ class CoverProblem:
             for prop in properties:
                 bad |= prop.in_region(x) & (prop.violation_score(y) >= -MIN_MARGIN)
             x, y = x[~bad], y[~bad]
+        self.keep: tuple[np.ndarray, ...] | None = None
         if x.shape[0] == 0:
-            self.keep = None
             return
         feats = self.net.forward_all(x)[-2]
         rows = get_decision_rule(self.decision).keep_rows(y, self.config.preserve_margin)
@@ -349,13 +351,14 @@ class CoverProblem:
         self.keep_added = np.zeros(rows.c.shape[0], dtype=bool)
 
     def preserve_violation(self) -> np.ndarray:
+        assert self.keep is not None, "no preservation rows"
         feats, c, lower, upper, y0 = self.keep
         D, e = self.split_delta()
         value = np.einsum("ro,ro->r", c, y0 + feats @ D.T + e[None, :])
         return np.maximum(lower - value, value - upper)
 
     # -- the LP ---------------------------------------------------------------------------
-    def solve(self, backend, deadline: float) -> tuple[SolveStatus, float | None, str, int, int]:
+    def solve(self, backend: Backend, deadline: float) -> tuple[SolveStatus, float | None, str, int, int]:
         """Choose rows, then solve with lazy vertex and preservation rows; updates the change.
 
         Returns (status, objective, message, n_vars, n_rows).
@@ -429,7 +432,9 @@ class CoverProblem:
         vertex = np.where(K >= 0, cover.lower[box], cover.upper[box])
         return box, poly, vertex
 
-    def _assemble(self, choices, used, vertices):
+    def _assemble(self, choices: list[tuple[np.ndarray, np.ndarray]], used: list[np.ndarray],
+                  vertices: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]]
+                  ) -> tuple[LinearProblem, _Layout]:
         builder = ProblemBuilder()
         add_norm_objective(builder, self.n_delta, self.config.norm, self.config.mix_weight,
                            self.config.max_delta)
@@ -739,7 +744,7 @@ def _point_rows(network: Network, properties: tuple[Property, ...], specs: list,
     return sp.vstack(blocks, format="csr"), np.concatenate(lowers)
 
 
-def _best_of(spec, forms: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _best_of(spec: SpecRows, forms: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per box and polytope the (row, form) with the largest value among ``forms`` (each (n, R))."""
     n = forms[0].shape[0]
     best = np.full((n, spec.n_polys), -np.inf)
