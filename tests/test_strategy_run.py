@@ -34,7 +34,7 @@ def test_strategy_flag_and_default_reach_the_run_config():
     parser = build_parser()
     args = parser.parse_args(["repair", str(NET_PATH), "--strategy", "finetune"])
     assert run_config_from_args(args).strategy.name == "finetune"
-    assert run_config_from_args(parser.parse_args(["repair", str(NET_PATH)])).strategy.name == "lp"
+    assert run_config_from_args(parser.parse_args(["repair", str(NET_PATH)])).strategy.name == "cover"
 
 
 def test_run_file_strategy_table_round_trips_and_rejects_bad_names(tmp_path):
@@ -70,7 +70,7 @@ def test_undecided_properties_get_pac_statements_kept_apart_from_the_verdicts(tm
     # demo_prop_1 is violated on the original (a planted fault of positive measure): sampling sees it.
     assert result.pac["demo_prop_1"].n_violations >= 1 and result.pac["demo_prop_1"].epsilon is None
     report = json.loads((tmp_path / "r" / "report.json").read_text())
-    assert report["certified"] is False and report["strategy"] == "lp"
+    assert report["certified"] is False and report["strategy"] == "cover"
     assert all(entry["before"]["verdict"] == "timeout" for entry in report["properties"].values())
     held = report["pac"]["demo_prop_2"]
     assert held["proof"] is False and held["n_violations"] == 0 and held["n_samples"] == 300

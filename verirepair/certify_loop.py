@@ -363,9 +363,12 @@ class CertifyLoop:
         """Bisect (geometrically) the margins that were widened for undecided properties.
 
         ``state.rounds[-1]`` is the proven round.  Each trial is recorded as a
-        ``SHRINK`` round; a proven trial replaces the patch in ``state``.
+        ``SHRINK`` round; a proven trial narrows the margins for the next one and
+        replaces the patch in ``state`` unless its change is larger (with the
+        ``cover`` strategy a narrower margin does not always give a smaller change).
         """
         proven, low = dict(state.rounds[-1].margins), dict(self.undecided_at)
+        best = state.rounds[-1].objective
         for _ in range(self.config.loop.shrink_steps):
             if time.perf_counter() > self.deadline:
                 break
@@ -381,7 +384,9 @@ class CertifyLoop:
                 outcome.objective if outcome else None, time.perf_counter() - start, trial, RoundKind.SHRINK))
             if (tried.candidate is not None and tried.results is not None and outcome is not None
                     and all(r.verdict is Verdict.HOLDS for r in tried.results.values())):
-                state.patch, state.current, state.results, proven = (outcome.patch, tried.candidate,
-                                                                     tried.results, trial)
+                proven = trial
+                if best is None or outcome.objective is None or outcome.objective <= best:
+                    state.patch, state.current, state.results = outcome.patch, tried.candidate, tried.results
+                    best = outcome.objective
             else:
                 low = {n: trial[n] for n in low}

@@ -75,8 +75,8 @@ MAX_ROUNDS = 12
 #: The cover stops growing here, or when its per-box arrays would exceed MAX_COVER_BYTES.
 MAX_BOXES = 20000
 MAX_COVER_BYTES = 1 << 30
-#: The change must shrink by this fraction over two rounds, or refinement stops.
-MIN_IMPROVEMENT = 0.01
+#: The change must shrink by this fraction from one round to the next, or refinement stops.
+MIN_IMPROVEMENT = 0.02
 #: Every property is proven on the cover with at least this margin (violation-score units).
 MIN_MARGIN = 1e-4
 #: Share of the strategy's time for splitting boxes the original network leaves unproven.
@@ -604,7 +604,7 @@ def cover_repair(context: StrategyContext) -> StrategyOutcome:
         history.append(float(objective))
         context.emit("repair", {"text": f"cover round {rounds}: {problem.n_boxes()} boxes, "
                                         f"change {objective:.4g}"})
-        if len(history) >= 3 and history[-1] > (1.0 - MIN_IMPROVEMENT) * history[-3]:
+        if len(history) >= 2 and history[-1] > (1.0 - MIN_IMPROVEMENT) * history[-2]:
             break
         elapsed = time.perf_counter() - start
         left = context.deadline - time.perf_counter()
