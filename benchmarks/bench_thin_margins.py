@@ -21,6 +21,12 @@ Opt-in measurement (not in CI), three parts, each writing CSV rows:
   runs' CSVs given with ``--after`` (comma-separated).
 * ``repair`` -- ``benchmarks/bench_repair_acasxu.py`` (its options follow
   ``--``) with the optimised intermediate bounds switched on in the verifier.
+* ``cover``  -- the ``cover`` strategy's LP alone (:class:`verirepair.repair.cover.CoverProblem`)
+  on one property of N1,9 / N2,9 (no pool, no preservation): the proven
+  change per refinement round and cover size, plus the "sign floor" of the
+  rows it settles on (the sum of the negative entries of ``w_i - w_j``: the
+  change that makes a row's coefficients nonnegative, which the bounds can
+  then prove without deciding any last-layer unit).
 
 Usage::
 
@@ -29,6 +35,7 @@ Usage::
     OMP_NUM_THREADS=1 nice -n 5 python benchmarks/bench_thin_margins.py ab --instances 3_3:2,4_2:2 --csv ab.csv
     OMP_NUM_THREADS=1 nice -n 5 python benchmarks/bench_thin_margins.py repair --csv r.csv -- --only 1_9 \\
         --no-cross-check --timeout 900 --verify-timeout 60 --md r.md
+    OMP_NUM_THREADS=1 nice -n 5 python benchmarks/bench_thin_margins.py cover --rounds 8 --csv c.csv
 """
 
 from __future__ import annotations
@@ -204,9 +211,42 @@ def table(after_paths: list[Path]) -> list[dict]:
     return rows
 
 
+COVER_CASES = (("1_9", 7), ("2_9", 8), ("2_9", 2))
+
+
+def cover(rounds: int, per_round: int) -> list[dict]:
+    """The cover LP alone, per case: proven change and cover size after each refinement round."""
+    from verirepair.repair import cover as cover_lp
+    from verirepair.repair.config import RepairConfig
+    from verirepair.solvers.registry import get_backend
+
+    rows = []
+    for key, number in COVER_CASES:
+        network, props = _load(key, number)
+        cpu = time.process_time()
+        problem = cover_lp.CoverProblem(network, tuple(props), (1e-3,) * len(props), (True,) * len(props),
+                                        np.zeros((0, 5)), np.zeros((0, 5)), "argmin", RepairConfig(solver="highs"))
+        backend = get_backend("highs")
+        W = network.layers[-1].weight
+        for index in range(rounds + 1):
+            status, objective, *_ = problem.solve(backend, time.perf_counter() + 300)
+            rows_used = sorted({int(r) for row, _ in problem.last_choices for r in np.unique(row)})
+            spec = problem.specs[0]
+            floor = sum(float(np.maximum(-(spec.C[r] @ W), 0.0).sum()) for r in rows_used)
+            rows.append({"network": key, "property": number, "round": index, "boxes": problem.n_boxes(),
+                         "status": status.value, "l1_change": objective, "rows_used": len(rows_used),
+                         "sign_floor_of_rows_used": round(floor, 4), "cpu_s": round(time.process_time() - cpu, 2)})
+            print(rows[-1], flush=True)
+            if not status.has_solution or index == rounds or cover_lp._refine(problem, per_round) == 0:
+                break
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=("ties", "shift", "depth", "ab", "table", "repair"))
+    parser.add_argument("part", choices=("ties", "shift", "depth", "ab", "table", "repair", "cover"))
+    parser.add_argument("--rounds", type=int, default=8, help="cover: refinement rounds")
+    parser.add_argument("--per-round", type=int, default=256, help="cover: boxes halved per round")
     parser.add_argument("--after", default="", help="table: CSVs of repair runs, comma-separated")
     parser.add_argument("--csv", type=Path, required=True)
     parser.add_argument("--samples", type=int, default=200_000, help="ties: samples per region")
@@ -236,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = depth(float(args.deltas.split(",")[0]), args.timeout)
     elif args.part == "shift":
         rows = shift([float(d) for d in args.deltas.split(",")], args.timeout)
+    elif args.part == "cover":
+        rows = cover(args.rounds, args.per_round)
     else:
         pairs = [(k, int(p)) for k, p in (item.split(":") for item in args.instances.split(","))]
         rows = ab(pairs, args.timeout)
