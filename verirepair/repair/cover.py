@@ -179,23 +179,28 @@ def _feature_bounds(net: Network, lower: np.ndarray, upper: np.ndarray,
 
 
 class CoverProblem:
-    """The covers of every property and the LP that repairs the output layer on them.
+    """The covers of the flagged properties and the LP that repairs the output layer on them.
 
     Parameters
     ----------
     network : Network -- the original; its last layer must be affine without activation
-    properties : sequence of Property
-    margins : sequence of float -- per property, in violation-score units
+    properties : tuple of Property
+    margins : tuple of float -- per property, in violation-score units (at least :data:`MIN_MARGIN`)
+    covered : tuple of bool -- per property: prove it on a cover of its region (else only its pool points)
+    pool : array (p, d) -- points that must end outside the unsafe set of every region they lie in
     preserve_x : array (n, d) -- points whose decision is kept (those violating no property)
     decision : str -- the task's decision rule
-    config : RepairConfig -- backend, norm, max_delta, preserve_margin
+    config : RepairConfig -- solver, norm, max_delta, preserve_margin
+
+    Raises
+    ------
+    ValueError -- an output layer with an activation; misaligned margins or flags
     """
 
     def __init__(self, network: Network, properties: tuple[Property, ...], margins: tuple[float, ...],
                  covered: tuple[bool, ...], pool: np.ndarray, preserve_x: np.ndarray, decision: str,
                  config: RepairConfig) -> None:
         from verirepair.verify.bounds import with_linear_output
-        from verirepair.verify.search_state import SpecRows
 
         last = network.layers[-1]
         if last.nonlinear or last.relu:
@@ -387,7 +392,6 @@ class CoverProblem:
                     self.keep, self.preserve_dropped = None, True
                     continue
                 return status, None, message, n_vars, n_rows
-            x_old = self.x_delta
             self.x_delta = solution.x[:self.n_delta].copy()
             objective = solution.objective
             added = 0
@@ -406,7 +410,6 @@ class CoverProblem:
             self.last_parts = [layout.parts(solution.x, i) for i in range(len(self.covers))]
             if added == 0:
                 return status, objective, message, n_vars, n_rows
-            del x_old
         return SolveStatus.FEASIBLE, objective, "lazy rows did not converge", n_vars, n_rows
 
     def _bound_with(self, index: int, row: np.ndarray, form: np.ndarray, parts: dict) -> np.ndarray:
