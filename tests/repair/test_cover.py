@@ -221,3 +221,21 @@ def test_when_the_cover_lp_fails_the_layer_lp_answers_and_says_so():
     assert outcome.layer_index == 0 and outcome.result.objective == 0.5
     assert outcome.result.message.startswith("cover not usable (the cover strategy repairs the output layer")
     assert outcome.result.message.endswith("layer LP: layer 0 repaired")
+
+
+def test_the_first_hard_round_tries_a_smaller_layer_lp_candidate_once():
+    """Round with a new set of hard properties: the layer LP's candidate is returned when it is
+    smaller than the cover's; the next call with the same set returns the cover's."""
+    from verirepair.repair.config import RepairResult, RepairStats
+
+    network, prop = _abs_network(), _abs_prop()
+    cheap = RepairResult(RepairStatus.REPAIRED, None, 0.01, RepairStats(solver="highs", solver_status="optimal"),
+                         "layer 1 repaired")
+    context = _context(network, [prop], [0.01], [True])
+    context = StrategyContext(**{**{f: getattr(context, f) for f in context.__slots__},
+                                 "solve_lp": lambda: (cheap, 1)})
+    first = cover_repair(context)
+    assert first.result.objective == 0.01 and "tried first (once)" in first.result.message
+    second = cover_repair(context)
+    assert second.result.objective == pytest.approx(0.5 + 0.01 * np.sqrt(2.0) + BOUND_TOL, abs=1e-6)
+    assert "proven by construction" in second.result.message
