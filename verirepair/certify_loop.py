@@ -207,6 +207,7 @@ class CertifyLoop:
         self.pool = np.zeros((0, network.n_inputs))
         self.margins = {name: config.repair.margin for name, _ in self.named}
         self.undecided_at: dict[str, float] = {}   # widest margin at which a property stayed undecided
+        self.shrinking = False                     # inside shrink(): told to the strategy
         self.anchored: set[str] = set()
         self.layers: list[int] = []
         self.localization: Localization | None = None
@@ -262,7 +263,8 @@ class CertifyLoop:
                                   self.preserve_x, self.task.decision, self.config.strategy, self.config.seed,
                                   deadline, self.emit, lambda: self._solve(self.layers, margins),
                                   self.config.repair,
-                                  tuple(n in self.undecided_at for n, props in self.named for _ in props))
+                                  tuple(n in self.undecided_at for n, props in self.named for _ in props),
+                                  self.shrinking)
         found = get_strategy(self.config.strategy.name)(context)
         if self.config.strategy.name != "lp" and found.result is not None:
             self.emit("repair", {"text": f"{found.result.status.value} ({found.result.message})", "log": True})
@@ -369,6 +371,7 @@ class CertifyLoop:
         """
         proven, low = dict(state.rounds[-1].margins), dict(self.undecided_at)
         best = state.rounds[-1].objective
+        self.shrinking = True
         for _ in range(self.config.loop.shrink_steps):
             if time.perf_counter() > self.deadline:
                 break
@@ -390,3 +393,4 @@ class CertifyLoop:
                     best = outcome.objective
             else:
                 low = {n: trial[n] for n in low}
+        self.shrinking = False

@@ -239,3 +239,19 @@ def test_the_first_hard_round_tries_a_smaller_layer_lp_candidate_once():
     second = cover_repair(context)
     assert second.result.objective == pytest.approx(0.5 + 0.01 * np.sqrt(2.0) + BOUND_TOL, abs=1e-6)
     assert "proven by construction" in second.result.message
+
+
+def test_while_shrinking_the_smaller_candidate_is_always_offered():
+    """The loop keeps the smallest proven change, so in its shrink phase a smaller layer-LP
+    candidate is returned on every call, not only on the first."""
+    from verirepair.repair.config import RepairResult, RepairStats
+
+    network, prop = _abs_network(), _abs_prop()
+    cheap = RepairResult(RepairStatus.REPAIRED, None, 0.01, RepairStats(solver="highs", solver_status="optimal"),
+                         "layer 1 repaired")
+    context = _context(network, [prop], [0.01], [True])
+    context = StrategyContext(**{**{f: getattr(context, f) for f in context.__slots__},
+                                 "solve_lp": lambda: (cheap, 1), "shrink": True})
+    for _ in range(2):
+        outcome = cover_repair(context)
+        assert outcome.result.objective == 0.01 and "while shrinking margins" in outcome.result.message

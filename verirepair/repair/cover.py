@@ -577,7 +577,9 @@ def cover_repair(context: StrategyContext) -> StrategyOutcome:
     the layer LP's candidate (at the loop's widened margins) is returned instead
     when its change is smaller: the verifier may still prove it (ACAS Xu N4,1:
     L1 0.016 that way against 0.21 from the cover), and if it cannot, every
-    later round is the cover's.  Returns a REPAIRED result with the smallest
+    later round is the cover's.  While the loop shrinks the margins of a proven
+    repair (``context.shrink``) the smaller candidate is always offered: the
+    loop keeps the smallest change it proves.  Returns a REPAIRED result with the smallest
     change found before the context's deadline; INFEASIBLE / TIMEOUT /
     SOLVER_FAILED when no LP had a solution.
     """
@@ -588,15 +590,16 @@ def cover_repair(context: StrategyContext) -> StrategyOutcome:
         return StrategyOutcome(result, layer_index)
     outcome = _cover_outcome(context, hard)
     found = outcome.result
-    if _first_hard_round(context, hard) and found is not None and found.status is RepairStatus.REPAIRED \
-            and found.objective is not None:
+    if (_first_hard_round(context, hard) or context.shrink) and found is not None \
+            and found.status is RepairStatus.REPAIRED and found.objective is not None:
         # Once, the layer LP's candidate at the widened margins is tried first when it is smaller:
         # its verification may succeed (a much smaller change), and if not, the next round is the cover's.
         result, layer_index = context.solve_lp()
         if (result is not None and layer_index is not None and result.status is RepairStatus.REPAIRED
                 and result.objective is not None and result.objective < found.objective):
+            when = "while shrinking margins" if context.shrink else "first (once)"
             note = (f"the layer LP's change {result.objective:.4g} is smaller than the cover's "
-                    f"{found.objective:.4g}, so it is tried first (once); layer LP: {result.message}")
+                    f"{found.objective:.4g}, so it is tried {when}; layer LP: {result.message}")
             return StrategyOutcome(dataclasses.replace(result, message=note), layer_index)
     return outcome
 

@@ -43,6 +43,8 @@ class StrategyContext:
     repair : RepairConfig or None -- the run's LP settings (backend, norm, bounds); None: the defaults
     hard : tuple of bool -- per property (aligned with ``properties``): the verifier left it undecided
         in an earlier round (the ``cover`` strategy proves these itself); () means none
+    shrink : bool -- the attempt narrows the margins of an already proven repair (the loop keeps the
+        smallest proven change, so a strategy may offer its smallest candidate)
     """
 
     network: Network
@@ -58,6 +60,7 @@ class StrategyContext:
     solve_lp: LPSolve
     repair: RepairConfig | None = None
     hard: tuple[bool, ...] = ()
+    shrink: bool = False
 
 
 @dataclass(frozen=True, slots=True)
