@@ -241,17 +241,27 @@ def test_the_first_hard_round_tries_a_smaller_layer_lp_candidate_once():
     assert "proven by construction" in second.result.message
 
 
-def test_while_shrinking_the_smaller_candidate_is_always_offered():
-    """The loop keeps the smallest proven change, so in its shrink phase a smaller layer-LP
-    candidate is returned on every call, not only on the first."""
+def test_while_shrinking_the_layer_lp_is_offered_again_only_if_its_candidate_was_proven():
+    """The shrink phase starts from the last round's candidate: if that was the layer LP's, a smaller
+    layer-LP candidate is offered on every shrink call; if it was the cover's, the cover answers."""
     from verirepair.repair.config import RepairResult, RepairStats
 
-    network, prop = _abs_network(), _abs_prop()
     cheap = RepairResult(RepairStatus.REPAIRED, None, 0.01, RepairStats(solver="highs", solver_status="optimal"),
                          "layer 1 repaired")
-    context = _context(network, [prop], [0.01], [True])
-    context = StrategyContext(**{**{f: getattr(context, f) for f in context.__slots__},
-                                 "solve_lp": lambda: (cheap, 1), "shrink": True})
+    dear = RepairResult(RepairStatus.REPAIRED, None, 9.0, RepairStats(solver="highs", solver_status="optimal"),
+                        "layer 1 repaired")
+
+    def run(lp_answer, shrink):
+        return cover_repair(StrategyContext(**{**{f: getattr(base, f) for f in base.__slots__},
+                                               "solve_lp": lambda: (lp_answer, 1), "shrink": shrink}))
+
+    network, prop = _abs_network(), _abs_prop()
+    base = _context(network, [prop], [0.01], [True])
+    assert run(cheap, False).result.objective == 0.01          # first hard round: the layer LP's, once
     for _ in range(2):
-        outcome = cover_repair(context)
-        assert outcome.result.objective == 0.01 and "while shrinking margins" in outcome.result.message
+        offered = run(cheap, True).result
+        assert offered.objective == 0.01 and "while shrinking margins" in offered.message
+    network, prop = _abs_network(), _abs_prop()                 # a fresh network: a new first round
+    base = _context(network, [prop], [0.01], [True])
+    assert run(dear, False).result.objective > 0.5              # the cover's was returned (and proven)
+    assert "proven by construction" in run(cheap, True).result.message

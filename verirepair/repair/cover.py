@@ -89,6 +89,9 @@ PRESERVE_ROWS_PER_ROUND = 2000
 _COVER_CACHE: dict[tuple, tuple[Network, _Cover]] = {}
 #: The hard-property set (by canonical forms) for which the layer LP was tried, and on which network.
 _LP_TRIED_WHILE_HARD: dict[tuple, Network] = {}
+#: Per hard-property set: the network and which candidate ("lp" or "cover") the last round
+#: outside the shrink phase returned (the one the shrink phase starts from).
+_LAST_RETURNED: dict[tuple, tuple[Network, str]] = {}
 #: Boxes per bound computation (memory: ``(chunk, m, d)`` arrays).
 BOUND_CHUNK = 256
 
@@ -578,8 +581,9 @@ def cover_repair(context: StrategyContext) -> StrategyOutcome:
     when its change is smaller: the verifier may still prove it (ACAS Xu N4,1:
     L1 0.016 that way against 0.21 from the cover), and if it cannot, every
     later round is the cover's.  While the loop shrinks the margins of a proven
-    repair (``context.shrink``) the smaller candidate is always offered: the
-    loop keeps the smallest change it proves.  Returns a REPAIRED result with the smallest
+    repair (``context.shrink``) the smaller candidate is offered again if the
+    proven one was the layer LP's (N4,6: 0.17 -> 0.06), not if it was the
+    cover's (N1,9: each such try is a verification that times out).  Returns a REPAIRED result with the smallest
     change found before the context's deadline; INFEASIBLE / TIMEOUT /
     SOLVER_FAILED when no LP had a solution.
     """
@@ -590,8 +594,14 @@ def cover_repair(context: StrategyContext) -> StrategyOutcome:
         return StrategyOutcome(result, layer_index)
     outcome = _cover_outcome(context, hard)
     found = outcome.result
-    if (_first_hard_round(context, hard) or context.shrink) and found is not None \
-            and found.status is RepairStatus.REPAIRED and found.objective is not None:
+    key = tuple(p.canonical() for p, flag in zip(context.properties, hard, strict=True) if flag)
+    first = _first_hard_round(context, key)
+    # While shrinking, the layer LP is offered again only if its candidate was the one proven
+    # (the last round before the shrink phase returned it); otherwise its failures just cost time.
+    offer_lp = first or (context.shrink and _LAST_RETURNED.get(key, (None, ""))[1] == "lp"
+                         and _LAST_RETURNED[key][0] is context.network)
+    chosen = "cover"
+    if offer_lp and found is not None and found.status is RepairStatus.REPAIRED and found.objective is not None:
         # Once, the layer LP's candidate at the widened margins is tried first when it is smaller:
         # its verification may succeed (a much smaller change), and if not, the next round is the cover's.
         result, layer_index = context.solve_lp()
@@ -600,13 +610,15 @@ def cover_repair(context: StrategyContext) -> StrategyOutcome:
             when = "while shrinking margins" if context.shrink else "first (once)"
             note = (f"the layer LP's change {result.objective:.4g} is smaller than the cover's "
                     f"{found.objective:.4g}, so it is tried {when}; layer LP: {result.message}")
-            return StrategyOutcome(dataclasses.replace(result, message=note), layer_index)
+            outcome, chosen = StrategyOutcome(dataclasses.replace(result, message=note), layer_index), "lp"
+    if not context.shrink:
+        _LAST_RETURNED.clear()
+        _LAST_RETURNED[key] = (context.network, chosen)
     return outcome
 
 
-def _first_hard_round(context: StrategyContext, hard: tuple[bool, ...]) -> bool:
+def _first_hard_round(context: StrategyContext, key: tuple) -> bool:
     """Whether this is the first call with this set of hard properties on this network (and note it)."""
-    key = tuple(p.canonical() for p, flag in zip(context.properties, hard, strict=True) if flag)
     seen = _LP_TRIED_WHILE_HARD.get(key)
     if seen is not None and seen is context.network:
         return False
