@@ -43,6 +43,12 @@ in the message, when they make the LP infeasible).
 Float rounding: the cover's bounds are computed in float64 with margins of
 at least :data:`MIN_MARGIN`; the proof that counts is the loop's
 re-verification of the float32 file.
+
+State across calls (one certify loop per process): the covers of the last
+network seen (:data:`_COVER_CACHE`), and which candidate the strategy returned
+for a set of hard properties (:data:`_LP_TRIED_WHILE_HARD`,
+:data:`_LAST_RETURNED`); each holds entries of one network only, compared by
+identity, so another network starts afresh.
 """
 
 from __future__ import annotations
