@@ -223,45 +223,27 @@ def test_when_the_cover_lp_fails_the_layer_lp_answers_and_says_so():
     assert outcome.result.message.endswith("layer LP: layer 0 repaired")
 
 
-def test_the_first_hard_round_tries_a_smaller_layer_lp_candidate_once():
-    """Round with a new set of hard properties: the layer LP's candidate is returned when it is
-    smaller than the cover's; the next call with the same set returns the cover's."""
-    from verirepair.repair.config import RepairResult, RepairStats
-
-    network, prop = _abs_network(), _abs_prop()
-    cheap = RepairResult(RepairStatus.REPAIRED, None, 0.01, RepairStats(solver="highs", solver_status="optimal"),
-                         "layer 1 repaired")
-    context = _context(network, [prop], [0.01], [True])
-    context = StrategyContext(**{**{f: getattr(context, f) for f in context.__slots__},
-                                 "solve_lp": lambda: (cheap, 1)})
-    first = cover_repair(context)
-    assert first.result.objective == 0.01 and "tried first (once)" in first.result.message
-    second = cover_repair(context)
-    assert second.result.objective == pytest.approx(0.5 + 0.01 * np.sqrt(2.0) + BOUND_TOL, abs=1e-6)
-    assert "proven by construction" in second.result.message
-
-
 def test_while_shrinking_the_layer_lp_is_offered_again_only_if_its_candidate_was_proven():
-    """The shrink phase starts from the last round's candidate: if that was the layer LP's, a smaller
-    layer-LP candidate is offered on every shrink call; if it was the cover's, the cover answers."""
+    """The shrink phase starts from the last round's candidate: if that was the layer LP's (after a
+    fallback), a smaller layer-LP candidate is offered on every shrink call; if it was the cover's,
+    the cover answers, and outside the shrink phase the cover always does."""
     from verirepair.repair.config import RepairResult, RepairStats
 
     cheap = RepairResult(RepairStatus.REPAIRED, None, 0.01, RepairStats(solver="highs", solver_status="optimal"),
                          "layer 1 repaired")
-    dear = RepairResult(RepairStatus.REPAIRED, None, 9.0, RepairStats(solver="highs", solver_status="optimal"),
-                        "layer 1 repaired")
 
-    def run(lp_answer, shrink):
+    def run(network, lp_answer, shrink, max_delta=10.0):
+        base = _context(network, [_abs_prop()], [0.01], [True])
         return cover_repair(StrategyContext(**{**{f: getattr(base, f) for f in base.__slots__},
-                                               "solve_lp": lambda: (lp_answer, 1), "shrink": shrink}))
+                                               "solve_lp": lambda: (lp_answer, 1), "shrink": shrink,
+                                               "repair": RepairConfig(solver="highs", max_delta=max_delta)}))
 
-    network, prop = _abs_network(), _abs_prop()
-    base = _context(network, [prop], [0.01], [True])
-    assert run(cheap, False).result.objective == 0.01          # first hard round: the layer LP's, once
+    network = _abs_network()
+    assert "proven by construction" in run(network, cheap, False).result.message   # not shrinking: the cover
+    assert "proven by construction" in run(network, cheap, True).result.message    # proven one was the cover's
+    other = _abs_network()
+    fallback = run(other, cheap, False, max_delta=0.1)        # the cover LP is infeasible: the layer LP answers
+    assert fallback.result.objective == 0.01 and fallback.result.message.startswith("cover not usable")
     for _ in range(2):
-        offered = run(cheap, True).result
+        offered = run(other, cheap, True).result
         assert offered.objective == 0.01 and "while shrinking margins" in offered.message
-    network, prop = _abs_network(), _abs_prop()                 # a fresh network: a new first round
-    base = _context(network, [prop], [0.01], [True])
-    assert run(dear, False).result.objective > 0.5              # the cover's was returned (and proven)
-    assert "proven by construction" in run(cheap, True).result.message

@@ -46,9 +46,8 @@ re-verification of the float32 file.
 
 State across calls (one certify loop per process): the covers of the last
 network seen (:data:`_COVER_CACHE`), and which candidate the strategy returned
-for a set of hard properties (:data:`_LP_TRIED_WHILE_HARD`,
-:data:`_LAST_RETURNED`); each holds entries of one network only, compared by
-identity, so another network starts afresh.
+for a set of hard properties (:data:`_LAST_RETURNED`); each holds entries of
+one network only, compared by identity, so another network starts afresh.
 """
 
 from __future__ import annotations
@@ -86,15 +85,13 @@ MIN_IMPROVEMENT = 0.02
 #: Every property is proven on the cover with at least this margin (violation-score units).
 MIN_MARGIN = 1e-4
 #: Share of the strategy's time for splitting boxes the original network leaves unproven.
-PREPROVE_FRACTION = 0.15
+PREPROVE_FRACTION = 0.3
 #: Rounds of lazy vertex and preservation rows per LP.
 MAX_LAZY = 40
 #: Preservation rows added per lazy round (the most violated).
 PRESERVE_ROWS_PER_ROUND = 2000
 #: Covers of the last network seen, by property (see CoverProblem._cached_or_initial).
 _COVER_CACHE: dict[tuple, tuple[Network, _Cover]] = {}
-#: The hard-property set (by canonical forms) for which the layer LP was tried, and on which network.
-_LP_TRIED_WHILE_HARD: dict[tuple, Network] = {}
 #: Per hard-property set: the network and which candidate ("lp" or "cover") the last round
 #: outside the shrink phase returned (the one the shrink phase starts from).
 _LAST_RETURNED: dict[tuple, tuple[Network, str]] = {}
@@ -565,13 +562,14 @@ def _refine(problem: CoverProblem, budget: int) -> int:
     return halved
 
 
-def _or_layer_lp(context: StrategyContext, failed: RepairResult) -> StrategyOutcome:
-    """The layer LP's answer when the cover LP has none (its failure said in the message); else ``failed``."""
+def _or_layer_lp(context: StrategyContext, failed: RepairResult) -> tuple[StrategyOutcome, str]:
+    """The layer LP's answer when the cover LP has none (its failure said in the message), with
+    ``"lp"``; else ``failed`` with ``"cover"``."""
     result, layer_index = context.solve_lp()
     if result is None or layer_index is None:
-        return StrategyOutcome(failed, None)
+        return StrategyOutcome(failed, None), "cover"
     note = f"cover not usable ({failed.message}); layer LP: {result.message}"
-    return StrategyOutcome(dataclasses.replace(result, message=note), layer_index)
+    return StrategyOutcome(dataclasses.replace(result, message=note), layer_index), "lp"
 
 
 def cover_repair(context: StrategyContext) -> StrategyOutcome:
@@ -582,14 +580,14 @@ def cover_repair(context: StrategyContext) -> StrategyOutcome:
     LP over its ranked layers).  Otherwise the output layer's change is found by
     :class:`CoverProblem`: the hard properties proven on covers of their
     regions, the others kept by the pool's points, decisions kept by
-    preservation rows.  In the first round with a given set of hard properties
-    the layer LP's candidate (at the loop's widened margins) is returned instead
-    when its change is smaller: the verifier may still prove it (ACAS Xu N4,1:
-    L1 0.016 that way against 0.21 from the cover), and if it cannot, every
-    later round is the cover's.  While the loop shrinks the margins of a proven
-    repair (``context.shrink``) the smaller candidate is offered again if the
-    proven one was the layer LP's (N4,6: 0.17 -> 0.06), not if it was the
-    cover's (N1,9: each such try is a verification that times out).  Returns a REPAIRED result with the smallest
+    preservation rows.  While the loop shrinks the margins of a proven repair
+    (``context.shrink``) the layer LP's smaller candidate is offered if the
+    proven one was the layer LP's (after a fallback), not if it was the
+    cover's (N1,9: each such try is a verification that times out).  Trying
+    the layer LP's smaller candidate first in the first hard round was measured
+    and dropped: it fixed N4,1 / N4,9 (0.21 -> 0.016, 0.11 -> 0.004) but its
+    failed round let phi2 time out on N2,9 too, and the cover of both then
+    gave L1 1.41 instead of 0.098 (benchmarks/results/thin_margins.md).  Returns a REPAIRED result with the smallest
     change found before the context's deadline; INFEASIBLE / TIMEOUT /
     SOLVER_FAILED when no LP had a solution.
     """
@@ -598,24 +596,21 @@ def cover_repair(context: StrategyContext) -> StrategyOutcome:
         # Nothing the verifier failed to decide: the layer LP over the ranked layers, as ``lp``.
         result, layer_index = context.solve_lp()
         return StrategyOutcome(result, layer_index)
-    outcome = _cover_outcome(context, hard)
+    outcome, chosen = _cover_outcome(context, hard)
     found = outcome.result
     key = tuple(p.canonical() for p, flag in zip(context.properties, hard, strict=True) if flag)
-    first = _first_hard_round(context, key)
     # While shrinking, the layer LP is offered again only if its candidate was the one proven
     # (the last round before the shrink phase returned it); otherwise its failures just cost time.
-    offer_lp = first or (context.shrink and _LAST_RETURNED.get(key, (None, ""))[1] == "lp"
-                         and _LAST_RETURNED[key][0] is context.network)
-    chosen = "cover"
+    offer_lp = (context.shrink and _LAST_RETURNED.get(key, (None, ""))[1] == "lp"
+                and _LAST_RETURNED[key][0] is context.network)
     if offer_lp and found is not None and found.status is RepairStatus.REPAIRED and found.objective is not None:
         # Once, the layer LP's candidate at the widened margins is tried first when it is smaller:
         # its verification may succeed (a much smaller change), and if not, the next round is the cover's.
         result, layer_index = context.solve_lp()
         if (result is not None and layer_index is not None and result.status is RepairStatus.REPAIRED
                 and result.objective is not None and result.objective < found.objective):
-            when = "while shrinking margins" if context.shrink else "first (once)"
             note = (f"the layer LP's change {result.objective:.4g} is smaller than the cover's "
-                    f"{found.objective:.4g}, so it is tried {when}; layer LP: {result.message}")
+                    f"{found.objective:.4g}, so it is tried while shrinking margins; layer LP: {result.message}")
             outcome, chosen = StrategyOutcome(dataclasses.replace(result, message=note), layer_index), "lp"
     if not context.shrink:
         _LAST_RETURNED.clear()
@@ -623,18 +618,8 @@ def cover_repair(context: StrategyContext) -> StrategyOutcome:
     return outcome
 
 
-def _first_hard_round(context: StrategyContext, key: tuple) -> bool:
-    """Whether this is the first call with this set of hard properties on this network (and note it)."""
-    seen = _LP_TRIED_WHILE_HARD.get(key)
-    if seen is not None and seen is context.network:
-        return False
-    _LP_TRIED_WHILE_HARD.clear()
-    _LP_TRIED_WHILE_HARD[key] = context.network
-    return True
-
-
-def _cover_outcome(context: StrategyContext, hard: tuple[bool, ...]) -> StrategyOutcome:
-    """The cover LP's repair (or the layer LP's answer when the cover LP has none)."""
+def _cover_outcome(context: StrategyContext, hard: tuple[bool, ...]) -> tuple[StrategyOutcome, str]:
+    """The cover LP's repair, or the layer LP's answer when the cover LP has none; and which it is."""
     from verirepair.repair.repair import check_patch
     from verirepair.solvers.registry import get_backend
 
@@ -692,7 +677,7 @@ def _cover_outcome(context: StrategyContext, hard: tuple[bool, ...]) -> Strategy
     note = "; preservation rows dropped (infeasible with the cover)" if problem.preserve_dropped else ""
     text = (f"output layer proven by construction on a cover of {problem.n_boxes()} boxes "
             f"after {rounds} rounds{note}")
-    return StrategyOutcome(RepairResult(RepairStatus.REPAIRED, patch, best[1], stats, text), last)
+    return StrategyOutcome(RepairResult(RepairStatus.REPAIRED, patch, best[1], stats, text), last), "cover"
 
 
 class _Layout:
