@@ -377,15 +377,15 @@ class CoverProblem:
         Returns (status, objective, message, n_vars, n_rows).
         """
         choices = []
+        vertices: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = []
         for index in range(len(self.covers)):
-            row, form, _ = self.choose(index, self.natural_parts(index))
+            parts = self.natural_parts(index)
+            row, form, _ = self.choose(index, parts)
             choices.append((row, form))
+            # first vertices: the minimisers at the current change
+            vertices.append([self._minimising_vertices(index, row, form, parts)])
         self.last_choices = choices
         used = [np.unique(row) for row, _ in choices]
-        vertices: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = [[] for _ in self.covers]
-        # first vertices: the minimisers at the current change
-        for index, (row, form) in enumerate(choices):
-            vertices[index].append(self._minimising_vertices(index, row, form, self.natural_parts(index)))
         status, objective, message, n_vars, n_rows = SolveStatus.ERROR, None, "", 0, 0
         for _ in range(MAX_LAZY):
             left = deadline - time.perf_counter()
@@ -684,7 +684,7 @@ class _Layout:
     """Columns of the split parts (p, q, u, v per used row of every property) and the box rows."""
 
     def __init__(self, problem: CoverProblem, used: list[np.ndarray], builder: ProblemBuilder) -> None:
-        self.problem, self.used, self.builder = problem, used, builder
+        self.problem, self.builder = problem, builder
         m, k = problem.m, problem.k
         self.offset: list[dict[int, int]] = []
         eye = sp.identity(m, format="csr")
