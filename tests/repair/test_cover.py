@@ -10,6 +10,7 @@ LP worse; bad networks get one clear line.
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import numpy as np
@@ -18,7 +19,7 @@ import pytest
 from verirepair.network.model import AffineLayer, Network, random_network
 from verirepair.properties.property import Box, HalfSpaces, Property
 from verirepair.repair.config import RepairConfig, RepairStatus
-from verirepair.repair.cover import CoverProblem, _refine, cover_repair
+from verirepair.repair.cover import _COVER_CACHE, MAX_ROW_COMBOS, CoverProblem, _refine, cover_repair
 from verirepair.repair.patch import apply_patch
 from verirepair.repair.strategy import get_strategy
 from verirepair.repair.strategy_config import StrategyConfig
@@ -247,3 +248,107 @@ def test_while_shrinking_the_layer_lp_is_offered_again_only_if_its_candidate_was
     for _ in range(2):
         offered = run(other, cheap, True).result
         assert offered.objective == 0.01 and "while shrinking margins" in offered.message
+
+
+# -- the row search: which row each polytope uses on all of its boxes ---------------------------
+
+def _two_polytope_case(seed: int):
+    """Outputs y0..y4; unsafe iff y3 or y4 is the smallest of y0..y2 and itself (ACAS Xu phi7's form),
+    thresholds set so that the original network violates it on part of the region."""
+    rng = np.random.default_rng(seed)
+    network = random_network([3, 8, 8, 5], seed=seed)
+    lower, upper = -np.ones(3), np.ones(3)
+    y = network.forward(rng.uniform(lower, upper, (4000, 3)))
+    polys = []
+    for target in (3, 4):
+        A = np.zeros((3, 5))
+        A[:, target] = 1.0
+        A[[0, 1, 2], [0, 1, 2]] = -1.0
+        gap = float(np.quantile((y[:, [target]] - y[:, :3]).max(axis=1), 0.2))
+        polys.append(HalfSpaces(A, np.full(3, gap)))
+    return network, Property((Box(lower, upper),), tuple(polys), f"two_polytopes{seed}"), rng
+
+
+def _forced_objective(network, prop, assignment):
+    problem = CoverProblem(network, (prop,), (1e-3,), (True,), np.zeros((0, 3)), np.zeros((0, 3)),
+                           "argmin", HIGHS)
+    problem.forced[0] = np.array(assignment)
+    status, objective, *_ = problem.solve(get_backend("highs"), time.perf_counter() + 60)
+    assert status.has_solution
+    return objective
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_row_search_is_no_worse_than_any_assignment_of_rows(seed):
+    """With few assignments all are tried: the search's change is at most the smallest change of
+    every (polytope -> row, or each box its own) assignment, each solved on its own."""
+    _COVER_CACHE.clear()
+    network, prop, _ = _two_polytope_case(seed)
+    problem = CoverProblem(network, (prop,), (1e-3,), (True,), np.zeros((0, 3)), np.zeros((0, 3)),
+                           "argmin", HIGHS)
+    spec = problem.specs[0]
+    status, found, *_ = problem.search_rows(get_backend("highs"), time.perf_counter() + 600)
+    assert status.has_solution
+    options = [[-1, *np.flatnonzero(spec.poly_of_row == p).tolist()] for p in range(spec.n_polys)]
+    assert np.prod([len(o) for o in options]) <= MAX_ROW_COMBOS  # the exhaustive branch
+    every = {a: _forced_objective(network, prop, a) for a in itertools.product(*options)}
+    assert found <= min(every.values()) * (1 + 1e-6) + 1e-9
+    # and on these networks it helps: each box's own best row (the first try) costs more
+    assert found < 0.9 * every[(-1, -1)]
+    # The state left behind is the best try's: its rows, and a change of that size.
+    assert every[tuple(int(r) for r in problem.forced[0])] == pytest.approx(found, rel=1e-6, abs=1e-9)
+    D, e = problem.split_delta()
+    assert np.abs(D).sum() + np.abs(e).sum() == pytest.approx(found, rel=1e-6, abs=1e-9)
+
+
+def test_the_coordinate_search_ends_where_no_single_change_of_row_helps(monkeypatch):
+    import verirepair.repair.cover as cover_module
+
+    monkeypatch.setattr(cover_module, "MAX_ROW_COMBOS", 1)
+    monkeypatch.setattr(cover_module, "MAX_ROW_SWEEPS", 20)
+    _COVER_CACHE.clear()
+    network, prop, _ = _two_polytope_case(2)
+    problem = CoverProblem(network, (prop,), (1e-3,), (True,), np.zeros((0, 3)), np.zeros((0, 3)),
+                           "argmin", HIGHS)
+    status, found, *_ = problem.search_rows(get_backend("highs"), time.perf_counter() + 600)
+    assert status.has_solution
+    spec, result = problem.specs[0], tuple(int(r) for r in problem.forced[0])
+    for poly in range(spec.n_polys):
+        for r in [-1, *np.flatnonzero(spec.poly_of_row == poly).tolist()]:
+            moved = result[:poly] + (r,) + result[poly + 1:]
+            assert _forced_objective(network, prop, moved) >= found * (1 - cover_module.ROW_SEARCH_GAIN) - 1e-9
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_a_repair_with_searched_rows_is_proven_and_its_rows_are_kept_for_the_next_call(seed):
+    _COVER_CACHE.clear()
+    network, prop, _ = _two_polytope_case(seed)
+    assert verify(network, [prop], VerifyConfig(timeout_s=30)).verdict is Verdict.VIOLATED
+    outcome = cover_repair(_context(network, [prop], [1e-3], [True], seconds=8))
+    assert outcome.result.status is RepairStatus.REPAIRED, outcome.result.message
+    assert verify(apply_patch(network, outcome.result.patch), [prop],
+                  VerifyConfig(timeout_s=60)).verdict is Verdict.HOLDS
+    kept = _COVER_CACHE[prop.canonical()][2]
+    again = CoverProblem(network, (prop,), (1e-3,), (True,), np.zeros((0, 3)), np.zeros((0, 3)),
+                         "argmin", HIGHS)
+    assert np.array_equal(again.forced[0], kept) and again.forced[0] is not kept
+
+
+def test_on_acas_xu_n19_phi7_the_row_search_lowers_the_proven_change():
+    """The case the search exists for (benchmarks/results/thin_margins.md, section 11): on the
+    64-box cover each box picks y3 - y1 and y4 - y2 (1.17); one row shared by both polytopes is cheaper."""
+    from verirepair.network.loader import load_network
+    from verirepair.properties.vnnlib import parse_vnnlib
+    from verirepair.tasks.acasxu import networks as acasxu_nets
+
+    root = acasxu_nets.data_or_skip(formats=())
+    network = load_network(root / "onnx" / "ACASXU_run2a_1_9_batch_2000.onnx")
+    (prop,) = parse_vnnlib(root / "vnnlib" / "prop_7.vnnlib")
+    _COVER_CACHE.clear()
+    natural = CoverProblem(network, (prop,), (1e-3,), (True,), np.zeros((0, 5)), np.zeros((0, 5)),
+                           "argmin", HIGHS)
+    _, before, *_ = natural.solve(get_backend("highs"), time.perf_counter() + 120)
+    searched = CoverProblem(network, (prop,), (1e-3,), (True,), np.zeros((0, 5)), np.zeros((0, 5)),
+                            "argmin", HIGHS)
+    status, after, *_ = searched.search_rows(get_backend("highs"), time.perf_counter() + 120)
+    assert status.has_solution and after < 0.8 * before, (before, after)
