@@ -26,7 +26,16 @@ Opt-in measurement (not in CI), three parts, each writing CSV rows:
   change per refinement round and cover size, plus the "sign floor" of the
   rows it settles on (the sum of the negative entries of ``w_i - w_j``: the
   change that makes a row's coefficients nonnegative, which the bounds can
-  then prove without deciding any last-layer unit).
+  then prove without deciding any last-layer unit).  Round 0 is the strategy's first
+  LP: the row search (:meth:`~verirepair.repair.cover.CoverProblem.search_rows`);
+  ``l1_each_box_own_row`` is the change without it.
+* ``floor``  -- N1,9 phi7: the last hidden layer's units that no sample of the
+  region activates ("dead"), the smallest output-layer change that makes the
+  coefficients of some convex combination ``y_t - sum_j l_j y_j`` (``l`` on a
+  0.1 grid of the simplex, one per polytope) nonnegative on those units (an LP
+  per grid point: the change a proof needs when it cannot bound those units),
+  and how far the verifier gets proving upper bounds ``z_k <= U`` of a few of
+  them on the whole region (``--timeout`` each).
 
 Usage::
 
@@ -36,6 +45,7 @@ Usage::
     OMP_NUM_THREADS=1 nice -n 5 python benchmarks/bench_thin_margins.py repair --csv r.csv -- --only 1_9 \\
         --no-cross-check --timeout 900 --verify-timeout 60 --md r.md
     OMP_NUM_THREADS=1 nice -n 5 python benchmarks/bench_thin_margins.py cover --rounds 8 --csv c.csv
+    OMP_NUM_THREADS=1 nice -n 5 python benchmarks/bench_thin_margins.py floor --timeout 30 --csv f.csv
 """
 
 from __future__ import annotations
@@ -228,23 +238,98 @@ def cover(rounds: int, per_round: int) -> list[dict]:
                                         np.zeros((0, 5)), np.zeros((0, 5)), "argmin", RepairConfig(solver="highs"))
         backend = get_backend("highs")
         W = network.layers[-1].weight
+        natural = cover_lp.CoverProblem(network, tuple(props), (1e-3,) * len(props), (True,) * len(props),
+                                        np.zeros((0, 5)), np.zeros((0, 5)), "argmin", RepairConfig(solver="highs"))
+        own_row = natural.solve(backend, time.perf_counter() + 300)[1]
         for index in range(rounds + 1):
-            status, objective, *_ = problem.solve(backend, time.perf_counter() + 300)
+            solve = problem.search_rows if index == 0 else problem.solve
+            status, objective, *_ = solve(backend, time.perf_counter() + 300)
             rows_used = sorted({int(r) for row, _ in problem.last_choices for r in np.unique(row)})
             spec = problem.specs[0]
             floor = sum(float(np.maximum(-(spec.C[r] @ W), 0.0).sum()) for r in rows_used)
             rows.append({"network": key, "property": number, "round": index, "boxes": problem.n_boxes(),
                          "status": status.value, "l1_change": objective, "rows_used": len(rows_used),
-                         "sign_floor_of_rows_used": round(floor, 4), "cpu_s": round(time.process_time() - cpu, 2)})
+                         "sign_floor_of_rows_used": round(floor, 4),
+                         "l1_each_box_own_row": own_row if index == 0 else "",
+                         "searched_rows": " ".join(str(int(r)) for r in problem.searched[0]),
+                         "cpu_s": round(time.process_time() - cpu, 2)})
             print(rows[-1], flush=True)
             if not status.has_solution or index == rounds or cover_lp._refine(problem, per_round) == 0:
                 break
     return rows
 
 
+def floor(samples: int, seed: int, timeout: float) -> list[dict]:
+    """N1,9 phi7: dead last-layer units, the change a proof that cannot bound them needs, lemmas."""
+    import itertools
+
+    from scipy.optimize import linprog
+
+    from verirepair.network.model import AffineLayer, Network
+    from verirepair.properties.property import Box, HalfSpaces, Property
+
+    network, (prop,) = _load("1_9", 7)
+    rng = np.random.default_rng(seed)
+    x = prop.sample_inputs(rng, samples)
+    z = network.forward_all(x)
+    # acts[-3] feeds the last hidden layer: its pre-activation, recomputed
+    last = network.layers[-2]
+    pre = z[-3] @ last.weight.T + last.bias
+    dead = np.flatnonzero(pre.max(axis=0) <= 0.0)
+    W = network.layers[-1].weight
+    rows: list[dict] = [{"part": "dead_units", "units": " ".join(map(str, dead)), "count": dead.size,
+                         "max_pre_activation": round(float(pre[:, dead].max()), 4),
+                         "samples": samples}]
+    print(rows[-1], flush=True)
+
+    def cheapest(units: np.ndarray, l3: np.ndarray, l4: np.ndarray) -> float:
+        # min ||D||_1 (columns of ``units``) s.t. (w_t + d_t) - sum_j l_j (w_j + d_j) >= 0 there
+        n, k = units.size, W.shape[0]
+        A, rhs = [], []
+        for target, weights in ((3, l3), (4, l4)):
+            a = np.zeros(k)
+            a[target] = 1.0
+            a[:3] -= weights
+            for i, unit in enumerate(units):
+                row = np.zeros(2 * k * n)
+                row[np.arange(k) * n + i] = -a
+                row[k * n + np.arange(k) * n + i] = a
+                A.append(row)
+                rhs.append(a @ W[:, unit])
+        out = linprog(np.ones(2 * k * n), A_ub=np.array(A), b_ub=np.array(rhs), bounds=(0, None),
+                      method="highs")
+        return float(out.fun)
+
+    grid = [np.array(v) / 10 for v in itertools.product(range(11), repeat=3) if sum(v) == 10]
+    for label, units in (("dead units", dead), ("all units", np.arange(W.shape[1]))):
+        best = min((cheapest(units, a, b), tuple(a), tuple(b)) for a in grid for b in grid)
+        rows.append({"part": "sign_floor", "units": label, "count": units.size,
+                     "l1_change": round(best[0], 4), "weights_y3": best[1], "weights_y4": best[2]})
+        print(rows[-1], flush=True)
+    # Lemmas: z_k <= U on the whole region, for the dead units the sampled maximum puts closest to 0.
+    layers = list(network.layers[:-1])
+    layers[-1] = AffineLayer(last.weight, last.bias)
+    truncated = Network(tuple(layers), "N1,9 last hidden layer")
+    box = prop.input_boxes[0]
+    closest = dead[np.argsort(-pre[:, dead].max(axis=0))][:3]
+    for unit in closest:
+        for bound in (5.0, 1.0, 0.1):
+            A = np.zeros((1, last.out_features))
+            A[0, unit] = -1.0
+            lemma = Property((Box(box.lower, box.upper),), (HalfSpaces(A, np.array([-bound])),),
+                             f"z{unit}<={bound}")
+            start = time.perf_counter()
+            result = verify(truncated, [lemma], VerifyConfig(timeout_s=timeout))
+            rows.append({"part": "lemma", "units": int(unit), "bound": bound,
+                         "max_pre_activation": round(float(pre[:, unit].max()), 4),
+                         "verdict": result.verdict.value, "time_s": round(time.perf_counter() - start, 1)})
+            print(rows[-1], flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=("ties", "shift", "depth", "ab", "table", "repair", "cover"))
+    parser.add_argument("part", choices=("ties", "shift", "depth", "ab", "table", "repair", "cover", "floor"))
     parser.add_argument("--rounds", type=int, default=8, help="cover: refinement rounds")
     parser.add_argument("--per-round", type=int, default=256, help="cover: boxes halved per round")
     parser.add_argument("--after", default="", help="table: CSVs of repair runs, comma-separated")
@@ -278,6 +363,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = shift([float(d) for d in args.deltas.split(",")], args.timeout)
     elif args.part == "cover":
         rows = cover(args.rounds, args.per_round)
+    elif args.part == "floor":
+        rows = floor(args.samples, args.seed, args.timeout)
     else:
         pairs = [(k, int(p)) for k, p in (item.split(":") for item in args.instances.split(","))]
         rows = ab(pairs, args.timeout)

@@ -296,9 +296,17 @@ def test_the_row_search_is_no_worse_than_any_assignment_of_rows(seed):
     # and on these networks it helps: each box's own best row (the first try) costs more
     assert found < 0.9 * every[(-1, -1)]
     # The state left behind is the best try's: its rows, and a change of that size.
-    assert every[tuple(int(r) for r in problem.forced[0])] == pytest.approx(found, rel=1e-6, abs=1e-9)
+    assert every[tuple(int(r) for r in problem.searched[0])] == pytest.approx(found, rel=1e-6, abs=1e-9)
     D, e = problem.split_delta()
     assert np.abs(D).sum() + np.abs(e).sum() == pytest.approx(found, rel=1e-6, abs=1e-9)
+    # Later rounds choose each box's row at the current change again: it stays feasible, so
+    # refining and solving never give a larger change.
+    assert np.all(problem.forced[0] == -1)
+    for _ in range(2):
+        assert _refine(problem, 64) > 0
+        status, later, *_ = problem.solve(get_backend("highs"), time.perf_counter() + 60)
+        assert status.has_solution and later <= found * (1 + 1e-6) + 1e-9
+        found = later
 
 
 def test_the_coordinate_search_ends_where_no_single_change_of_row_helps(monkeypatch):
@@ -312,7 +320,7 @@ def test_the_coordinate_search_ends_where_no_single_change_of_row_helps(monkeypa
                            "argmin", HIGHS)
     status, found, *_ = problem.search_rows(get_backend("highs"), time.perf_counter() + 600)
     assert status.has_solution
-    spec, result = problem.specs[0], tuple(int(r) for r in problem.forced[0])
+    spec, result = problem.specs[0], tuple(int(r) for r in problem.searched[0])
     for poly in range(spec.n_polys):
         for r in [-1, *np.flatnonzero(spec.poly_of_row == poly).tolist()]:
             moved = result[:poly] + (r,) + result[poly + 1:]

@@ -29,9 +29,11 @@ change, both sound for *any* split of a coefficient into nonnegative parts:
   ``u, v >= 0``.
 
 Per box and polytope the row and form with the best bound at the current
-solution are kept; the LP requires that bound plus ``a_r . e`` to exceed the
-property's margin (times ``||a_r||``, as in :meth:`Property.violation_score`)
-and minimises the change's norm.  Its solution therefore proves every
+solution are kept, unless the first round's row search
+(:meth:`CoverProblem.search_rows`) found a row per polytope, used on all of
+its boxes, with a smaller change; the LP requires that bound plus
+``a_r . e`` to exceed the property's margin (times ``||a_r||``, as in
+:meth:`Property.violation_score`) and minimises the change's norm.  Its solution therefore proves every
 property on its cover.  Then the boxes whose rows are tight are halved along
 the dimension that loosens their bound most (a child keeps its parent's
 bounds where they are better, so a round never makes the LP worse), and the
@@ -45,7 +47,7 @@ at least :data:`MIN_MARGIN`; the proof that counts is the loop's
 re-verification of the float32 file.
 
 State across calls (one certify loop per process): the covers of the last
-network seen (:data:`_COVER_CACHE`), and which candidate the strategy returned
+network seen and their searched rows (:data:`_COVER_CACHE`), and which candidate the strategy returned
 for a set of hard properties (:data:`_LAST_RETURNED`); each holds entries of
 one network only, compared by identity, so another network starts afresh.
 """
@@ -241,8 +243,10 @@ class CoverProblem:
         self.specs = [all_specs[i] for i in chosen]
         self.margin_rows = [all_margins[i] for i in chosen]
         self.from_cache: set[int] = set()
-        # Per cover and polytope the row every box must use (-1: each box its best row).
+        # Per cover and polytope the row every box must use (-1: each box its best row), and the
+        # assignment the row search found (kept with the cover: the next call's search starts there).
         self.forced = [np.full(s.n_polys, -1, dtype=np.int64) for s in self.specs]
+        self.searched = [f.copy() for f in self.forced]
         self.covers = [self._cached_or_initial(i) for i in range(len(chosen))]
         self.n_delta = self.k * self.m + self.k
         self.x_delta = np.zeros(self.n_delta)
@@ -275,6 +279,7 @@ class CoverProblem:
         if cached is not None and cached[0] is self.net:
             self.from_cache.add(index)
             self.forced[index] = cached[2].copy()
+            self.searched[index] = cached[2].copy()
             return dataclasses.replace(cached[1], prop_index=index)
         return self._initial_cover(index)
 
@@ -283,7 +288,7 @@ class CoverProblem:
         stale = [key for key, (net, *_) in _COVER_CACHE.items() if net is not self.net]
         for key in stale:
             del _COVER_CACHE[key]
-        for prop, cover, forced in zip(self.props, self.covers, self.forced, strict=True):
+        for prop, cover, forced in zip(self.props, self.covers, self.searched, strict=True):
             _COVER_CACHE[prop.canonical()] = (self.net, cover, forced.copy())
 
     def _initial_cover(self, index: int) -> _Cover:
@@ -383,9 +388,12 @@ class CoverProblem:
         on N1,9).  A try is kept when its change is smaller by
         :data:`ROW_SEARCH_GAIN`; the search uses at most
         :data:`ROW_SEARCH_FRACTION` of the time left.  Every try starts from a
-        zero change, so its result does not depend on earlier tries; the best
-        try's state is restored at the end (its change, and its rows in
-        :attr:`forced`).
+        zero change, so its result does not depend on earlier tries; the first
+        starts from :attr:`forced` (a cached cover's searched rows, else each box
+        its own).  At the end the best try's change and state are restored, its
+        rows kept in :attr:`searched`, and :attr:`forced` is cleared: later
+        rounds choose each box's row at the current change, which keeps that
+        change feasible, so refining never makes the change larger.
         """
         stop = time.perf_counter() + ROW_SEARCH_FRACTION * max(0.0, deadline - time.perf_counter())
         zero = np.zeros_like(self.x_delta)
@@ -417,16 +425,18 @@ class CoverProblem:
                     break
                 if assignment != start:
                     attempt(assignment)
-            return best
-        for _ in range(MAX_ROW_SWEEPS):
-            before = best[1]
-            for slot, options in enumerate(choices):
-                for r in options:
-                    now = current()
-                    if r != now[slot] and time.perf_counter() < stop:
-                        attempt(now[:slot] + (r,) + now[slot + 1:])
-            if best[1] >= before or time.perf_counter() >= stop:
-                break
+        else:
+            for _ in range(MAX_ROW_SWEEPS):
+                before = best[1]
+                for slot, options in enumerate(choices):
+                    for r in options:
+                        now = current()
+                        if r != now[slot] and time.perf_counter() < stop:
+                            attempt(now[:slot] + (r,) + now[slot + 1:])
+                if best[1] >= before or time.perf_counter() >= stop:
+                    break
+        self.searched = [f.copy() for f in self.forced]
+        self.forced = [np.full_like(f, -1) for f in self.forced]
         return best
 
     def _lp_state(self) -> tuple:
