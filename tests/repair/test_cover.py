@@ -360,3 +360,27 @@ def test_on_acas_xu_n19_phi7_the_row_search_lowers_the_proven_change():
                             "argmin", HIGHS)
     status, after, *_ = searched.search_rows(get_backend("highs"), time.perf_counter() + 120)
     assert status.has_solution and after < 0.8 * before, (before, after)
+
+
+def test_the_coarse_search_leaves_the_refined_covers_and_keeps_its_solution_as_a_candidate():
+    """Rows are searched on fresh initial covers; the problem's own (refined) covers come back
+    untouched with a zero change, and the coarse solution proves the property by itself."""
+    _COVER_CACHE.clear()
+    network, prop, _ = _two_polytope_case(0)
+    problem = CoverProblem(network, (prop,), (1e-3,), (True,), np.zeros((0, 3)), np.zeros((0, 3)),
+                           "argmin", HIGHS)
+    backend = get_backend("highs")
+    assert problem.solve(backend, time.perf_counter() + 60)[0].has_solution
+    assert _refine(problem, 32) > 0 and len(problem.covers[0]) > 64
+    refined = problem.covers[0]
+    found = problem.search_rows_coarse(backend, time.perf_counter() + 120)
+    assert problem.covers[0] is refined and not problem.x_delta.any()
+    assert problem.coarse is not None and problem.coarse[1] == found and problem.coarse_boxes == 64
+    assert np.all(problem.forced[0] == -1)
+    D, e = problem.coarse[0][:problem.k * problem.m].reshape(problem.k, problem.m), problem.coarse[0][-problem.k:]
+    repaired = network.replace_layer(network.n_layers - 1, network.layers[-1].weight + D,
+                                     network.layers[-1].bias + e)
+    assert verify(repaired, [prop], VerifyConfig(timeout_s=60)).verdict is Verdict.HOLDS
+    # Without exploring, the searched rows are solved once: the same change.
+    again = problem.search_rows_coarse(backend, time.perf_counter() + 120, explore=False)
+    assert again == pytest.approx(found, rel=1e-6, abs=1e-9)
