@@ -29,11 +29,13 @@ change, both sound for *any* split of a coefficient into nonnegative parts:
   ``u, v >= 0``.
 
 Per box and polytope the row and form with the best bound at the current
-solution are kept, unless the first round's row search
-(:meth:`CoverProblem.search_rows`) found a row per polytope, used on all of
-its boxes, with a smaller change; the LP requires that bound plus
-``a_r . e`` to exceed the property's margin (times ``||a_r||``, as in
-:meth:`Property.violation_score`) and minimises the change's norm.  Its solution therefore proves every
+solution are kept; the LP requires that bound plus ``a_r . e`` to exceed the
+property's margin (times ``||a_r||``, as in :meth:`Property.violation_score`)
+and minimises the change's norm.  Which row a polytope uses matters (N1,9
+phi7: 1.17 with each box's best row at zero change, 0.84 with ``y3 - y1`` and
+``y4 - y1`` everywhere), so first a row per polytope is searched on the
+initial covers (:meth:`CoverProblem.search_rows_coarse`); that solution is a
+candidate of its own and the refined covers' first LP chooses rows at it.  Its solution therefore proves every
 property on its cover.  Then the boxes whose rows are tight are halved along
 the dimension that loosens their bound most (a child keeps its parent's
 bounds where they are better, so a round never makes the LP worse), and the
