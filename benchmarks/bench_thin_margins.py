@@ -304,7 +304,8 @@ def floor(samples: int, seed: int, timeout: float) -> list[dict]:
     for label, units in (("dead units", dead), ("all units", np.arange(W.shape[1]))):
         best = min((cheapest(units, a, b), tuple(a), tuple(b)) for a in grid for b in grid)
         rows.append({"part": "sign_floor", "units": label, "count": units.size,
-                     "l1_change": round(best[0], 4), "weights_y3": best[1], "weights_y4": best[2]})
+                     "l1_change": round(best[0], 4), "weights_y3": " ".join(f"{w:g}" for w in best[1]),
+                     "weights_y4": " ".join(f"{w:g}" for w in best[2])})
         print(rows[-1], flush=True)
     # Lemmas: z_k <= U on the whole region, for the dead units the sampled maximum puts closest to 0.
     layers = list(network.layers[:-1])
@@ -324,7 +325,8 @@ def floor(samples: int, seed: int, timeout: float) -> list[dict]:
                          "max_pre_activation": round(float(pre[:, unit].max()), 4),
                          "verdict": result.verdict.value, "time_s": round(time.perf_counter() - start, 1)})
             print(rows[-1], flush=True)
-    return rows
+    fields = list(dict.fromkeys(key for row in rows for key in row))
+    return [{key: row.get(key, "") for key in fields} for row in rows]
 
 
 def main(argv: list[str] | None = None) -> int:
