@@ -224,10 +224,11 @@ def test_when_the_cover_lp_fails_the_layer_lp_answers_and_says_so():
     assert outcome.result.message.endswith("layer LP: layer 0 repaired")
 
 
-def test_while_shrinking_the_layer_lp_is_offered_again_only_if_its_candidate_was_proven():
-    """The shrink phase starts from the last round's candidate: if that was the layer LP's (after a
-    fallback), a smaller layer-LP candidate is offered on every shrink call; if it was the cover's,
-    the cover answers, and outside the shrink phase the cover always does."""
+def test_the_layer_lp_is_offered_in_the_first_hard_round_and_while_shrinking_only_after_its_proof():
+    """The first round with a new hard set returns the layer LP's candidate when it is smaller; later
+    rounds are the cover's.  The shrink phase starts from the last round's candidate: if that was the
+    layer LP's (after a fallback), a smaller layer-LP candidate is offered on every shrink call; if it
+    was the cover's, the cover answers."""
     from verirepair.repair.config import RepairResult, RepairStats
 
     cheap = RepairResult(RepairStatus.REPAIRED, None, 0.01, RepairStats(solver="highs", solver_status="optimal"),
@@ -240,8 +241,13 @@ def test_while_shrinking_the_layer_lp_is_offered_again_only_if_its_candidate_was
                                                "repair": RepairConfig(solver="highs", max_delta=max_delta)}))
 
     network = _abs_network()
-    assert "proven by construction" in run(network, cheap, False).result.message   # not shrinking: the cover
+    first = run(network, cheap, False).result           # first round with this hard set: the smaller LP
+    assert first.objective == 0.01 and "tried first (once for these hard properties)" in first.message
+    assert "proven by construction" in run(network, cheap, False).result.message   # later rounds: the cover
     assert "proven by construction" in run(network, cheap, True).result.message    # proven one was the cover's
+    costly = RepairResult(RepairStatus.REPAIRED, None, 5.0, RepairStats(solver="highs", solver_status="optimal"),
+                          "layer 1 repaired")
+    assert "proven by construction" in run(_abs_network(), costly, False).result.message  # larger: not offered
     other = _abs_network()
     fallback = run(other, cheap, False, max_delta=0.1)        # the cover LP is infeasible: the layer LP answers
     assert fallback.result.objective == 0.01 and fallback.result.message.startswith("cover not usable")

@@ -49,8 +49,9 @@ at least :data:`MIN_MARGIN`; the proof that counts is the loop's
 re-verification of the float32 file.
 
 State across calls (one certify loop per process): the covers of the last
-network seen and their searched rows (:data:`_COVER_CACHE`), and which candidate the strategy returned
-for a set of hard properties (:data:`_LAST_RETURNED`); each holds entries of
+network seen and their searched rows (:data:`_COVER_CACHE`), the hard-property
+set whose first round has been (:data:`_FIRST_HARD_ROUND_SEEN`), and which
+candidate the strategy returned for a set of hard properties (:data:`_LAST_RETURNED`); each holds entries of
 one network only, compared by identity, so another network starts afresh.
 """
 
@@ -107,6 +108,8 @@ ROW_SEARCH_GAIN = 1e-3
 #: Covers of the last network seen, by property, with the rows the row search forced on them
 #: (see CoverProblem._cached_or_initial).
 _COVER_CACHE: dict[tuple, tuple[Network, _Cover, np.ndarray]] = {}
+#: The hard-property set (by canonical forms) whose first round has been, and on which network.
+_FIRST_HARD_ROUND_SEEN: dict[tuple, Network] = {}
 #: Per hard-property set: the network and which candidate ("lp" or "cover") the last round
 #: outside the shrink phase returned (the one the shrink phase starts from).
 _LAST_RETURNED: dict[tuple, tuple[Network, str]] = {}
@@ -732,16 +735,19 @@ def cover_repair(context: StrategyContext) -> StrategyOutcome:
     LP over its ranked layers).  Otherwise the output layer's change is found by
     :class:`CoverProblem`: the hard properties proven on covers of their
     regions, the others kept by the pool's points, decisions kept by
-    preservation rows.  While the loop shrinks the margins of a proven repair
+    preservation rows.  In the first round with a new set of hard properties
+    the layer LP's candidate (at the loop's widened margins) is returned
+    instead when its change is smaller: the verifier may prove it (ACAS Xu
+    N4,1: L1 0.016 that way against 0.21-0.40 from the cover); if it cannot,
+    the next round is the cover's.  (Session 6 dropped this rule because on
+    N2,9 the cover then found no answer within its budget, L1 1.41; the
+    initial covers' candidate of :meth:`CoverProblem.search_rows_coarse` is
+    that answer now.)  While the loop shrinks the margins of a proven repair
     (``context.shrink``) the layer LP's smaller candidate is offered if the
-    proven one was the layer LP's (after a fallback), not if it was the
-    cover's (N1,9: each such try is a verification that times out).  Trying
-    the layer LP's smaller candidate first in the first hard round was measured
-    and dropped: it fixed N4,1 / N4,9 (0.21 -> 0.016, 0.11 -> 0.004) but its
-    failed round let phi2 time out on N2,9 too, and the cover of both then
-    gave L1 1.41 instead of 0.098 (benchmarks/results/thin_margins.md).  Returns a REPAIRED result with the smallest
-    change found before the context's deadline; INFEASIBLE / TIMEOUT /
-    SOLVER_FAILED when no LP had a solution.
+    proven one was the layer LP's, not if it was the cover's (N1,9: each such
+    try is a verification that times out).  Returns a REPAIRED result with
+    the smallest change found before the context's deadline; INFEASIBLE /
+    TIMEOUT / SOLVER_FAILED when no LP had a solution.
     """
     hard = context.hard or tuple(False for _ in context.properties)
     if not any(hard):
@@ -751,23 +757,37 @@ def cover_repair(context: StrategyContext) -> StrategyOutcome:
     outcome, chosen = _cover_outcome(context, hard)
     found = outcome.result
     key = tuple(p.canonical() for p, flag in zip(context.properties, hard, strict=True) if flag)
-    # While shrinking, the layer LP is offered again only if its candidate was the one proven
-    # (the last round before the shrink phase returned it); otherwise its failures just cost time.
-    offer_lp = (context.shrink and _LAST_RETURNED.get(key, (None, ""))[1] == "lp"
-                and _LAST_RETURNED[key][0] is context.network)
+    # The first round with a new set of hard properties offers the layer LP's smaller candidate
+    # (the verifier may prove it at the widened margin; if not, the next round is the cover's,
+    # which always has the initial covers' answer).  While shrinking, it is offered again only if
+    # its candidate was the one proven; otherwise its failures just cost time.
+    first = not context.shrink and _first_hard_round(context, key)
+    offer_lp = first or (context.shrink and _LAST_RETURNED.get(key, (None, ""))[1] == "lp"
+                         and _LAST_RETURNED[key][0] is context.network)
     if offer_lp and found is not None and found.status is RepairStatus.REPAIRED and found.objective is not None:
         # Once, the layer LP's candidate at the widened margins is tried first when it is smaller:
         # its verification may succeed (a much smaller change), and if not, the next round is the cover's.
         result, layer_index = context.solve_lp()
         if (result is not None and layer_index is not None and result.status is RepairStatus.REPAIRED
                 and result.objective is not None and result.objective < found.objective):
+            when = "first (once for these hard properties)" if first else "while shrinking margins"
             note = (f"the layer LP's change {result.objective:.4g} is smaller than the cover's "
-                    f"{found.objective:.4g}, so it is tried while shrinking margins; layer LP: {result.message}")
+                    f"{found.objective:.4g}, so it is tried {when}; layer LP: {result.message}")
             outcome, chosen = StrategyOutcome(dataclasses.replace(result, message=note), layer_index), "lp"
     if not context.shrink:
         _LAST_RETURNED.clear()
         _LAST_RETURNED[key] = (context.network, chosen)
     return outcome
+
+
+def _first_hard_round(context: StrategyContext, key: tuple) -> bool:
+    """Whether this is the first call with this set of hard properties on this network (and note it)."""
+    seen = _FIRST_HARD_ROUND_SEEN.get(key)
+    if seen is not None and seen is context.network:
+        return False
+    _FIRST_HARD_ROUND_SEEN.clear()
+    _FIRST_HARD_ROUND_SEEN[key] = context.network
+    return True
 
 
 def _cover_outcome(context: StrategyContext, hard: tuple[bool, ...]) -> tuple[StrategyOutcome, str]:
