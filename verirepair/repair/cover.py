@@ -91,6 +91,9 @@ MAX_COVER_BYTES = 1 << 30
 MIN_IMPROVEMENT = 0.02
 #: Every property is proven on the cover with at least this margin (violation-score units).
 MIN_MARGIN = 1e-4
+#: Refining stops after this many rounds none of which beat the initial covers' candidate
+#: (N1,9 phi7: 1.38, 1.16, 1.06 ... on 9,000 boxes against 0.865 on the initial 64).
+COARSE_WINS_AFTER = 2
 #: Share of the strategy's time for splitting boxes the original network leaves unproven.
 PREPROVE_FRACTION = 0.3
 #: Rounds of lazy vertex and preservation rows per LP.
@@ -833,6 +836,8 @@ def _cover_outcome(context: StrategyContext, hard: tuple[bool, ...]) -> tuple[St
                                         f"change {objective:.4g}"})
         if len(history) >= 2 and history[-1] > (1.0 - MIN_IMPROVEMENT) * history[-2]:
             break
+        if len(history) >= COARSE_WINS_AFTER and min(history) > best[1]:
+            break  # the refined covers have not caught up with the initial covers' candidate
         elapsed = time.perf_counter() - start
         left = context.deadline - time.perf_counter()
         if left < elapsed / rounds or problem.n_boxes() >= max_boxes:
