@@ -757,30 +757,42 @@ def cover_repair(context: StrategyContext) -> StrategyOutcome:
         # Nothing the verifier failed to decide: the layer LP over the ranked layers, as ``lp``.
         result, layer_index = context.solve_lp()
         return StrategyOutcome(result, layer_index)
-    outcome, chosen = _cover_outcome(context, hard)
-    found = outcome.result
     key = tuple(p.canonical() for p, flag in zip(context.properties, hard, strict=True) if flag)
-    # The first round with a new set of hard properties offers the layer LP's smaller candidate
-    # (the verifier may prove it at the widened margin; if not, the next round is the cover's,
-    # which always has the initial covers' answer).  While shrinking, it is offered again only if
-    # its candidate was the one proven; otherwise its failures just cost time.
-    first = not context.shrink and _first_hard_round(context, key)
-    offer_lp = first or (context.shrink and _LAST_RETURNED.get(key, (None, ""))[1] == "lp"
-                         and _LAST_RETURNED[key][0] is context.network)
-    if offer_lp and found is not None and found.status is RepairStatus.REPAIRED and found.objective is not None:
-        # Once, the layer LP's candidate at the widened margins is tried first when it is smaller:
-        # its verification may succeed (a much smaller change), and if not, the next round is the cover's.
-        result, layer_index = context.solve_lp()
-        if (result is not None and layer_index is not None and result.status is RepairStatus.REPAIRED
-                and result.objective is not None and result.objective < found.objective):
-            when = "first (once for these hard properties)" if first else "while shrinking margins"
-            note = (f"the layer LP's change {result.objective:.4g} is smaller than the cover's "
-                    f"{found.objective:.4g}, so it is tried {when}; layer LP: {result.message}")
-            outcome, chosen = StrategyOutcome(dataclasses.replace(result, message=note), layer_index), "lp"
+    # The first round with a new set of hard properties offers the layer LP's candidate when it is
+    # smaller than the initial covers' (cheap) candidate: the verifier may prove it at the widened
+    # margin; if not, the next round is the cover's.
+    if not context.shrink and _first_hard_round(context, key):
+        offered = _offer_layer_lp(context, _cover_outcome(context, hard, coarse_only=True)[0].result,
+                                  "first (once for these hard properties)")
+        if offered is not None:
+            _LAST_RETURNED.clear()
+            _LAST_RETURNED[key] = (context.network, "lp")
+            return offered
+    outcome, chosen = _cover_outcome(context, hard)
+    # While shrinking, the layer LP is offered again only if its candidate was the one proven;
+    # otherwise its failures just cost time.
+    if (context.shrink and _LAST_RETURNED.get(key, (None, ""))[1] == "lp"
+            and _LAST_RETURNED[key][0] is context.network):
+        offered = _offer_layer_lp(context, outcome.result, "while shrinking margins")
+        if offered is not None:
+            outcome, chosen = offered, "lp"
     if not context.shrink:
         _LAST_RETURNED.clear()
         _LAST_RETURNED[key] = (context.network, chosen)
     return outcome
+
+
+def _offer_layer_lp(context: StrategyContext, found: RepairResult | None, when: str) -> StrategyOutcome | None:
+    """The layer LP's candidate when it is smaller than the cover's proven ``found``, else None."""
+    if found is None or found.status is not RepairStatus.REPAIRED or found.objective is None:
+        return None
+    result, layer_index = context.solve_lp()
+    if (result is None or layer_index is None or result.status is not RepairStatus.REPAIRED
+            or result.objective is None or result.objective >= found.objective):
+        return None
+    note = (f"the layer LP's change {result.objective:.4g} is smaller than the cover's "
+            f"{found.objective:.4g}, so it is tried {when}; layer LP: {result.message}")
+    return StrategyOutcome(dataclasses.replace(result, message=note), layer_index)
 
 
 def _first_hard_round(context: StrategyContext, key: tuple) -> bool:
@@ -793,8 +805,13 @@ def _first_hard_round(context: StrategyContext, key: tuple) -> bool:
     return True
 
 
-def _cover_outcome(context: StrategyContext, hard: tuple[bool, ...]) -> tuple[StrategyOutcome, str]:
-    """The cover LP's repair, or the layer LP's answer when the cover LP has none; and which it is."""
+def _cover_outcome(context: StrategyContext, hard: tuple[bool, ...], coarse_only: bool = False
+                   ) -> tuple[StrategyOutcome, str]:
+    """The cover LP's repair, or the layer LP's answer when the cover LP has none; and which it is.
+
+    With ``coarse_only`` only the initial covers' candidate is computed (nothing is cached, and
+    no layer-LP fallback is asked for: the caller compares it with the layer LP).
+    """
     from verirepair.repair.repair import check_patch
     from verirepair.solvers.registry import get_backend
 
@@ -806,7 +823,8 @@ def _cover_outcome(context: StrategyContext, hard: tuple[bool, ...]) -> tuple[St
                                context.pool, context.preserve_x, context.decision, config)
     except ValueError as exc:
         stats = RepairStats(solver=config.solver, solver_status="not run")
-        return _or_layer_lp(context, RepairResult(RepairStatus.SOLVER_FAILED, None, None, stats, str(exc)))
+        failed = RepairResult(RepairStatus.SOLVER_FAILED, None, None, stats, str(exc))
+        return (StrategyOutcome(failed, None), "cover") if coarse_only else _or_layer_lp(context, failed)
     backend = get_backend(config.solver)
     history: list[float] = []
     best: tuple[np.ndarray, float] | None = None
@@ -823,9 +841,10 @@ def _cover_outcome(context: StrategyContext, hard: tuple[bool, ...]) -> tuple[St
         best, best_boxes = problem.coarse, problem.coarse_boxes
         rows = "; ".join(" ".join(str(int(r)) for r in f) for f in problem.searched)
         context.emit("repair", {"text": f"cover: initial covers, rows per polytope {rows}, change {coarse:.4g}"})
-    _preprove(problem, start + PREPROVE_FRACTION * (context.deadline - start), max_boxes // 2)
-    context.emit("repair", {"text": f"cover: {problem.n_boxes()} boxes before the first LP"})
-    for rounds in range(1, MAX_ROUNDS + 1):
+    if not coarse_only:
+        _preprove(problem, start + PREPROVE_FRACTION * (context.deadline - start), max_boxes // 2)
+        context.emit("repair", {"text": f"cover: {problem.n_boxes()} boxes before the first LP"})
+    for rounds in range(1, 0 if coarse_only else MAX_ROUNDS + 1):
         last_status, objective, message, n_vars, n_rows = problem.solve(backend, context.deadline)
         if not last_status.has_solution or objective is None:
             break
@@ -845,14 +864,15 @@ def _cover_outcome(context: StrategyContext, hard: tuple[bool, ...]) -> tuple[St
         if _refine(problem, min(REFINE_PER_ROUND, max_boxes - problem.n_boxes())) == 0:
             break
     elapsed = time.perf_counter() - start
-    problem.remember()
+    if not coarse_only:
+        problem.remember()
     if best is None:
         status = {SolveStatus.INFEASIBLE: RepairStatus.INFEASIBLE,
                   SolveStatus.TIME_LIMIT: RepairStatus.TIMEOUT}.get(last_status, RepairStatus.SOLVER_FAILED)
         stats = RepairStats(solver=config.solver, solver_status=last_status.value, n_vars=n_vars,
                             n_constraints=n_rows, solve_time_s=elapsed, rounds=rounds)
-        return _or_layer_lp(context, RepairResult(status, None, None, stats,
-                                                  f"cover LP: {last_status.value} ({message})"))
+        failed = RepairResult(status, None, None, stats, f"cover LP: {last_status.value} ({message})")
+        return (StrategyOutcome(failed, None), "cover") if coarse_only else _or_layer_lp(context, failed)
     problem.x_delta = best[0]
     D, e = problem.split_delta()
     patch = Patch(last, D, e)
