@@ -262,6 +262,7 @@ class CoverProblem:
         self.n_delta = self.k * self.m + self.k
         self.x_delta = np.zeros(self.n_delta)
         self.points = _point_rows(network, properties, all_specs, all_margins, pool)
+        self.keep: tuple[np.ndarray, ...] | None = None
         self._setup_preservation(preserve_x, properties)
         self.preserve_dropped = False
         self.last_parts: list[dict] = [self.natural_parts(i) for i in range(len(chosen))]
@@ -408,8 +409,8 @@ class CoverProblem:
                 self.x_delta = np.zeros_like(self.x_delta)
                 status, objective, *_ = self.solve(backend, deadline)
         finally:
-            found = status.has_solution and objective is not None
-            self.coarse = (self.x_delta.copy(), float(objective)) if found else None
+            self.coarse = ((self.x_delta.copy(), float(objective))
+                           if status.has_solution and objective is not None else None)
             self.covers, self.from_cache = real, cached
             self.x_delta = np.zeros_like(self.x_delta)
             self.last_parts = [self.natural_parts(i) for i in range(len(real))]
@@ -452,19 +453,20 @@ class CoverProblem:
         best = self.solve(backend, deadline)
         if not best[0].has_solution or best[1] is None:
             return best
+        best_value = float(best[1])
         state = self._lp_state()
         slots = [(index, poly) for index, spec in enumerate(self.specs) for poly in range(spec.n_polys)]
         # explicit rows first: on a tie the explicit row is kept (it means the same on finer covers)
         choices = [[*np.flatnonzero(self.specs[i].poly_of_row == poly).tolist(), -1] for i, poly in slots]
 
         def attempt(assignment: tuple[int, ...]) -> None:
-            nonlocal best, state
+            nonlocal best, best_value, state
             for (index, poly), r in zip(slots, assignment, strict=True):
                 self.forced[index][poly] = r
             self.x_delta = zero.copy()
             out = self.solve(backend, deadline)
-            if out[0].has_solution and out[1] is not None and out[1] < (1.0 - ROW_SEARCH_GAIN) * best[1]:
-                best, state = out, self._lp_state()
+            if out[0].has_solution and out[1] is not None and out[1] < (1.0 - ROW_SEARCH_GAIN) * best_value:
+                best, best_value, state = out, float(out[1]), self._lp_state()
             self._restore_lp_state(state)
 
         def current() -> tuple[int, ...]:
@@ -479,13 +481,13 @@ class CoverProblem:
                     attempt(assignment)
         else:
             for _ in range(MAX_ROW_SWEEPS):
-                before = best[1]
+                before = best_value
                 for slot, options in enumerate(choices):
                     for r in options:
                         now = current()
                         if r != now[slot] and time.perf_counter() < stop:
                             attempt(now[:slot] + (r,) + now[slot + 1:])
-                if best[1] >= before or time.perf_counter() >= stop:
+                if best_value >= before or time.perf_counter() >= stop:
                     break
         self.searched = [f.copy() for f in self.forced]
         self.release_rows()
@@ -513,7 +515,7 @@ class CoverProblem:
             for prop in properties:
                 bad |= prop.in_region(x) & (prop.violation_score(y) >= -MIN_MARGIN)
             x, y = x[~bad], y[~bad]
-        self.keep: tuple[np.ndarray, ...] | None = None
+        self.keep = None
         if x.shape[0] == 0:
             return
         feats = self.net.forward_all(x)[-2]
