@@ -345,7 +345,8 @@ def test_a_repair_with_searched_rows_is_proven_and_its_rows_are_kept_for_the_nex
     kept = _COVER_CACHE[prop.canonical()][2]
     again = CoverProblem(network, (prop,), (1e-3,), (True,), np.zeros((0, 3)), np.zeros((0, 3)),
                          "argmin", HIGHS)
-    assert np.array_equal(again.forced[0], kept) and again.forced[0] is not kept
+    assert np.array_equal(again.searched[0], kept) and again.searched[0] is not kept
+    assert np.all(again.forced[0] == -1)  # rows are forced only while the search runs
 
 
 def test_on_acas_xu_n19_phi7_the_row_search_lowers_the_proven_change():

@@ -251,8 +251,9 @@ class CoverProblem:
         self.specs = [all_specs[i] for i in chosen]
         self.margin_rows = [all_margins[i] for i in chosen]
         self.from_cache: set[int] = set()
-        # Per cover and polytope the row every box must use (-1: each box its best row), and the
-        # assignment the row search found (kept with the cover: the next call's search starts there).
+        # Per cover and polytope the row every box must use (-1: each box its best row; set only
+        # while the row search runs), and the assignment it found (kept with the cover: the next
+        # call's search starts there).
         self.forced = [np.full(s.n_polys, -1, dtype=np.int64) for s in self.specs]
         self.searched = [f.copy() for f in self.forced]
         # The solution on the initial covers (search_rows_coarse): (change, objective).
@@ -290,7 +291,6 @@ class CoverProblem:
         cached = _COVER_CACHE.get(self.props[index].canonical())
         if cached is not None and cached[0] is self.net:
             self.from_cache.add(index)
-            self.forced[index] = cached[2].copy()
             self.searched[index] = cached[2].copy()
             return dataclasses.replace(cached[1], prop_index=index)
         return self._initial_cover(index)
