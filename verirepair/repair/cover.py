@@ -31,12 +31,12 @@ change, both sound for *any* split of a coefficient into nonnegative parts:
 Per box and polytope the row and form with the best bound at the current
 solution are kept; the LP requires that bound plus ``a_r . e`` to exceed the
 property's margin (times ``||a_r||``, as in :meth:`Property.violation_score`)
-and minimises the change's norm.  Which row a polytope uses matters (N1,9
-phi7: 1.17 with each box's best row at zero change, 0.84 with ``y3 - y1`` and
-``y4 - y1`` everywhere), so first a row per polytope is searched on the
-initial covers (:meth:`CoverProblem.search_rows_coarse`); that solution is a
-candidate of its own beside those of the refined covers.  Its solution therefore proves every
-property on its cover.  Then the boxes whose rows are tight are halved along
+and minimises the change's norm.  Its solution therefore proves every
+property on its cover.  Which row a polytope uses matters (N1,9 phi7: 1.17
+with each box's best row at zero change, 0.84 with ``y3 - y1`` and ``y4 - y1``
+everywhere), so first a row per polytope is searched on the initial covers
+(:meth:`CoverProblem.search_rows_coarse`); that solution is a candidate of its
+own beside those of the refined covers.  Then the boxes whose rows are tight are halved along
 the dimension that loosens their bound most (a child keeps its parent's
 bounds where they are better, so a round never makes the LP worse), and the
 LP is solved again, until the time budget, :data:`MAX_ROUNDS` or
@@ -100,15 +100,14 @@ PREPROVE_FRACTION = 0.3
 MAX_LAZY = 40
 #: Preservation rows added per lazy round (the most violated).
 PRESERVE_ROWS_PER_ROUND = 2000
-#: The row search (CoverProblem.search_rows): sweeps over the polytopes at most, and the share
-#: of the time left it may use.
-MAX_ROW_SWEEPS = 2
-#: Row assignments tried exhaustively up to this many (else the coordinate search).
+#: The row search (CoverProblem.search_rows): assignments tried exhaustively up to this many
+#: (else a coordinate search of at most MAX_ROW_SWEEPS sweeps), within this share of the time left.
 MAX_ROW_COMBOS = 100
+MAX_ROW_SWEEPS = 2
 ROW_SEARCH_FRACTION = 0.3
 #: A forced row must lower the change by this fraction to be kept.
 ROW_SEARCH_GAIN = 1e-3
-#: Covers of the last network seen, by property, with the rows the row search forced on them
+#: Covers of the last network seen, by property, with the rows the row search found for them
 #: (see CoverProblem._cached_or_initial).
 _COVER_CACHE: dict[tuple, tuple[Network, _Cover, np.ndarray]] = {}
 #: The hard-property set (by canonical forms) whose first round has been, and on which network.
@@ -296,12 +295,12 @@ class CoverProblem:
         return self._initial_cover(index)
 
     def remember(self) -> None:
-        """Keep this problem's covers (and forced rows) for the next call on the same network only."""
+        """Keep this problem's covers (and searched rows) for the next call on the same network only."""
         stale = [key for key, (net, *_) in _COVER_CACHE.items() if net is not self.net]
         for key in stale:
             del _COVER_CACHE[key]
-        for prop, cover, forced in zip(self.props, self.covers, self.searched, strict=True):
-            _COVER_CACHE[prop.canonical()] = (self.net, cover, forced.copy())
+        for prop, cover, rows in zip(self.props, self.covers, self.searched, strict=True):
+            _COVER_CACHE[prop.canonical()] = (self.net, cover, rows.copy())
 
     def _initial_cover(self, index: int) -> _Cover:
         boxes = self.props[index].input_boxes
@@ -397,10 +396,9 @@ class CoverProblem:
         own right.  The problem's covers and a zero change are restored.
         Returns the coarse change, or None when the LP had no solution.
         """
-        real, cached = self.covers, self.from_cache
+        real = self.covers
         self.covers = [self._initial_cover(i) for i in range(len(real))]
         self.coarse_boxes = self.n_boxes()
-        self.from_cache = set()
         self.forced = [f.copy() for f in self.searched]
         try:
             if explore:
@@ -411,7 +409,7 @@ class CoverProblem:
         finally:
             self.coarse = ((self.x_delta.copy(), float(objective))
                            if status.has_solution and objective is not None else None)
-            self.covers, self.from_cache = real, cached
+            self.covers = real
             self.x_delta = np.zeros_like(self.x_delta)
             self.last_parts = [self.natural_parts(i) for i in range(len(real))]
             self.last_choices = []
@@ -434,7 +432,7 @@ class CoverProblem:
         ``y3 - y1`` and ``y4 - y1`` share the change of ``w1``: 0.84).  An
         assignment gives every polytope one of its rows or "each box its best
         row" (-1).  When there are at most :data:`MAX_ROW_COMBOS` assignments
-        (and the covers are new) all are tried, else a coordinate search: per
+        all are tried, else a coordinate search: per
         polytope in turn every choice with the others kept, for at most
         :data:`MAX_ROW_SWEEPS` sweeps (a coordinate search alone stops at 1.06
         on N1,9).  A try is kept when its change is smaller by
@@ -443,9 +441,8 @@ class CoverProblem:
         zero change, so its result does not depend on earlier tries; the first
         starts from :attr:`forced` (a cached cover's searched rows, else each box
         its own).  At the end the best try's change and state are restored, its
-        rows kept in :attr:`searched`, and :attr:`forced` is cleared: later
-        rounds choose each box's row at the current change, which keeps that
-        change feasible, so refining never makes the change larger.
+        rows kept in :attr:`searched`, and :attr:`forced` is cleared: later LPs
+        choose each box's row at the current change.
         """
         stop = time.perf_counter() + ROW_SEARCH_FRACTION * max(0.0, deadline - time.perf_counter())
         zero = np.zeros_like(self.x_delta)
@@ -473,7 +470,7 @@ class CoverProblem:
             return tuple(int(self.forced[index][poly]) for index, poly in slots)
 
         start = current()
-        if not self.from_cache and math.prod(len(c) for c in choices) <= MAX_ROW_COMBOS:
+        if math.prod(len(c) for c in choices) <= MAX_ROW_COMBOS:
             for assignment in itertools.product(*choices):
                 if time.perf_counter() >= stop:
                     break
